@@ -1,0 +1,72 @@
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from tfscissor.errors import ModelError, UsageError
+from tfscissor.models import build_model, load_model, save_model
+
+
+def test_round_trip_keeps_outputs(tmp_path, images):
+    model = build_model("resnet", (32, 32, 3), 4, blocks=(1, 1), widths=(8, 16))
+    path = tmp_path / "m.keras"
+    save_model(model, path)
+    loaded = load_model(path)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary file left beside it
+
+
+def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    model = build_model("plain", (32, 32, 3), 4)
+
+    def broken_save(path, *args, **kwargs):
+        path.write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save", broken_save)
+    with pytest.raises(OSError):
+        save_model(model, tmp_path / "m.keras")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_needs_keras_suffix(tmp_path):
+    with pytest.raises(UsageError, match=".keras"):
+        save_model(build_model("plain", (32, 32, 3), 4), tmp_path / "m.h5")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "nope.keras")
+
+
+def test_wrong_suffix(tmp_path):
+    (tmp_path / "m.h5").write_bytes(b"x")
+    with pytest.raises(UsageError, match="not a .keras file"):
+        load_model(tmp_path / "m.h5")
+
+
+def test_truncated_file(tmp_path):
+    good = tmp_path / "good.keras"
+    save_model(build_model("plain", (32, 32, 3), 4), good)
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ModelError, match="corrupt or truncated"):
+        load_model(bad)
+
+
+def test_archive_with_damaged_member(tmp_path):
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("config.json", "{not json")
+    with pytest.raises(ModelError, match="cannot load model"):
+        load_model(bad)
+
+
+def test_lambda_layers_are_refused_by_safe_mode(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(ModelError, match="cannot load model"):
+        load_model(path)

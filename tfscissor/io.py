@@ -1,0 +1,70 @@
+"""Atomic writes: every artifact appears whole under its final name, or not at all."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tfscissor.errors import UsageError
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary file keeps ``path``'s suffix (or ``suffix``) because some writers, such as Keras's
+    ``save``, decide the format from it. On any exception the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (suffix or path.suffix), dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a fresh temporary directory beside ``path``; on success it replaces ``path`` as a whole.
+
+    An existing ``path`` is moved aside first and deleted only after the new one is in place, so a reader
+    sees either the old complete tree or the new complete tree.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def check_not_input(output, *inputs):
+    """Refuse an output path that would overwrite one of the command's inputs."""
+    out = Path(output).resolve()
+    for inp in inputs:
+        if inp is not None and Path(inp).resolve() == out:
+            raise UsageError(f"output {output} is also an input: choose another output path (inputs are never overwritten)")

@@ -1,0 +1,175 @@
+import numpy as np
+import pytest
+
+from tfscissor.errors import ModelError, UsageError
+from tfscissor.models import build_model
+from tfscissor.trim import (
+    ChannelStatistics,
+    LayerStatistics,
+    SurgeryPlan,
+    collect_statistics,
+    criterion_names,
+    find_groups,
+    get_criterion,
+    register_criterion,
+    select_channels,
+    trim_model,
+)
+
+
+def _chain(**kwargs):
+    return build_model("plain", (32, 32, 3), 5, widths=(8, 16, 16), **kwargs)
+
+
+def _kill(model, bn_name, channels):
+    """Make channels dead: a large negative batch-norm shift keeps their ReLU output at exactly zero."""
+    bn = model.get_layer(bn_name)
+    weights = bn.get_weights()
+    weights[1][channels] = -1e4
+    bn.set_weights(weights)
+
+
+def test_groups_of_a_chain():
+    groups = find_groups(_chain(convs_per_stage=2))
+    assert [g.producer for g in groups] == [
+        "stage1_conv1_conv",
+        "stage1_conv2_conv",
+        "stage2_conv1_conv",
+        "stage2_conv2_conv",
+        "stage3_conv1_conv",
+        "stage3_conv2_conv",
+    ]
+    first, last = groups[0], groups[-1]
+    assert first.carriers == ("stage1_conv1_bn", "stage1_conv1_relu") and first.consumers == ("stage1_conv2_conv",)
+    assert first.tap == "stage1_conv1_relu" and first.channels == 8
+    assert last.consumers == ("predictions",) and "pool" in last.carriers
+    # The output layer's classes are never a group.
+    assert all(g.producer != "predictions" for g in groups)
+
+
+def test_exclude():
+    groups = find_groups(_chain(), exclude=["stage2_conv1_conv"])
+    assert "stage2_conv1_conv" not in [g.producer for g in groups]
+    with pytest.raises(ModelError, match="names no layer"):
+        find_groups(_chain(), exclude=["nope"])
+
+
+def test_unsupported_topology_names_the_layer_and_the_way_out():
+    model = build_model("resnet", (32, 32, 3), 3, blocks=(1, 1), widths=(8, 16))
+    with pytest.raises(ModelError, match=r"'stage1_block1_add' \(Add\).*--exclude stem_conv"):
+        find_groups(model)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"convs_per_stage": 2}, {"dropout": 0.3}])
+def test_removing_dead_channels_keeps_outputs(kwargs, images):
+    model = _chain(**kwargs)
+    _kill(model, "stage1_conv1_bn", [1, 5])
+    _kill(model, "stage3_conv1_bn", [0, 2, 3])
+    stats = collect_statistics(model, images)
+    result = trim_model(model, stats, min_relevance=0.0)
+    for producer, tap, killed in (("stage1_conv1_conv", "stage1_conv1_relu", [1, 5]), ("stage3_conv1_conv", "stage3_conv1_relu", [0, 2, 3])):
+        np.testing.assert_array_equal(result.kept[producer], np.flatnonzero(stats[tap].mean > 0))
+        assert not set(killed) & set(result.kept[producer].tolist())
+    np.testing.assert_allclose(result.model.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+    assert result.model.get_layer("stage1_conv1_conv").filters == len(result.kept["stage1_conv1_conv"]) <= 6
+    assert result.model.count_params() < model.count_params()
+
+
+def test_input_model_is_untouched(images):
+    model = _chain()
+    before = [w.copy() for w in model.get_weights()]
+    config = model.get_config()
+    trim_model(model, collect_statistics(model, images), ratio=0.5)
+    assert model.get_config() == config
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ratio_round_to_and_min_channels(images):
+    model = _chain()
+    stats = collect_statistics(model, images)
+    result = trim_model(model, stats, ratio=0.5, round_to=4, min_channels=4)
+    kept = {name: len(k) for name, k in result.kept.items()}
+    assert all(k % 4 == 0 and k >= 4 for k in kept.values())
+    assert sum(kept.values()) <= 40 and sum(kept.values()) >= 20  # of 40 channels, ~half removed, rounding up
+    assert result.model.predict(images[:2], verbose=0).shape == (2, 5)
+
+
+def test_select_channels_threshold_and_global_ratio():
+    scores = {"a": np.array([0.0, 0.5, 2.0, 1.0]), "b": np.array([0.1, 3.0])}
+    by_threshold = select_channels(scores, min_relevance=0.5)
+    np.testing.assert_array_equal(by_threshold["a"], [2, 3])
+    np.testing.assert_array_equal(by_threshold["b"], [1])
+    kept = select_channels(scores, ratio=0.5)
+    # The three lowest of six channels go (0.0, 0.1, 0.5), across groups.
+    np.testing.assert_array_equal(kept["a"], [2, 3])
+    np.testing.assert_array_equal(kept["b"], [1])
+    # A group never empties and keeps min_channels even when all its channels score lowest.
+    kept = select_channels({"a": np.zeros(4), "b": np.ones(4)}, ratio=0.75, min_channels=2)
+    assert len(kept["a"]) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "exactly one trimming policy"),
+        ({"ratio": 0.5, "min_relevance": 0.1}, "exactly one trimming policy"),
+        ({"ratio": 1.0}, "--ratio must be in"),
+        ({"min_relevance": -1.0}, "--min-relevance must be"),
+        ({"ratio": 0.5, "round_to": 0}, "--round-to"),
+    ],
+)
+def test_select_channels_option_errors(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        select_channels({"a": np.ones(3)}, **kwargs)
+
+
+def test_group_refuses_to_empty_or_overrun():
+    group = find_groups(_chain())[0]
+    with pytest.raises(ValueError, match="would lose all"):
+        group.apply(SurgeryPlan(), [])
+    with pytest.raises(ValueError, match="has channels 0..7"):
+        group.apply(SurgeryPlan(), [0, 8])
+
+
+def test_criteria_registry():
+    assert set(criterion_names()) >= {"relevance", "apoz", "l1", "random"}
+    with pytest.raises(UsageError, match="relevance"):
+        get_criterion("magic")
+
+    @register_criterion("first_wins")
+    def first_wins(group, statistics, model):
+        return -np.arange(group.channels, dtype=float)
+
+    model = _chain()
+    result = trim_model(model, ChannelStatistics(), criterion="first_wins", ratio=0.5)
+    # The custom criterion decides: in every group the lowest-indexed channels survive.
+    for kept in result.kept.values():
+        np.testing.assert_array_equal(kept, np.arange(len(kept)))
+    assert len(result.kept["stage1_conv1_conv"]) < 8
+
+
+def test_criteria_scores(images):
+    model = _chain()
+    _kill(model, "stage1_conv1_bn", [2])
+    stats = collect_statistics(model, images)
+    group = find_groups(model)[0]
+    relevance = get_criterion("relevance")(group, stats, model)
+    raw = get_criterion("relevance")(group, stats, model, normalize=False)
+    assert relevance[2] == 0.0 and raw[2] == 0.0
+    np.testing.assert_allclose(relevance.mean(), 1.0)
+    np.testing.assert_allclose(raw, stats["stage1_conv1_relu"].mean)
+    apoz = get_criterion("apoz")(group, stats, model)
+    assert apoz[2] == 0.0 and np.all((apoz >= 0) & (apoz <= 1))
+    l1 = get_criterion("l1")(group, stats, model)
+    kernel = model.get_layer("stage1_conv1_conv").get_weights()[0]
+    np.testing.assert_allclose(l1[3], np.abs(kernel[..., 3]).sum(), rtol=1e-6)
+    random = get_criterion("random")
+    np.testing.assert_array_equal(random(group, stats, model), random(group, stats, model))
+    assert not np.array_equal(random(group, stats, model, seed=1), random(group, stats, model))
+
+
+def test_statistics_for_another_model_are_refused(images):
+    stats = ChannelStatistics(other=LayerStatistics(np.ones(2), np.zeros(2), 1))
+    with pytest.raises(UsageError, match="no entry for layer"):
+        trim_model(_chain(), stats, ratio=0.5)

@@ -1,0 +1,29 @@
+"""Relevance-based trimming: statistics by callback, pluggable criteria, channel groups, real removal."""
+
+from tfscissor.trim.callback import ActivationStatistics, collect_statistics
+from tfscissor.trim.criteria import criterion_names, get_criterion, register_criterion
+from tfscissor.trim.groups import ChannelGroup, find_groups
+from tfscissor.trim.policy import TrimResult, select_channels, trim_classifier, trim_model
+from tfscissor.trim.slicers import Slicer, register_slicer
+from tfscissor.trim.statistics import ChannelStatistics, LayerStatistics
+from tfscissor.trim.surgery import SurgeryPlan, rebuild
+
+__all__ = [
+    "ActivationStatistics",
+    "ChannelGroup",
+    "ChannelStatistics",
+    "LayerStatistics",
+    "Slicer",
+    "SurgeryPlan",
+    "TrimResult",
+    "collect_statistics",
+    "criterion_names",
+    "find_groups",
+    "get_criterion",
+    "rebuild",
+    "register_criterion",
+    "register_slicer",
+    "select_channels",
+    "trim_classifier",
+    "trim_model",
+]

@@ -1,0 +1,59 @@
+"""Tiny int8 models for the compile tests, built once per session (TF conversion takes about a second each)."""
+
+import numpy as np
+import pytest
+
+# The three project builders plus a hand-made graph whose ops the builders never emit (AVERAGE_POOL_2D,
+# CONCATENATION, and Flatten's SHAPE / STRIDED_SLICE / PACK / RESHAPE with int32 shape tensors).
+MODEL_NAMES = ("plain", "resnet", "mobilenetv2", "zoo")
+INPUT_SHAPE = (16, 16, 3)
+NUM_CLASSES = 3
+
+
+def _zoo(keras):
+    inputs = keras.Input(INPUT_SHAPE, name="input")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Concatenate()([keras.layers.AveragePooling2D(2)(x), keras.layers.MaxPooling2D(2)(x)])
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = keras.layers.ReLU(max_value=6.0)(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, activation="softmax")(x), name="zoo")
+
+
+def _build(name):
+    import keras
+
+    from tfscissor.models import build_model
+
+    keras.utils.set_random_seed(0)
+    if name == "zoo":
+        return _zoo(keras)
+    kwargs = {
+        "plain": {"widths": (8, 16)},
+        "resnet": {"blocks": (1, 1), "widths": (8, 16)},
+        # Small stages so that the model stays tiny yet has stride-1 blocks with residual ADDs.
+        "mobilenetv2": {"stages": ((1, 8, 1, 1), (4, 8, 2, 2)), "stem_width": 8, "head_width": 16},
+    }[name]
+    return build_model(name, INPUT_SHAPE, NUM_CLASSES, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def int8_model():
+    """``int8_model(name) -> bytes`` of a full-int8 .tflite, converted once per name."""
+    from tfscissor.quantize import quantize_int8
+
+    cache = {}
+    images = np.random.default_rng(0).uniform(0, 255, (16, *INPUT_SHAPE)).astype(np.float32)
+
+    def get(name):
+        if name not in cache:
+            cache[name] = quantize_int8(_build(name), images, num_samples=16)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(params=MODEL_NAMES)
+def model_name(request):
+    return request.param

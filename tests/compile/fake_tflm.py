@@ -1,0 +1,158 @@
+"""A stand-in TFLM tree: the headers and calls the generated project uses, with TFLM's signatures, and no kernels.
+
+TFLM's sources cannot be had here, so this is what lets the tests compile, link and run the generated glue
+(``main_functions.cc``, ``op_resolver.h``, ``model_test.cc``, ``main.cc``, the Makefile). It proves the glue is
+valid C++ against the API as TFLM declares it (``MicroInterpreter(model, resolver, arena, size)``,
+``MicroMutableOpResolver<N>::AddXxx()``, ``GetModel``, ``MicroPrintf`` ...), not that TFLM computes the right
+scores: that is checked on the exact model bytes by TFLM's Python interpreter. The fake resolver fails like
+TFLM's on a duplicate op or one op too many for ``N``; the fake ``Model::version()`` reads the real flatbuffer.
+"""
+
+from pathlib import Path
+
+from tfscissor.compile import RESOLVER_METHODS
+
+_COMMON = """#pragma once
+#include <cstddef>
+#include <cstdint>
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+typedef enum { kTfLiteNoType = 0, kTfLiteFloat32 = 1, kTfLiteInt8 = 9 } TfLiteType;
+typedef union { int8_t* int8; uint8_t* uint8; float* f; void* data; } TfLitePtrUnion;
+typedef struct { TfLiteType type; TfLitePtrUnion data; size_t bytes; } TfLiteTensor;
+"""
+
+_SCHEMA = """#pragma once
+#include <cstdint>
+#define TFLITE_SCHEMA_VERSION (3)
+namespace tflite {
+struct Model { uint32_t version() const; };
+const Model* GetModel(const void* buf);
+}  // namespace tflite
+"""
+
+_OP_RESOLVER = """#pragma once
+#include "tensorflow/lite/c/common.h"
+namespace tflite {
+class MicroOpResolver { public: virtual ~MicroOpResolver() = default; };
+}  // namespace tflite
+"""
+
+_INTERPRETER = """#pragma once
+#include "tensorflow/lite/c/common.h"
+#include "tensorflow/lite/micro/micro_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+namespace tflite {
+class MicroInterpreter {
+ public:
+  MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, uint8_t* tensor_arena,
+                   size_t tensor_arena_size);
+  TfLiteStatus AllocateTensors();
+  TfLiteStatus Invoke();
+  TfLiteTensor* input(size_t index);
+  TfLiteTensor* output(size_t index);
+  size_t arena_used_bytes() const;
+ private:
+  uint8_t* arena_;
+  size_t arena_size_;
+  TfLiteTensor input_{};
+  TfLiteTensor output_{};
+};
+}  // namespace tflite
+"""
+
+_SOURCE = """#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_log.h"
+#include "tensorflow/lite/micro/system_setup.h"
+
+namespace {
+uint32_t Read32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
+uint16_t Read16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+}  // namespace
+
+void MicroPrintf(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  std::vprintf(format, args);
+  va_end(args);
+  std::printf("\\n");
+}
+
+namespace tflite {
+void InitializeTarget() {}
+const Model* GetModel(const void* buf) { return static_cast<const Model*>(buf); }
+// Field 0 of the root table, found through its vtable, as flatbuffers lays it out.
+uint32_t Model::version() const {
+  const uint8_t* buf = reinterpret_cast<const uint8_t*>(this);
+  const uint8_t* table = buf + Read32(buf);
+  const uint8_t* vtable = table - static_cast<int32_t>(Read32(table));
+  const uint16_t offset = Read16(vtable) > 4 ? Read16(vtable + 4) : 0;
+  return offset ? Read32(table + offset) : 0;
+}
+MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t* tensor_arena,
+                                   size_t tensor_arena_size)
+    : arena_(tensor_arena), arena_size_(tensor_arena_size) {}
+TfLiteStatus MicroInterpreter::AllocateTensors() {
+  if (reinterpret_cast<uintptr_t>(arena_) % 16 != 0) return kTfLiteError;
+  if (arena_size_ < FAKE_INPUT_BYTES + FAKE_OUTPUT_BYTES) return kTfLiteError;
+  input_ = {kTfLiteInt8, {reinterpret_cast<int8_t*>(arena_)}, FAKE_INPUT_BYTES};
+  output_ = {kTfLiteInt8, {reinterpret_cast<int8_t*>(arena_ + FAKE_INPUT_BYTES)}, FAKE_OUTPUT_BYTES};
+  return kTfLiteOk;
+}
+TfLiteStatus MicroInterpreter::Invoke() {
+  std::memset(output_.data.int8, 127, output_.bytes);
+  return kTfLiteOk;
+}
+TfLiteTensor* MicroInterpreter::input(size_t) { return &input_; }
+TfLiteTensor* MicroInterpreter::output(size_t) { return &output_; }
+size_t MicroInterpreter::arena_used_bytes() const { return FAKE_INPUT_BYTES + FAKE_OUTPUT_BYTES; }
+}  // namespace tflite
+"""
+
+
+def _mutable_resolver():
+    methods = "\n".join(
+        f"  TfLiteStatus {method}() {{ return Add({i}); }}"
+        for i, method in enumerate(sorted(set(RESOLVER_METHODS.values())))
+    )
+    return f"""#pragma once
+#include "tensorflow/lite/micro/micro_op_resolver.h"
+namespace tflite {{
+template <unsigned int tOpCount>
+class MicroMutableOpResolver : public MicroOpResolver {{
+ public:
+{methods}
+ private:
+  TfLiteStatus Add(unsigned int id) {{
+    for (unsigned int i = 0; i < count_; ++i) if (ids_[i] == id) return kTfLiteError;
+    if (count_ >= tOpCount) return kTfLiteError;
+    ids_[count_++] = id;
+    return kTfLiteOk;
+  }}
+  unsigned int ids_[tOpCount] = {{}};
+  unsigned int count_ = 0;
+}};
+}}  // namespace tflite
+"""
+
+
+def write_fake_tflm(root):
+    """Write the fake tree under ``root`` (laid out like create_tflm_tree.py's output) and return it."""
+    root = Path(root)
+    files = {
+        "tensorflow/lite/c/common.h": _COMMON,
+        "tensorflow/lite/schema/schema_generated.h": _SCHEMA,
+        "tensorflow/lite/micro/micro_op_resolver.h": _OP_RESOLVER,
+        "tensorflow/lite/micro/micro_mutable_op_resolver.h": _mutable_resolver(),
+        "tensorflow/lite/micro/micro_interpreter.h": _INTERPRETER,
+        "tensorflow/lite/micro/micro_log.h": "#pragma once\nvoid MicroPrintf(const char* format, ...);\n",
+        "tensorflow/lite/micro/system_setup.h": "#pragma once\nnamespace tflite {\nvoid InitializeTarget();\n}\n",
+        "tensorflow/lite/micro/fake_tflm.cc": _SOURCE,
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root

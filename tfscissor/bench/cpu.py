@@ -1,0 +1,114 @@
+"""Host CPU latency of a ``.tflite`` model through LiteRT, the same interpreter ``eval`` uses.
+
+Only the ``invoke()`` call is timed: setting the input and reading the output are the application's cost, not
+the model's, and on a microcontroller-sized model they would otherwise dominate.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from tfscissor.errors import UsageError
+from tfscissor.litert import TFLiteModel
+
+_INPUT_SEED = 0
+
+
+def _load(model, num_threads):
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return TFLiteModel(bytes(model), num_threads=num_threads)
+    if isinstance(model, (str, os.PathLike)):
+        return TFLiteModel.from_file(model, num_threads=num_threads)
+    raise UsageError(f"bench_cpu takes .tflite bytes or a path to a .tflite file, got {type(model).__name__}")
+
+
+def _check_count(value, what, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{what} must be an integer of at least {minimum}, got {value!r}")
+
+
+def _random_input(details):
+    """A deterministic random tensor of the input's shape and dtype (values do not change int8 latency)."""
+    rng = np.random.default_rng(_INPUT_SEED)
+    dtype = np.dtype(details["dtype"])
+    shape = tuple(int(d) for d in details["shape"])
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        return rng.integers(limits.min, limits.max, size=shape, endpoint=True).astype(dtype)
+    return rng.uniform(0, 255, size=shape).astype(dtype)
+
+
+def _peak_rss_bytes():
+    # ru_maxrss is in KiB on Linux and in bytes on macOS: the process's peak, not this model's alone.
+    try:
+        import resource
+    except ImportError:  # Windows has no getrusage
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _progress_hook(progress):
+    if progress is None:
+        return None
+    if hasattr(progress, "update"):  # a tqdm bar, or anything shaped like one
+        return progress.update
+    if callable(progress):
+        return progress
+    raise UsageError(
+        f"progress must be a callable taking a count or an object with update(n), got {type(progress).__name__}"
+    )
+
+
+def bench_cpu(model, runs=100, warmup=10, num_threads=None, progress=None):
+    """Time ``runs`` invocations of ``model`` (``.tflite`` bytes or a path) on the host CPU.
+
+    The first invocation after tensor allocation is timed on its own (``first_inference_ms``: caches cold,
+    lazy kernel set-up); then ``warmup`` untimed runs, then ``runs`` timed ones. ``progress`` is called with 1
+    after each timed run (a tqdm bar or its ``update`` both work). Returns a JSON-ready dict of milliseconds,
+    throughput (1 / median), peak resident memory of the process, and what was run.
+    """
+    _check_count(runs, "runs", 1)
+    _check_count(warmup, "warmup", 0)
+    if num_threads is not None:
+        _check_count(num_threads, "num_threads", 1)
+    tick = _progress_hook(progress)
+    tflite = _load(model, num_threads)
+    interpreter = tflite.interpreter
+    tensor = _random_input(tflite.input)
+    interpreter.set_tensor(tflite.input["index"], tensor)
+
+    start = time.perf_counter_ns()
+    interpreter.invoke()
+    first_ns = time.perf_counter_ns() - start
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = np.empty(runs, dtype=np.int64)
+    for i in range(runs):
+        start = time.perf_counter_ns()
+        interpreter.invoke()
+        times[i] = time.perf_counter_ns() - start
+        if tick is not None:
+            tick(1)
+
+    ms = times / 1e6
+    median = float(np.median(ms))
+    return {
+        "backend": "litert-cpu",
+        "model_bytes": len(tflite.model_bytes),
+        "input_shape": [int(d) for d in tensor.shape],
+        "input_dtype": tensor.dtype.name,
+        "num_threads": num_threads,
+        "runs": runs,
+        "warmup": warmup,
+        "first_inference_ms": first_ns / 1e6,
+        "median_ms": median,
+        "p90_ms": float(np.percentile(ms, 90)),
+        "max_ms": float(ms.max()),
+        "min_ms": float(ms.min()),
+        "mean_ms": float(ms.mean()),
+        "throughput_per_s": 1000.0 / median if median > 0 else float("inf"),
+        "peak_rss_bytes": _peak_rss_bytes(),
+    }

@@ -1,0 +1,344 @@
+"""TensorFlow Lite Micro: the smallest tensor arena a model needs, and a firmware project around it.
+
+The project follows TFLM's person_detection example (``main_functions``, ``model_settings``, an image
+provider and a responder behind small headers with host reference implementations, a resolver listing only
+the ops used, a static ``alignas(16)`` arena). TFLM's C++ sources are not needed to write it; TFLM's Python
+interpreter (``tflite-micro``) runs the exact model bytes to measure the arena and record known-good outputs.
+"""
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tfscissor import __version__
+from tfscissor.compile import csource
+from tfscissor.compile._probe import Prober
+from tfscissor.compile.flatbuffer import load_bytes, read_model
+from tfscissor.compile.tflm_ops import resolver_methods
+from tfscissor.errors import ModelError, UsageError
+from tfscissor.io import atomic_dir
+
+ARENA_GRANULARITY = 16  # TFLM aligns every allocation to 16 bytes, so finer steps measure nothing
+DEFAULT_MAX_ARENA = 64 << 20  # past this, a model is no longer a microcontroller model
+_FIRST_GUESS = 4096  # small models then need ~10 probes rather than log2(64 MiB / 16) = 22
+_SAMPLE_SEED = 0
+
+_TEMPLATES = (
+    "model_data.h",
+    "model_settings.h",
+    "op_resolver.h",
+    "main_functions.h",
+    "main_functions.cc",
+    "image_provider.h",
+    "image_provider.cc",
+    "classification_responder.h",
+    "classification_responder.cc",
+    "sample_data.h",
+    "model_test.cc",
+    "main.cc",
+    "Makefile",
+    "README.md",
+)
+
+
+@dataclass(frozen=True)
+class TFLMProject:
+    """A written firmware project. ``model_bytes`` is the model's size in bytes (what it costs in flash);
+    ``arena_bytes`` the configured ``kTensorArenaSize``, ``measured_arena_bytes`` the measured minimum."""
+
+    path: Path
+    files: tuple
+    name: str
+    ops: tuple
+    op_counts: dict
+    arena_bytes: int
+    measured_arena_bytes: int
+    model_bytes: int
+    labels: tuple
+
+    def file(self, name):
+        return self.path / name
+
+
+def _round_up(value, step=ARENA_GRANULARITY):
+    return -(-int(value) // step) * step
+
+
+def _sample_input(info, image=None):
+    """The int8 input tensor (HWC bytes) for the sample: ``image`` quantised, or seeded random values."""
+    try:
+        dtype = np.dtype(info.input.dtype)
+    except TypeError:
+        raise ModelError(f"{info.name} takes {info.input.dtype} input, which cannot be fed as an image") from None
+    shape = info.input.shape
+    if image is None:
+        rng = np.random.default_rng(_SAMPLE_SEED)
+        if dtype.kind in "iu":
+            limits = np.iinfo(dtype)
+            return rng.integers(limits.min, limits.max, size=shape, endpoint=True).astype(dtype)
+        return rng.uniform(0, 255, size=shape).astype(dtype)
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape != tuple(shape[1:]):
+        raise UsageError(
+            f"sample_image has shape {image.shape}, the model takes {tuple(shape[1:])}: pass one image (H, W, C)"
+        )
+    scale, zero_point = info.input.quantization
+    limits = np.iinfo(np.int8)
+    return np.clip(np.round(image / scale) + zero_point, limits.min, limits.max).astype(np.int8)[None]
+
+
+def _search_arena(prober, name, max_arena):
+    """Smallest multiple of 16 with which the model runs, assuming that any larger arena works too.
+
+    Invariant of the bisection: ``lo`` failed (0 by definition) and ``hi`` succeeded. Returns (size, output).
+    """
+    output = prober.probe(max_arena)
+    if output is None:
+        detail = prober.last_log.splitlines()[-1] if prober.last_log else "TFLM printed nothing"
+        if prober.last_exit:
+            raise ModelError(
+                f"TFLite Micro {prober.last_exit} preparing {name} ({detail}): this happens with degenerate "
+                "quantisation, for example an untrained model whose activations collapse to scales near 1e-9; "
+                "train it before quantising"
+            )
+        raise ModelError(f"TFLite Micro cannot run {name} even with a {max_arena}-byte arena: {detail}")
+    lo, hi = 0, max_arena
+    size = _FIRST_GUESS
+    while size < hi:
+        result = prober.probe(size)
+        if result is not None:
+            hi, output = size, result
+            break
+        lo, size = size, size * 2
+    while hi - lo > ARENA_GRANULARITY:
+        mid = max(lo + ARENA_GRANULARITY, (lo + hi) // 2 // ARENA_GRANULARITY * ARENA_GRANULARITY)
+        result = prober.probe(mid)
+        if result is None:
+            lo = mid
+        else:
+            hi, output = mid, result
+    return hi, output
+
+
+def _measure(data, info, input_tensor, max_arena):
+    if not isinstance(max_arena, int) or max_arena < ARENA_GRANULARITY:
+        raise UsageError(f"max_arena must be an integer of at least {ARENA_GRANULARITY} bytes, got {max_arena!r}")
+    with Prober(data, np.ascontiguousarray(input_tensor).tobytes()) as prober:
+        return _search_arena(prober, info.name, _round_up(max_arena))
+
+
+def measure_arena(model_bytes, *, max_arena=DEFAULT_MAX_ARENA):
+    """Smallest ``arena_size`` (a multiple of 16) with which TFLM's interpreter allocates and invokes the model.
+
+    ``model_bytes``: the ``.tflite`` bytes (or a path). Probes run in a child process, because TFLM's Python
+    runtime segfaults on arenas below ~500 bytes instead of raising, and its messages about failed allocations
+    go to that process's stderr rather than the user's terminal. Raises ModelError if the model cannot run
+    in ``max_arena`` bytes.
+    """
+    data, name = load_bytes(model_bytes)
+    info = read_model(data, name=name)
+    if not info.inputs or not info.outputs:
+        raise ModelError(f"{name} has no input or no output tensor: it is not a runnable model")
+    return _measure(data, info, _sample_input(info), max_arena)[0]
+
+
+def _check_deployable(info):
+    """The generated C++ handles one int8 image in and one int8 score vector out; refuse anything else."""
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise ModelError(
+            f"{info.name} has {len(info.inputs)} inputs and {len(info.outputs)} outputs: the firmware runs "
+            "single-input, single-output classifiers"
+        )
+    if info.input.dtype != "int8" or info.output.dtype != "int8" or info.float_activations:
+        shown = ", ".join(info.float_activations[:3]) or f"input {info.input.dtype}, output {info.output.dtype}"
+        raise ModelError(
+            f"{info.name} is not an int8 model ({shown}): quantise it with `tfscissor quantize` (full-int8 PTQ)"
+        )
+    if len(info.input.shape) != 4 or info.input.shape[0] != 1:
+        raise ModelError(
+            f"{info.name} takes input of shape {info.input.shape}: the firmware feeds one image (1, H, W, C)"
+        )
+    if not info.output.shape or math.prod(info.output.shape[:-1]) != 1:
+        raise ModelError(
+            f"{info.name} gives output of shape {info.output.shape}: the firmware reads one score vector (1, N)"
+        )
+
+
+def _check_labels(labels, num_classes):
+    try:
+        labels = None if isinstance(labels, (str, bytes)) else tuple(labels)
+    except TypeError:
+        labels = None
+    if labels is None or not all(isinstance(label, str) for label in labels):
+        raise UsageError("labels must be a list of strings, one per class")
+    if len(labels) != num_classes:
+        raise UsageError(f"{len(labels)} labels given for a model with {num_classes} outputs: give one label per class")
+    return labels
+
+
+def _check_out_dir(out_dir, model):
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"output {out_dir} exists and is not a directory: choose a directory path for the project")
+    # The project directory is replaced whole, so a model file inside it would be deleted.
+    if isinstance(model, (str, os.PathLike)) and out_dir.resolve() in Path(model).resolve().parents:
+        raise UsageError(
+            f"output {out_dir} holds the input model {model}, and would be replaced: choose another directory"
+        )
+    return out_dir
+
+
+def _render_files(data, info, *, name, labels, methods, arena, measured, margin, sample_in, sample_out, sample_source):
+    """Every file of the project as {filename: str or bytes}."""
+    rows, cols, channels = info.input.shape[1:]
+    in_scale, in_zero = info.input.quantization
+    out_scale, out_zero = info.output.quantization
+    sha256 = hashlib.sha256(data).hexdigest()
+    best = int(np.argmax(sample_out))
+    values = {
+        "name": name,
+        "guard": name.upper(),
+        "version": __version__,
+        "sha256": sha256,
+        "model_size": len(data),
+        "rows": rows,
+        "cols": cols,
+        "channels": channels,
+        "input_scale": csource.c_float(in_scale),
+        "input_zero_point": in_zero,
+        "output_scale": csource.c_float(out_scale),
+        "output_zero_point": out_zero,
+        "input_scale_text": f"{in_scale:.6g}",
+        "output_scale_text": f"{out_scale:.6g}",
+        "num_classes": len(labels),
+        "labels": ", ".join(label.replace("|", "\\|") for label in labels),  # a Markdown table cell
+        "arena": arena,
+        "measured_arena": measured,
+        "margin_percent": f"{100 * margin:g}",
+        "op_count": len(methods),
+        "op_list": ", ".join(f"{op} x{info.op_counts[op]}" for op, _ in methods),
+        "registrations": "\n".join(
+            f"  if (resolver.{method}() != kTfLiteOk) return kTfLiteError;  // {op} x{info.op_counts[op]}"
+            for op, method in methods
+        ),
+        "bytes": csource.c_byte_rows(data),
+        "sample_source": sample_source,
+        "sample_input": csource.c_int_rows(sample_in.ravel()),
+        "sample_output": csource.c_int_rows(sample_out.ravel()),
+        "sample_class": best,
+        "sample_label": "".join(c if c.isprintable() else "?" for c in labels[best]),  # it goes in a // comment
+    }
+    files = {fname: csource.render(csource.template("tflm", fname), **values) for fname in _TEMPLATES}
+    files["model_data.cc"] = csource.render(csource.template("tflm", "model_data.cc"), **values)
+    files["model_settings.cc"] = csource.render(
+        csource.template("tflm", "model_settings.cc"),
+        labels="\n".join(f"    {csource.c_string(label)}," for label in labels),
+    )
+    files["sample_data.cc"] = csource.render(csource.template("tflm", "sample_data.cc"), **values)
+    files["model.tflite"] = data
+    manifest = {
+        "format": "tfscissor.tflm/1",
+        "name": name,
+        "tfscissor_version": __version__,
+        "model": {
+            "file": "model.tflite",
+            "bytes": len(data),
+            "sha256": sha256,
+            "schema_version": info.version,
+            "fully_int8": info.fully_int8,
+        },
+        "ops": [op for op, _ in methods],
+        "op_counts": dict(info.op_counts),
+        "arena": {"bytes": arena, "measured_bytes": measured, "margin": margin, "granularity": ARENA_GRANULARITY},
+        "input": {"shape": list(info.input.shape), "dtype": info.input.dtype, "scale": in_scale, "zero_point": in_zero},
+        "output": {
+            "shape": list(info.output.shape),
+            "dtype": info.output.dtype,
+            "scale": out_scale,
+            "zero_point": out_zero,
+        },
+        "labels": list(labels),
+        "sample": {"source": sample_source, "output": [int(v) for v in sample_out.ravel()], "class": best},
+    }
+    files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
+    manifest["files"] = sorted(files)
+    files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
+    return files
+
+
+def _write_file(path, content):
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+
+
+def write_tflm_project(
+    model_bytes,
+    out_dir,
+    *,
+    labels,
+    name="model",
+    arena_margin=0.1,
+    sample_image=None,
+    max_arena=DEFAULT_MAX_ARENA,
+):
+    """Write a TFLM firmware project for an int8 classifier into ``out_dir`` (replaced whole, atomically).
+
+    ``model_bytes``: the full-int8 ``.tflite`` (bytes or a path). ``labels``: one string per output class.
+    ``name``: a C identifier naming the model array (``g_<name>``) and the host executable.
+    ``arena_margin``: fraction added to the measured arena. The measurement runs TFLM's reference kernels on
+    the host; a device's optimised kernels (CMSIS-NN, ESP-NN) ask for their own scratch buffers and TFLM
+    versions keep different bookkeeping in the arena, so 10% is a cushion, and ``setup()`` prints the real use.
+    ``sample_image``: an (H, W, C) image of pixels in [0, 255] for the known-good test (default: seeded noise).
+    """
+    data, model_name = load_bytes(model_bytes)
+    csource.c_identifier(name, "project name")
+    if isinstance(arena_margin, bool) or not isinstance(arena_margin, (int, float)) or not 0 <= arena_margin <= 10:
+        raise UsageError(f"arena_margin must be a fraction between 0 and 10 (0.1 = 10%), got {arena_margin!r}")
+    out_dir = _check_out_dir(out_dir, model_bytes)
+    info = read_model(data, name=model_name)
+    _check_deployable(info)
+    labels = _check_labels(labels, info.output.shape[-1])
+    methods = resolver_methods(info.ops, model_name)
+    sample_in = _sample_input(info, sample_image)
+    measured, raw_output = _measure(data, info, sample_in, max_arena)
+    sample_out = np.frombuffer(raw_output, dtype=np.int8).reshape(info.output.shape)
+    arena = _round_up(math.ceil(measured * (1 + arena_margin)))
+    source = (
+        "the sample image given to tfscissor"
+        if sample_image is not None
+        else f"seeded random input (seed {_SAMPLE_SEED})"
+    )
+    files = _render_files(
+        data,
+        info,
+        name=name,
+        labels=labels,
+        methods=methods,
+        arena=arena,
+        measured=measured,
+        margin=float(arena_margin),
+        sample_in=sample_in,
+        sample_out=sample_out,
+        sample_source=source,
+    )
+    with atomic_dir(out_dir) as tmp:
+        for fname, content in files.items():
+            _write_file(tmp / fname, content)
+    return TFLMProject(
+        path=out_dir,
+        files=tuple(sorted(files)),
+        name=name,
+        ops=tuple(op for op, _ in methods),
+        op_counts=dict(info.op_counts),
+        arena_bytes=arena,
+        measured_arena_bytes=measured,
+        model_bytes=len(data),
+        labels=labels,
+    )

@@ -1,0 +1,126 @@
+"""Which ``MicroMutableOpResolver`` method registers each TFLite builtin op in TFLite Micro.
+
+The names are not derivable by a rule (``AddBatchMatMul``, ``AddCumSum``, ``AddPadV2``, ``AddL2Pool2D``,
+``AddLogistic`` ...), so they are listed as TFLM's ``micro_mutable_op_resolver.h`` spells them. An op missing
+here has no TFLM kernel: the project writer refuses it by name rather than emit a resolver that fails to
+compile or, worse, fails at ``AllocateTensors()`` on the device.
+"""
+
+from tfscissor.errors import ModelError
+
+RESOLVER_METHODS = {
+    "ABS": "AddAbs",
+    "ADD": "AddAdd",
+    "ADD_N": "AddAddN",
+    "ARG_MAX": "AddArgMax",
+    "ARG_MIN": "AddArgMin",
+    "ASSIGN_VARIABLE": "AddAssignVariable",
+    "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "BATCH_MATMUL": "AddBatchMatMul",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
+    "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo",
+    "CALL_ONCE": "AddCallOnce",
+    "CAST": "AddCast",
+    "CEIL": "AddCeil",
+    "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D",
+    "COS": "AddCos",
+    "CUMSUM": "AddCumSum",
+    "DEPTH_TO_SPACE": "AddDepthToSpace",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "DEQUANTIZE": "AddDequantize",
+    "DIV": "AddDiv",
+    "ELU": "AddElu",
+    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
+    "EQUAL": "AddEqual",
+    "EXP": "AddExp",
+    "EXPAND_DIMS": "AddExpandDims",
+    "FILL": "AddFill",
+    "FLOOR": "AddFloor",
+    "FLOOR_DIV": "AddFloorDiv",
+    "FLOOR_MOD": "AddFloorMod",
+    "FULLY_CONNECTED": "AddFullyConnected",
+    "GATHER": "AddGather",
+    "GATHER_ND": "AddGatherNd",
+    "GREATER": "AddGreater",
+    "GREATER_EQUAL": "AddGreaterEqual",
+    "HARD_SWISH": "AddHardSwish",
+    "IF": "AddIf",
+    "L2_NORMALIZATION": "AddL2Normalization",
+    "L2_POOL_2D": "AddL2Pool2D",
+    "LEAKY_RELU": "AddLeakyRelu",
+    "LESS": "AddLess",
+    "LESS_EQUAL": "AddLessEqual",
+    "LOG": "AddLog",
+    "LOG_SOFTMAX": "AddLogSoftmax",
+    "LOGICAL_AND": "AddLogicalAnd",
+    "LOGICAL_NOT": "AddLogicalNot",
+    "LOGICAL_OR": "AddLogicalOr",
+    "LOGISTIC": "AddLogistic",
+    "MAX_POOL_2D": "AddMaxPool2D",
+    "MAXIMUM": "AddMaximum",
+    "MEAN": "AddMean",
+    "MINIMUM": "AddMinimum",
+    "MIRROR_PAD": "AddMirrorPad",
+    "MUL": "AddMul",
+    "NEG": "AddNeg",
+    "NOT_EQUAL": "AddNotEqual",
+    "PACK": "AddPack",
+    "PAD": "AddPad",
+    "PADV2": "AddPadV2",
+    "PRELU": "AddPrelu",
+    "QUANTIZE": "AddQuantize",
+    "READ_VARIABLE": "AddReadVariable",
+    "REDUCE_MAX": "AddReduceMax",
+    "REDUCE_MIN": "AddReduceMin",
+    "RELU": "AddRelu",
+    "RELU6": "AddRelu6",
+    "RESHAPE": "AddReshape",
+    "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
+    "REVERSE_V2": "AddReverseV2",
+    "ROUND": "AddRound",
+    "RSQRT": "AddRsqrt",
+    "SELECT_V2": "AddSelectV2",
+    "SHAPE": "AddShape",
+    "SIN": "AddSin",
+    "SLICE": "AddSlice",
+    "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
+    "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit",
+    "SPLIT_V": "AddSplitV",
+    "SQRT": "AddSqrt",
+    "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference",
+    "SQUEEZE": "AddSqueeze",
+    "STRIDED_SLICE": "AddStridedSlice",
+    "SUB": "AddSub",
+    "SUM": "AddSum",
+    "SVDF": "AddSvdf",
+    "TANH": "AddTanh",
+    "TRANSPOSE": "AddTranspose",
+    "TRANSPOSE_CONV": "AddTransposeConv",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "UNPACK": "AddUnpack",
+    "VAR_HANDLE": "AddVarHandle",
+    "WHILE": "AddWhile",
+    "ZEROS_LIKE": "AddZerosLike",
+    # Custom ops that TFLM itself ships, named as read_model reports custom ops.
+    "CUSTOM:TFLite_Detection_PostProcess": "AddDetectionPostprocess",
+    "CUSTOM:CIRCULAR_BUFFER": "AddCircularBuffer",
+    "CUSTOM:ethos-u": "AddEthosU",
+}
+
+
+def resolver_methods(ops, model_name="model"):
+    """``[(op, method)]`` for the distinct ``ops``, sorted by op name; an op TFLM lacks raises ModelError."""
+    missing = sorted(op for op in set(ops) if op not in RESOLVER_METHODS)
+    if missing:
+        raise ModelError(
+            f"{model_name} uses {', '.join(missing)}, which TFLite Micro has no kernel for: rebuild the model without "
+            "it (Keras 3's UpSampling2D(interpolation='nearest') lowers to TILE, for one), or add your own kernel "
+            "to the generated op_resolver.h"
+        )
+    return [(op, RESOLVER_METHODS[op]) for op in sorted(set(ops))]

@@ -12,7 +12,7 @@ def tiny_data():
     """A small cluttered data set: 4 classes of 32x32 images, enough to learn above chance in seconds."""
     from tfscissor.data import load_data
 
-    return load_data("cluttered:size=32,n=480,classes=4,seed=1")
+    return load_data("cluttered:size=32,n=800,classes=4,seed=1")
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +21,8 @@ def trained_plain(tiny_data, tmp_path_factory):
     from tfscissor.models import build_model, save_model
     from tfscissor.models.training import train_classifier
 
-    model = build_model("plain", tiny_data.image_shape, tiny_data.num_classes, widths=(8, 16, 16))
-    train_classifier(model, tiny_data, epochs=6, batch_size=32, learning_rate=3e-3)
+    model = build_model("plain", tiny_data.image_shape, tiny_data.num_classes, widths=(16, 32, 32))
+    train_classifier(model, tiny_data, epochs=10, batch_size=32, learning_rate=3e-3)
     path = tmp_path_factory.mktemp("models") / "plain.keras"
     save_model(model, path)
     return path

@@ -48,6 +48,10 @@ def atomic_dir(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    # mkdtemp makes the directory private (0700); the result should have the mode any new directory gets.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
     try:
         yield tmp
         old = None
@@ -67,4 +71,6 @@ def check_not_input(output, *inputs):
     out = Path(output).resolve()
     for inp in inputs:
         if inp is not None and Path(inp).resolve() == out:
-            raise UsageError(f"output {output} is also an input: choose another output path (inputs are never overwritten)")
+            raise UsageError(
+                f"output {output} is also an input: choose another output path (inputs are never overwritten)"
+            )

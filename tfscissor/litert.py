@@ -28,11 +28,15 @@ class TFLiteModel:
             )
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ModelError(f"{name} is not a valid .tflite model ({str(err).splitlines()[0]}): convert it again") from err
+            raise ModelError(
+                f"{name} is not a valid .tflite model ({str(err).splitlines()[0]}): convert it again"
+            ) from err
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{name} has {len(inputs)} inputs and {len(outputs)} outputs: tfscissor runs single-input, single-output classifiers")
+            raise ModelError(
+                f"{name} has {len(inputs)} inputs and {len(outputs)} outputs: tfscissor runs single-input, single-output classifiers"
+            )
         self.input, self.output = inputs[0], outputs[0]
 
     @classmethod
@@ -41,7 +45,9 @@ class TFLiteModel:
         if not path.is_file():
             raise ModelError(f"model file {path} not found: check the path, or make one with `tfscissor quantize`")
         if path.suffix != ".tflite":
-            raise UsageError(f"model file {path} is not a .tflite file: quantize a .keras model with `tfscissor quantize`")
+            raise UsageError(
+                f"model file {path} is not a .tflite file: quantize a .keras model with `tfscissor quantize`"
+            )
         return cls(path.read_bytes(), name=str(path), **kwargs)
 
     @property
@@ -79,7 +85,9 @@ class TFLiteModel:
         """Float scores, dequantised, for a batch of float images of shape (N, H, W, C)."""
         images = np.asarray(images)
         if images.shape[1:] != self.input_shape:
-            raise ModelError(f"{self.name} takes images of {self.input_shape}, the data has {images.shape[1:]}: resize the data or rebuild the model")
+            raise ModelError(
+                f"{self.name} takes images of {self.input_shape}, the data has {images.shape[1:]}: resize the data or rebuild the model"
+            )
         scale, zero_point = self.output_quantization
         rows = []
         for image in images:

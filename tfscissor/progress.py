@@ -11,7 +11,9 @@ from tqdm.auto import tqdm
 
 def progress_bar(total=None, desc=None, enabled=True, unit="it"):
     """A tqdm bar on stderr, or a silent stand-in with the same interface when ``enabled`` is False."""
-    return tqdm(total=total, desc=desc, disable=not enabled, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, disable=not enabled, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True
+    )
 
 
 def note(message, enabled=True):

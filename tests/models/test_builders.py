@@ -81,3 +81,12 @@ def test_resnet_argument_errors():
         build_model("resnet", SHAPE, 3, block="wide")
     with pytest.raises(ValueError, match="one entry per stage"):
         build_model("resnet", SHAPE, 3, blocks=(1, 1), widths=(8,))
+
+
+@pytest.mark.parametrize("name", ["plain", "resnet", "mobilenetv2"])
+def test_batch_norm_settles_quickly(name):
+    import keras
+
+    model = build_model(name, SHAPE, 3)
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}

@@ -62,7 +62,9 @@ def test_runs_not_in_modes_are_left_alone(model, images):
 
 def test_merge_save_and_load(tmp_path):
     a = ChannelStatistics(x=LayerStatistics(np.array([1.0, 2.0]), np.array([0.0, 1.0]), 4))
-    b = ChannelStatistics(x=LayerStatistics(np.array([3.0, 0.0]), np.array([1.0, 2.0]), 2), y=LayerStatistics(np.ones(1), np.zeros(1), 1))
+    b = ChannelStatistics(
+        x=LayerStatistics(np.array([3.0, 0.0]), np.array([1.0, 2.0]), 2), y=LayerStatistics(np.ones(1), np.zeros(1), 1)
+    )
     merged = a.merge(b)
     np.testing.assert_array_equal(merged["x"].total, [4.0, 2.0])
     assert merged["x"].count == 6 and "y" in merged

@@ -67,7 +67,10 @@ def test_removing_dead_channels_keeps_outputs(kwargs, images):
     _kill(model, "stage3_conv1_bn", [0, 2, 3])
     stats = collect_statistics(model, images)
     result = trim_model(model, stats, min_relevance=0.0)
-    for producer, tap, killed in (("stage1_conv1_conv", "stage1_conv1_relu", [1, 5]), ("stage3_conv1_conv", "stage3_conv1_relu", [0, 2, 3])):
+    for producer, tap, killed in (
+        ("stage1_conv1_conv", "stage1_conv1_relu", [1, 5]),
+        ("stage3_conv1_conv", "stage3_conv1_relu", [0, 2, 3]),
+    ):
         np.testing.assert_array_equal(result.kept[producer], np.flatnonzero(stats[tap].mean > 0))
         assert not set(killed) & set(result.kept[producer].tolist())
     np.testing.assert_allclose(result.model.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
@@ -81,7 +84,7 @@ def test_input_model_is_untouched(images):
     config = model.get_config()
     trim_model(model, collect_statistics(model, images), ratio=0.5)
     assert model.get_config() == config
-    for a, b in zip(before, model.get_weights()):
+    for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

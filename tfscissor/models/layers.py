@@ -2,6 +2,11 @@
 
 import keras
 
+# Keras's default (0.99) leaves the moving statistics far from the data after the short trainings and
+# fine-tunes tfscissor runs on a CPU: validation accuracy sat at chance while training accuracy was 88%
+# (480 images, 10 epochs). 0.9 settles within an epoch.
+BN_MOMENTUM = 0.9
+
 
 def input_block(input_shape):
     """Model input taking raw pixels in [0, 255], rescaled inside the model.
@@ -15,8 +20,10 @@ def input_block(input_shape):
 
 def conv_bn_act(x, filters, kernel_size, name, strides=1, activation="relu"):
     """Conv (no bias: batch norm supplies the shift) -> BatchNormalization -> activation (if any)."""
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(
+        x
+    )
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if activation == "relu":
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     elif activation == "relu6":

@@ -2,7 +2,7 @@
 
 import keras
 
-from tfscissor.models.layers import classifier_head, conv_bn_act, input_block
+from tfscissor.models.layers import BN_MOMENTUM, classifier_head, conv_bn_act, input_block
 from tfscissor.models.registry import register_builder
 
 # (expansion t, output channels c, blocks n, first stride s) per stage: MobileNetV2's first stages, sized for
@@ -22,7 +22,7 @@ def _inverted_residual(x, expansion, out_width, strides, name):
     if expansion != 1:
         y = conv_bn_act(y, in_width * expansion, 1, f"{name}_expand", activation="relu6")
     y = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw_conv")(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(y)
     y = keras.layers.ReLU(max_value=6.0, name=f"{name}_dw_relu")(y)
     y = conv_bn_act(y, out_width, 1, f"{name}_project", activation=None)
     if strides == 1 and in_width == out_width:

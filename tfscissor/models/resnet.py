@@ -57,7 +57,7 @@ def resnet(
     make_block = _BLOCKS[block]
     inputs, x = input_block(input_shape)
     x = conv_bn_act(x, int(stem_width or widths[0]), 3, "stem", strides=stem_stride)
-    for s, (n, width) in enumerate(zip(blocks, widths), start=1):
+    for s, (n, width) in enumerate(zip(blocks, widths, strict=True), start=1):
         for b in range(1, int(n) + 1):
             strides = 2 if (s > 1 and b == 1) else 1
             x = make_block(x, int(width), strides, f"stage{s}_block{b}")

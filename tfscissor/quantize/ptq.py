@@ -33,7 +33,9 @@ def to_tflite(model, representative_images=None, num_samples=200, seed=0):
         try:
             return converter.convert()
         except Exception as err:  # the converter raises ConverterError, RuntimeError or ValueError alike
-            raise ModelError(f"conversion of {model.name} to .tflite failed: {str(err).strip().splitlines()[0]}") from err
+            raise ModelError(
+                f"conversion of {model.name} to .tflite failed: {str(err).strip().splitlines()[0]}"
+            ) from err
 
 
 def quantize_int8(model, representative_images, num_samples=200, seed=0):

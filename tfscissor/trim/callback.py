@@ -11,7 +11,13 @@ import keras
 from tfscissor.trim.statistics import ChannelStatistics, LayerStatistics
 
 # Layers whose output is a post-activation signal: the relevance paper's "output of the activation function".
-ACTIVATION_LAYERS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ELU)
+ACTIVATION_LAYERS = (
+    keras.layers.ReLU,
+    keras.layers.Activation,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.ELU,
+)
 
 
 def activation_layer_names(model):
@@ -106,7 +112,11 @@ class ActivationStatistics(keras.callbacks.Callback):
         layer.call = call
 
     def _rebuild_step(self, mode):
-        make = {"predict": self.model.make_predict_function, "test": self.model.make_test_function, "train": self.model.make_train_function}
+        make = {
+            "predict": self.model.make_predict_function,
+            "test": self.model.make_test_function,
+            "train": self.model.make_train_function,
+        }
         make[mode](force=True)
 
     def on_predict_begin(self, logs=None):

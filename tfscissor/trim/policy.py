@@ -23,7 +23,9 @@ class TrimResult:
 
 def _check_options(ratio, min_relevance, round_to, min_channels):
     if (ratio is None) == (min_relevance is None):
-        raise UsageError("give exactly one trimming policy: --ratio R (fraction of channels to remove) or --min-relevance T")
+        raise UsageError(
+            "give exactly one trimming policy: --ratio R (fraction of channels to remove) or --min-relevance T"
+        )
     if ratio is not None and not 0.0 <= ratio < 1.0:
         raise UsageError(f"--ratio must be in [0, 1), got {ratio}")
     if min_relevance is not None and min_relevance < 0:
@@ -64,9 +66,7 @@ def select_channels(scores, *, ratio=None, min_relevance=None, round_to=1, min_c
             if counts[name] > min_channels:
                 counts[name] -= 1
                 to_remove -= 1
-    return {
-        name: _top(s, _finalise(counts[name], len(s), round_to, min_channels)) for name, s in scores.items()
-    }
+    return {name: _top(s, _finalise(counts[name], len(s), round_to, min_channels)) for name, s in scores.items()}
 
 
 def trim_model(
@@ -88,7 +88,9 @@ def trim_model(
     """
     score_fn = get_criterion(criterion)
     groups = find_groups(model, exclude=exclude)
-    scores = {g.producer: np.asarray(score_fn(g, statistics, model, **(criterion_options or {})), float) for g in groups}
+    scores = {
+        g.producer: np.asarray(score_fn(g, statistics, model, **(criterion_options or {})), float) for g in groups
+    }
     kept = select_channels(
         scores, ratio=ratio, min_relevance=min_relevance, round_to=round_to, min_channels=min_channels
     )
@@ -111,6 +113,8 @@ def trim_classifier(model, representative_images, *, batch_size=64, **options):
     from tfscissor.trim.callback import collect_statistics
 
     groups = find_groups(model, exclude=options.get("exclude", ()))
-    statistics = collect_statistics(model, np.asarray(representative_images, np.float32), [g.tap for g in groups], batch_size)
+    statistics = collect_statistics(
+        model, np.asarray(representative_images, np.float32), [g.tap for g in groups], batch_size
+    )
     result = trim_model(model, statistics, **options)
     return TrimResult(result.model, result.kept, result.scores, result.channels, statistics)

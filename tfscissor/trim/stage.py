@@ -40,11 +40,19 @@ def trim_and_fine_tune(
     accuracy_trimmed = evaluate_classifier(trimmed, dataset.val)
     if fine_tune_epochs:
         train_classifier(
-            trimmed, dataset, epochs=fine_tune_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, callbacks=callbacks
+            trimmed,
+            dataset,
+            epochs=fine_tune_epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            callbacks=callbacks,
         )
     before, after = profile_model(model), profile_model(trimmed)
     report = {
-        "layers": [{"layer": name, "before": result.channels[name], "after": len(kept)} for name, kept in result.kept.items()],
+        "layers": [
+            {"layer": name, "before": result.channels[name], "after": len(kept)} for name, kept in result.kept.items()
+        ],
         "params_before": before.params,
         "params_after": after.params,
         "macs_before": before.macs,

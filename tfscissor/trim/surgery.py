@@ -45,7 +45,10 @@ def _slice_weights(layer, weights, plan):
     slicer = slicer_for(layer)
     sliced = []
     for i, weight in enumerate(weights):
-        for axes, keep in ((slicer.out_axes, plan.outputs.get(layer.name)), (slicer.in_axes, plan.inputs.get(layer.name))):
+        for axes, keep in (
+            (slicer.out_axes, plan.outputs.get(layer.name)),
+            (slicer.in_axes, plan.inputs.get(layer.name)),
+        ):
             if keep is not None and i < len(axes) and axes[i] is not None:
                 weight = np.take(weight, keep, axis=axes[i])
         sliced.append(weight)

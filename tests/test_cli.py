@@ -1,0 +1,227 @@
+"""Every command through click's CliRunner, as a user chains them, and every bad input the issue names."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tfscissor.cli import cli
+from tfscissor.errors import TfscissorError
+
+DATA = "cluttered:size=32,n=360,classes=3,seed=2"
+COMMANDS = ["train", "eval", "info", "trim", "quantize", "compile", "bench", "run"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["--quiet", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """train -> trim -> quantize -> compile, run once for the module: the path a user takes."""
+    d = tmp_path_factory.mktemp("cli")
+    steps = {
+        "train": invoke(
+            "train", "--data", DATA, "--model", "plain", "--arg", "widths=[8,16]", "--epochs", "3", "-o", d / "m.keras"
+        ),
+        "trim": invoke(
+            "trim",
+            d / "m.keras",
+            "--data",
+            DATA,
+            "--ratio",
+            "0.3",
+            "--round-to",
+            "2",
+            "--fine-tune-epochs",
+            "1",
+            "--save-stats",
+            d / "stats.npz",
+            "-o",
+            d / "t.keras",
+        ),
+        "quantize": invoke("quantize", d / "t.keras", "--data", DATA, "--samples", "50", "-o", d / "t.tflite"),
+        "compile": invoke("compile", d / "t.tflite", "--target", "tflm", "--labels", "a,b,c", "-o", d / "fw"),
+    }
+    return d, steps
+
+
+@pytest.mark.parametrize("step", ["train", "trim", "quantize", "compile"])
+def test_chain_step_succeeds(chain, step):
+    _, steps = chain
+    assert steps[step].exit_code == 0, steps[step].output
+
+
+def test_chain_outputs(chain):
+    d, steps = chain
+    assert "val accuracy" in steps["train"].output
+    assert "params" in steps["trim"].output and "saved" in steps["trim"].output
+    assert "accuracy float" in steps["quantize"].output and "int8" in steps["quantize"].output
+    assert "arena" in steps["compile"].output
+    assert (d / "stats.npz").is_file() and (d / "t.tflite").is_file() and (d / "fw").is_dir()
+
+
+def test_eval_json_for_both_formats(chain):
+    d, _ = chain
+    for name in ("m.keras", "t.tflite"):
+        result = invoke("eval", d / name, "--data", DATA, "--json")
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.output)
+        assert payload["samples"] > 0 and 0.0 <= payload["accuracy"] <= 1.0
+        assert payload["format"] == name.split(".")[1]
+
+
+def test_info_json_and_table(chain):
+    d, _ = chain
+    payload = json.loads(invoke("info", d / "m.keras", "--json").output)
+    assert (
+        payload["macs"] > 0
+        and payload["params"] > 0
+        and any(r["name"] == "stage1_conv1_conv" for r in payload["layers"])
+    )
+    table = invoke("info", d / "t.keras").output
+    assert "stage1_conv1_conv" in table and "total:" in table
+    payload = json.loads(invoke("info", d / "t.tflite", "--json").output)
+    assert "CONV_2D" in payload["ops"]
+
+
+def test_trimmed_model_is_smaller(chain):
+    d, _ = chain
+    before = json.loads(invoke("info", d / "m.keras", "--json").output)
+    after = json.loads(invoke("info", d / "t.keras", "--json").output)
+    assert after["params"] < before["params"] and after["macs"] < before["macs"]
+
+
+def test_bench_json(chain):
+    d, _ = chain
+    result = invoke("bench", d / "t.tflite", "--device", "cpu", "--runs", "5", "--warmup", "1", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["runs"] == 5 and payload["p90_ms"] >= payload["median_ms"] > 0
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help(command):
+    result = CliRunner().invoke(cli, [command, "--help"] if command else ["--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+    if command:
+        assert "Example" in result.output
+
+
+def test_help_does_not_import_tensorflow():
+    code = "import sys; from click.testing import CliRunner; from tfscissor.cli import cli; CliRunner().invoke(cli, ['--help']); print('tensorflow' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
+
+
+# -- bad input: one line naming the thing, exit 2 for usage and 1 for failures, nothing half-written -----
+
+
+@pytest.fixture
+def folder_gray(tmp_path):
+    """An image folder of grayscale images: a model trained on RGB data does not fit it."""
+    for cls in ("a", "b"):
+        (tmp_path / "gray" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((32, 32), 40 * i, np.uint8)).save(tmp_path / "gray" / cls / f"{i}.png")
+    return tmp_path / "gray"
+
+
+def _assert_clean_error(result, code, *words):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("Error: ")
+    for word in words:
+        assert word in message
+
+
+def test_missing_model_file(tmp_path):
+    _assert_clean_error(invoke("eval", tmp_path / "nope.keras", "--data", DATA), 1, "nope.keras", "not found")
+
+
+def test_corrupt_keras_file(tmp_path):
+    (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 truncated")
+    _assert_clean_error(invoke("info", tmp_path / "bad.keras"), 1, "bad.keras")
+
+
+def test_corrupt_tflite_file(tmp_path):
+    (tmp_path / "bad.tflite").write_bytes(b"\x00" * 64)
+    _assert_clean_error(invoke("bench", tmp_path / "bad.tflite"), 1, "bad.tflite")
+
+
+def test_unknown_data_spec(chain):
+    d, _ = chain
+    _assert_clean_error(invoke("eval", d / "m.keras", "--data", "imagenet"), 2, "imagenet")
+
+
+def test_folder_without_images(chain, tmp_path):
+    d, _ = chain
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    _assert_clean_error(invoke("eval", d / "m.keras", "--data", f"folder:{tmp_path / 'empty'}"), 1, "no images")
+
+
+def test_undecodable_image(chain, folder_gray):
+    d, _ = chain
+    (folder_gray / "a" / "broken.png").write_bytes(b"not a png")
+    _assert_clean_error(invoke("eval", d / "m.keras", "--data", f"folder:{folder_gray}"), 1, "broken.png")
+
+
+def test_model_does_not_fit_data(chain, folder_gray, tmp_path):
+    d, _ = chain
+    out = tmp_path / "q.tflite"
+    _assert_clean_error(
+        invoke("quantize", d / "m.keras", "--data", f"folder:{folder_gray}", "-o", out), 1, "takes images of"
+    )
+    assert not out.exists()
+
+
+def test_output_may_not_overwrite_input(chain):
+    d, _ = chain
+    before = (d / "m.keras").read_bytes()
+    _assert_clean_error(
+        invoke("trim", d / "m.keras", "--data", DATA, "--ratio", "0.5", "-o", d / "m.keras"), 2, "also an input"
+    )
+    assert (d / "m.keras").read_bytes() == before
+
+
+def test_compile_needs_tflite(chain, tmp_path):
+    d, _ = chain
+    _assert_clean_error(
+        invoke("compile", d / "m.keras", "--target", "tflm", "-o", tmp_path / "fw"), 2, "quantize it first"
+    )
+
+
+def test_bad_model_arg(tmp_path):
+    _assert_clean_error(invoke("train", "--data", DATA, "--arg", "widths", "-o", tmp_path / "m.keras"), 2, "KEY=VALUE")
+    _assert_clean_error(invoke("train", "--data", DATA, "--arg", "depth=3", "-o", tmp_path / "m.keras"), 2, "bad --arg")
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_trim_needs_one_policy(chain, tmp_path):
+    d, _ = chain
+    _assert_clean_error(
+        invoke("trim", d / "m.keras", "--data", DATA, "-o", tmp_path / "t.keras"), 2, "exactly one trimming policy"
+    )
+    assert not (tmp_path / "t.keras").exists()
+
+
+def test_debug_shows_the_exception(tmp_path):
+    result = CliRunner().invoke(cli, ["--debug", "eval", str(tmp_path / "nope.keras")])
+    assert result.exit_code == 1 and isinstance(result.exception, TfscissorError)
+
+
+def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path):
+    import tfscissor.model_files
+
+    def boom(path, spec):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(tfscissor.model_files, "evaluate_file", boom)
+    _assert_clean_error(invoke("eval", tmp_path / "m.keras"), 1, "internal error", "--debug")

@@ -1,0 +1,43 @@
+import pytest
+
+from tfscissor.errors import UsageError
+from tfscissor.io import atomic_dir, atomic_path, check_not_input, write_bytes, write_text
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.bin"
+    write_bytes(target, b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    write_text(target, "new")
+    assert target.read_text() == "new"
+
+
+def test_atomic_path_keeps_the_suffix(tmp_path):
+    with atomic_path(tmp_path / "m.keras") as tmp:
+        assert tmp.suffix == ".keras"
+        tmp.write_text("x")
+
+
+def test_atomic_dir_replaces_whole_tree(tmp_path):
+    target = tmp_path / "project"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "c.txt").write_text("3")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_output_may_not_be_an_input(tmp_path):
+    model = tmp_path / "m.keras"
+    with pytest.raises(UsageError, match="also an input"):
+        check_not_input(str(tmp_path / "." / "m.keras"), model)
+    check_not_input(tmp_path / "other.keras", model, None)

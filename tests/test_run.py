@@ -1,0 +1,80 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from tfscissor.errors import UsageError
+from tfscissor.run import load_recipe, run_recipe
+
+TINY = """
+name: tiny
+data: "cluttered:size=32,n=240,classes=3,seed=3"
+model: {name: plain, args: {widths: [8, 16]}}
+train: {epochs: 2, batch_size: 32}
+trim: {ratio: 0.25, samples: 64, fine_tune_epochs: 1}
+quantize: {samples: 32}
+bench: {runs: 5, warmup: 1}
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_tiny_recipe_end_to_end(tmp_path):
+    summary = run_recipe(load_recipe(_write(tmp_path, TINY)), tmp_path / "run")
+    run = tmp_path / "run"
+    for name in (
+        "baseline.keras",
+        "trimmed.keras",
+        "trimmed_int8.tflite",
+        "statistics.npz",
+        "trim.json",
+        "summary.json",
+        "summary.md",
+    ):
+        assert (run / name).is_file(), name
+    assert (run / "firmware" / "model_data.cc").is_file()
+    stages = [row["stage"] for row in summary["rows"]]
+    assert stages == ["baseline (float)", "trimmed (float)", "trimmed int8"]
+    baseline, trimmed, int8 = summary["rows"]
+    assert trimmed["params"] < baseline["params"] and trimmed["MACs"] < baseline["MACs"]
+    assert int8["model bytes"] < trimmed["model bytes"]  # int8 weights take a quarter of float32
+    assert all(row["arena bytes"] > 0 and row["latency ms"] > 0 for row in summary["rows"])
+    assert json.loads((run / "summary.json").read_text())["rows"] == summary["rows"]
+    assert "| trimmed int8 |" in (run / "summary.md").read_text()
+
+
+def test_defaults_are_filled(tmp_path):
+    recipe = load_recipe(_write(tmp_path, "data: cluttered\n"))
+    assert recipe["train"]["epochs"] == 10 and recipe["trim"]["criterion"] == "relevance"
+    assert recipe["compile"]["targets"] == ["tflm"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data: cluttered\ntrian:\n  epochs: 3\n", "line 2: unknown key 'trian'"),
+        ("train:\n  epochs: 3\n  lr: 0.1\n  momentum: 0.9\n", "line 4: unknown key 'train.momentum'"),
+        ("compile:\n  targets: [tflm, fpga]\n", "compile.targets has 'fpga'; allowed: tflm"),
+        ("bench:\n  devices: [gpu]\n", "bench.devices has 'gpu'"),
+        ("train: 5\n", "train must be a mapping"),
+        ("- a\n- b\n", "must be a mapping of sections"),
+        ("data: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_recipe_errors_name_the_key_and_line(tmp_path, text, message):
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_recipe(_write(tmp_path, text))
+
+
+def test_missing_recipe(tmp_path):
+    with pytest.raises(UsageError, match="not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_shipped_demo_recipe_is_valid():
+    recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml")
+    assert recipe["trim"]["ratio"] == 0.5 and recipe["data"].startswith("cluttered")

@@ -1,0 +1,508 @@
+"""The ``tfscissor`` command line: one thin command per stage, each calling one library function.
+
+Heavy imports (TensorFlow, Keras, LiteRT) happen inside the commands, so ``tfscissor --help`` is instant.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tfscissor.errors import TfscissorError, UsageError
+
+DEFAULT_DATA = "cluttered"
+
+
+class Settings:
+    def __init__(self, debug=False, quiet=False):
+        self.debug = debug
+        self.quiet = quiet
+
+    @property
+    def progress(self):
+        return not self.quiet
+
+    def callbacks(self, desc="train"):
+        if self.quiet:
+            return []
+        from tfscissor.models.callbacks import EpochProgress
+
+        return [EpochProgress(desc)]
+
+
+class _Group(click.Group):
+    """Turns tfscissor's errors into one line and an exit code; ``--debug`` shows the traceback instead."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except TfscissorError as err:
+            if ctx.params.get("debug"):
+                raise
+            raise _OneLine(str(err), err.exit_code) from None
+        except Exception as err:
+            if ctx.params.get("debug"):
+                raise
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise _OneLine(
+                f"internal error: {type(err).__name__}: {detail} (rerun with --debug for the traceback)", 1
+            ) from None
+
+
+class _OneLine(click.ClickException):
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and native library logs.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.version_option(package_name="tfscissor")
+@click.pass_context
+def cli(ctx, debug, quiet):
+    """Make Keras image classifiers small and fast for microcontrollers and the Coral Edge TPU.
+
+    \b
+    A whole pipeline on the embedded data:
+      tfscissor run recipes/demo.yaml
+    Or stage by stage:
+      tfscissor train --data cluttered --model plain -o model.keras
+      tfscissor trim model.keras --data cluttered --ratio 0.5 -o trimmed.keras
+      tfscissor quantize trimmed.keras --data cluttered -o trimmed.tflite
+      tfscissor compile trimmed.tflite --target tflm -o firmware/
+      tfscissor bench trimmed.tflite --device cpu
+    """
+    ctx.obj = Settings(debug=debug, quiet=quiet)
+
+
+# -- shared option helpers ---------------------------------------------------------------------------------
+
+
+def _data_option(required=False):
+    return click.option(
+        "--data",
+        "data_spec",
+        default=None if required else DEFAULT_DATA,
+        required=required,
+        show_default=not required,
+        help="Data spec: cluttered[:key=value,...], folder:PATH, idx:PATH or tfds:NAME.",
+    )
+
+
+def _parse_args(pairs):
+    """``KEY=VALUE`` pairs to a dict; values are YAML (``widths=[16,32]``, ``dropout=0.1``, ``block=basic``)."""
+    import yaml
+
+    args = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--arg {pair!r} is not KEY=VALUE: write for example --arg 'widths=[16,32,64]'")
+        parsed = yaml.safe_load(value)
+        args[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return args
+
+
+def _load_data(spec, image_size=None):
+    from tfscissor.data import load_data
+
+    return load_data(spec, image_size=image_size)
+
+
+def _load_keras(path):
+    from tfscissor.models import load_model
+
+    return load_model(path)
+
+
+def _emit(settings, as_json, payload, lines):
+    if as_json:
+        click.echo(json.dumps(payload, indent=None, sort_keys=True))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def _format_table(rows, columns):
+    """Rows of dicts to an aligned plain-text table; numbers right-aligned."""
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows) for c in columns]
+
+    def fmt(values):
+        return "  ".join(
+            v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return [fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)]
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+# -- commands ----------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_data_option()
+@click.option(
+    "--model",
+    "model_name",
+    default="plain",
+    show_default=True,
+    help="Builder (plain, resnet, mobilenetv2) or keras.applications name.",
+)
+@click.option(
+    "--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Builder argument, YAML value; repeatable."
+)
+@click.option("--image-size", type=click.IntRange(8, 4096), default=None, help="Resize images to this square size.")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras file.")
+@click.pass_obj
+def train(settings, data_spec, model_name, model_args, image_size, epochs, batch_size, lr, seed, output):
+    """Train a classifier from a builder on a data set.
+
+    \b
+    Example:
+      tfscissor train --data cluttered --model resnet --arg 'blocks=[1,1,1]' --epochs 5 -o model.keras
+    """
+    from tfscissor.models import build_model, save_model
+    from tfscissor.models.training import evaluate_classifier, train_classifier
+
+    if not output.endswith(".keras"):
+        raise UsageError(f"output {output} must end in .keras")
+    dataset = _load_data(data_spec, image_size)
+    try:
+        model = build_model(model_name, dataset.image_shape, dataset.num_classes, **_parse_args(model_args))
+    except TypeError as err:
+        raise UsageError(f"bad --arg for model {model_name!r}: {err}") from err
+    train_classifier(
+        model,
+        dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
+        callbacks=settings.callbacks(),
+    )
+    save_model(model, output)
+    click.echo(f"val accuracy {evaluate_classifier(model, dataset.val):.4f}; saved {output}")
+
+
+@cli.command(name="eval")
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@_data_option()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def evaluate(settings, model_path, data_spec, as_json):
+    """Accuracy of a .keras or .tflite classifier on the validation split of a data set.
+
+    \b
+    Example:
+      tfscissor eval model.tflite --data cluttered --json
+    """
+    from tfscissor.model_files import evaluate_file
+
+    result = evaluate_file(model_path, data_spec)
+    _emit(
+        settings,
+        as_json,
+        result,
+        [f"{model_path}: accuracy {result['accuracy']:.4f} on {result['samples']} images of {result['data']}"],
+    )
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def info(settings, model_path, as_json):
+    """Per-layer MACs, parameters and activations of a .keras model, or the ops and tensors of a .tflite.
+
+    \b
+    Example:
+      tfscissor info model.keras --json
+    """
+    from tfscissor.model_files import describe_file
+
+    result = describe_file(model_path)
+    if result["format"] == "keras":
+        lines = _format_table(result["layers"], ["name", "class", "output_shape", "macs", "params", "activations"])
+        lines.append(
+            f"total: {result['macs']:,} MACs, {result['params']:,} params, peak activations {result['peak_activation_elements']:,} elements"
+        )
+    else:
+        lines = [f"{k}: {v}" for k, v in result.items() if k != "format"]
+    _emit(settings, as_json, result, lines)
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@_data_option()
+@click.option(
+    "--criterion", default="relevance", show_default=True, help="relevance, apoz, l1 or random (or a registered one)."
+)
+@click.option(
+    "--ratio", type=float, default=None, help="Fraction of all prunable channels to remove, lowest scores first."
+)
+@click.option(
+    "--min-relevance",
+    type=float,
+    default=None,
+    help="Remove channels scoring at or below this (0: dead channels only).",
+)
+@click.option(
+    "--round-to",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Keep a multiple of this many channels per layer.",
+)
+@click.option(
+    "--min-channels",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Keep at least this many channels per layer.",
+)
+@click.option("--exclude", multiple=True, metavar="LAYER", help="Producer layer never to trim; repeatable.")
+@click.option(
+    "--samples",
+    type=click.IntRange(1),
+    default=512,
+    show_default=True,
+    help="Representative images for the statistics.",
+)
+@click.option("--fine-tune-epochs", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True, help="Fine-tuning learning rate."
+)
+@click.option(
+    "--save-stats", type=click.Path(dir_okay=False), default=None, help="Also write the activation statistics (.npz)."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras file.")
+@click.pass_obj
+def trim(
+    settings,
+    model_path,
+    data_spec,
+    criterion,
+    ratio,
+    min_relevance,
+    round_to,
+    min_channels,
+    exclude,
+    samples,
+    fine_tune_epochs,
+    lr,
+    save_stats,
+    output,
+):
+    """Remove low-relevance channels for real, giving a smaller dense model.
+
+    \b
+    Example:
+      tfscissor trim model.keras --data cluttered --ratio 0.4 --round-to 4 --fine-tune-epochs 2 -o trimmed.keras
+    """
+    from tfscissor.io import check_not_input
+    from tfscissor.models import save_model
+    from tfscissor.trim.stage import trim_and_fine_tune
+
+    if not output.endswith(".keras"):
+        raise UsageError(f"output {output} must end in .keras")
+    check_not_input(output, model_path)
+    model = _load_keras(model_path)
+    result = trim_and_fine_tune(
+        model,
+        _load_data(data_spec, tuple(model.input_shape[1:3])),
+        criterion=criterion,
+        ratio=ratio,
+        min_relevance=min_relevance,
+        round_to=round_to,
+        min_channels=min_channels,
+        exclude=exclude,
+        samples=samples,
+        fine_tune_epochs=fine_tune_epochs,
+        learning_rate=lr,
+        callbacks=settings.callbacks("fine-tune"),
+    )
+    save_model(result.model, output)
+    if save_stats:
+        check_not_input(save_stats, model_path)
+        result.statistics.save(save_stats)
+    report = result.report
+    for line in _format_table(report["layers"], ["layer", "before", "after"]):
+        click.echo(line)
+    click.echo(
+        f"params {report['params_before']:,} -> {report['params_after']:,}, MACs {report['macs_before']:,} -> {report['macs_after']:,}, "
+        f"accuracy {report['accuracy_before']:.4f} -> {report['accuracy_after']:.4f}; saved {output}"
+    )
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@_data_option()
+@click.option(
+    "--samples", type=click.IntRange(1), default=200, show_default=True, help="Representative images for calibration."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .tflite file.")
+@click.pass_obj
+def quantize(settings, model_path, data_spec, samples, output):
+    """Full-int8 post-training quantisation; prints float and int8 accuracy.
+
+    \b
+    Example:
+      tfscissor quantize trimmed.keras --data cluttered -o trimmed.tflite
+    """
+    from tfscissor.io import check_not_input, write_bytes
+    from tfscissor.quantize import quantize_model
+
+    if not output.endswith(".tflite"):
+        raise UsageError(f"output {output} must end in .tflite")
+    check_not_input(output, model_path)
+    model = _load_keras(model_path)
+    dataset = _load_data(data_spec, tuple(model.input_shape[1:3]))
+    result = quantize_model(model, dataset, num_samples=samples)
+    write_bytes(output, result.tflite)
+    (in_scale, in_zero), (out_scale, out_zero) = result.input_quantization, result.output_quantization
+    click.echo(f"accuracy float {result.float_accuracy:.4f}, int8 {result.int8_accuracy:.4f}")
+    click.echo(
+        f"input int8 = round(pixel / {in_scale:.6g}) + {in_zero}; output score = (int8 - {out_zero}) * {out_scale:.6g}"
+    )
+    click.echo(f"saved {output} ({len(result.tflite):,} bytes)")
+
+
+@cli.command(name="compile")
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--target", type=click.Choice(["tflm"]), required=True, help="tflm: a TensorFlow Lite Micro firmware project."
+)
+@click.option("--labels", default=None, help="Class names, comma-separated, or a file with one per line.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@click.pass_obj
+def compile_(settings, model_path, target, labels, output):
+    """Turn an int8 .tflite into a deployable project.
+
+    \b
+    Example:
+      tfscissor compile trimmed.tflite --target tflm -o firmware/
+    """
+    from tfscissor.compile import write_tflm_project
+    from tfscissor.io import check_not_input
+
+    path = Path(model_path)
+    if path.suffix != ".tflite":
+        raise UsageError(f"{model_path} is not a .tflite model: quantize it first with `tfscissor quantize`")
+    if not path.is_file():
+        raise TfscissorError(f"model file {model_path} not found: check the path")
+    check_not_input(output, model_path)
+    project = write_tflm_project(path.read_bytes(), output, labels=_parse_labels(labels), name=path.stem)
+    click.echo(
+        f"wrote {output}: {len(project.ops)} ops ({', '.join(project.ops)}), arena {project.arena_bytes:,} bytes, model {project.model_bytes:,} bytes"
+    )
+
+
+def _parse_labels(labels):
+    if labels is None:
+        return None
+    if Path(labels).is_file():
+        return [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [name.strip() for name in labels.split(",")]
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--device", type=click.Choice(["cpu"]), default="cpu", show_default=True, help="cpu: LiteRT on this host."
+)
+@click.option("--runs", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="LiteRT CPU threads (default: LiteRT's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def bench(settings, model_path, device, runs, warmup, threads, as_json):
+    """Measure latency of a .tflite model: first inference, then median, p90 and max of N runs.
+
+    \b
+    Example:
+      tfscissor bench trimmed.tflite --device cpu --runs 200 --json
+    """
+    from tfscissor.bench import bench_cpu
+    from tfscissor.progress import progress_bar
+
+    with progress_bar(total=warmup + runs, desc="bench", enabled=settings.progress and not as_json) as bar:
+        result = bench_cpu(model_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update)
+    lines = [
+        f"{model_path} on {device}: first {result['first_inference_ms']:.3f} ms, median {result['median_ms']:.3f} ms, "
+        f"p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms over {result['runs']} runs "
+        f"({result['throughput_per_s']:.1f}/s), peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB"
+    ]
+    _emit(settings, as_json, result, lines)
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory (default: runs/<recipe name>).",
+)
+@click.pass_obj
+def run(settings, recipe, output):
+    """Run a YAML recipe: train, trim, quantize, compile and bench, then print a summary table.
+
+    \b
+    Example:
+      tfscissor run recipes/demo.yaml
+    """
+    from tfscissor.run import load_recipe, run_recipe
+
+    spec = load_recipe(recipe)
+    run_dir = Path(output or Path("runs") / Path(recipe).stem)
+    summary = run_recipe(spec, run_dir, progress=settings.progress, callbacks=settings.callbacks)
+    click.echo("")
+    for line in _format_table(summary["rows"], summary["columns"]):
+        click.echo(line)
+    click.echo(f"\nresults in {run_dir}/ (summary.md, summary.json, models, firmware/)")
+
+
+def main():
+    """Console entry point: keeps native libraries' log lines off the terminal unless ``--debug``."""
+    if "--debug" not in sys.argv[1:]:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        _route_native_stderr_to_devnull()
+    cli(prog_name="tfscissor")
+
+
+def _route_native_stderr_to_devnull():
+    """TensorFlow, the converter and LiteRT write info lines straight to file descriptor 2 from C++.
+
+    Point descriptor 2 at /dev/null and give Python's ``sys.stderr`` a private copy of the real stream, so
+    tfscissor's own messages and progress bars still reach the user.
+    """
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        pass  # no real descriptor 2 (embedded interpreter): nothing to protect

@@ -13,7 +13,7 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets==4.9.10",
     "importlib_resources>=6",
     "scipy>=1.13",
-    "absl-py>=2",
+    "absl-py~=1.4",  # tfmot 0.8.1 requires ~=1.2
     "ai-edge-litert==2.3.*",
     "tflite-micro==0.dev20261023182759",
     "numpy>=2,<3",

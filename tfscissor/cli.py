@@ -4,6 +4,7 @@ Heavy imports (TensorFlow, Keras, LiteRT) happen inside the commands, so ``tfsci
 """
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -487,6 +488,8 @@ def main():
     """Console entry point: keeps native libraries' log lines off the terminal unless ``--debug``."""
     if "--debug" not in sys.argv[1:]:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # TensorFlow's Python logger warns on every retrace; the statistics callback retraces on purpose.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
         _route_native_stderr_to_devnull()
     cli(prog_name="tfscissor")
 

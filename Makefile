@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`. Both create the virtual
+# environment if it is missing, install tfscissor into it, and need no root.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test bench lint system-deps clean
+
+$(INSTALLED): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/tfscissor run recipes/demo.yaml -o runs/demo
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/demo_pipeline.py
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check tfscissor tests bench
+	$(BIN)/ruff format --check tfscissor tests bench
+
+# Debian packages some tests use (they skip, saying why, when a package is absent). Needs root; CI runs it.
+system-deps:
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi g++
+
+clean:
+	rm -rf runs build *.egg-info .pytest_cache

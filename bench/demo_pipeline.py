@@ -1,0 +1,74 @@
+"""Benchmark of the thin path: baseline, trimmed and int8 models of the demo recipe, measured side by side.
+
+Runs ``recipes/demo.yaml`` into ``bench/runs/demo`` and rewrites ``bench/RESULTS.md`` with the table, the
+latency and size ratios against the baseline, the command, the machine and the date. Every number comes
+from one run, so ratios are between measurements taken minutes apart on the same machine.
+
+    make bench        (or: .venv/bin/python bench/demo_pipeline.py)
+"""
+
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tfscissor.io import write_text  # noqa: E402
+from tfscissor.models.callbacks import EpochProgress  # noqa: E402
+from tfscissor.run import COLUMNS, load_recipe, run_recipe  # noqa: E402
+
+RECIPE = ROOT / "recipes" / "demo.yaml"
+RUN_DIR = ROOT / "bench" / "runs" / "demo"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    start = time.perf_counter()
+    summary = run_recipe(load_recipe(RECIPE), RUN_DIR, progress=True, callbacks=lambda desc: [EpochProgress(desc)])
+    minutes = (time.perf_counter() - start) / 60
+    rows = summary["rows"]
+    base = rows[0]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Regenerated from scratch by `make bench`. Medians and ratios come from one run on one machine.",
+        "",
+        "## The thin path (issue 2): train -> relevance trim -> int8 -> TFLM, on the embedded `cluttered` data",
+        "",
+        f"- Command: `make bench` (`python bench/demo_pipeline.py`, recipe `{RECIPE.relative_to(ROOT)}`)",
+        f"- Machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+        f"- Date: {datetime.date.today().isoformat()}; whole run {minutes:.1f} min",
+        "- Latency: median of LiteRT on the host CPU (default threads), after warm-up; arena: smallest TFLM arena that",
+        "  allocates and invokes, measured with the TFLM Python interpreter (no margin)",
+        "",
+        "| " + " | ".join([*COLUMNS, "latency vs baseline", "model bytes vs baseline"]) + " |",
+        "|" + "|".join("---" for _ in range(len(COLUMNS) + 2)) + "|",
+    ]
+    for row in rows:
+        cells = [f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in COLUMNS]
+        cells.append(f"{row['latency ms'] / base['latency ms']:.2f}x")
+        cells.append(f"{row['model bytes'] / base['model bytes']:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    write_text(RESULTS, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

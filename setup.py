@@ -31,8 +31,10 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.10",
-    packages=find_packages(include=["tfscissor", "tfscissor.*"]),
-    package_data={"tfscissor": ["templates/**/*", "templates/*"]},
+    # The firmware templates live in the top-level firmware/ folder and install as tfscissor.firmware.
+    packages=[*find_packages(include=["tfscissor", "tfscissor.*"]), "tfscissor.firmware"],
+    package_dir={"tfscissor.firmware": "firmware"},
+    package_data={"tfscissor.firmware": ["*/*", "*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
     entry_points={"console_scripts": ["tfscissor=tfscissor.cli:main"]},

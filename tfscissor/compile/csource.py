@@ -1,6 +1,6 @@
 """Writing C/C++ source: byte arrays, string literals, identifiers, and the packaged templates.
 
-Templates live in ``tfscissor/templates/<group>/`` and mark values as ``{{ name }}``. The marker is neither C
+Templates live in the repository's ``firmware/<group>/`` (installed as the package ``tfscissor.firmware``) and mark values as ``{{ name }}``. The marker is neither C
 nor Make syntax (``$`` is everywhere in a Makefile, so ``string.Template`` would need escaping throughout).
 """
 
@@ -62,8 +62,8 @@ def c_int_rows(values, per_line=16, indent="    "):
 
 
 def template(group, name):
-    """The text of packaged template ``templates/<group>/<name>``."""
-    return resources.files("tfscissor").joinpath("templates").joinpath(group).joinpath(name).read_text(encoding="utf-8")
+    """The text of template ``firmware/<group>/<name>``."""
+    return resources.files("tfscissor.firmware").joinpath(group).joinpath(name).read_text(encoding="utf-8")
 
 
 def render(text, **values):

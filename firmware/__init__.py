@@ -1,0 +1,1 @@
+"""C/C++ templates for the firmware that tfscissor writes (installed as ``tfscissor.firmware``)."""

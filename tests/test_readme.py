@@ -1,0 +1,17 @@
+"""The README's library example runs as written (with a smaller data set and one epoch)."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_library_example_runs(tmp_path, monkeypatch):
+    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    small = code.replace('"cluttered:size=48,n=3000"', '"cluttered:size=32,n=200,classes=3"').replace("epochs=10", "epochs=1")
+    assert small != code, "the README example changed: update this test's substitutions"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(small, str(README), "exec"), namespace)
+    assert namespace["result"].model.count_params() < namespace["model"].count_params()
+    assert (tmp_path / "fw" / "model_data.cc").is_file() and namespace["project"].arena_bytes > 0

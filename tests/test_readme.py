@@ -8,7 +8,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_library_example_runs(tmp_path, monkeypatch):
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
-    small = code.replace('"cluttered:size=48,n=3000"', '"cluttered:size=32,n=200,classes=3"').replace("epochs=10", "epochs=1")
+    small = code.replace('"cluttered:size=48,n=3000"', '"cluttered:size=32,n=200,classes=3"').replace(
+        "epochs=10", "epochs=1"
+    )
     assert small != code, "the README example changed: update this test's substitutions"
     monkeypatch.chdir(tmp_path)
     namespace = {}

@@ -83,10 +83,15 @@ def test_info_json_and_table(chain):
         and payload["params"] > 0
         and any(r["name"] == "stage1_conv1_conv" for r in payload["layers"])
     )
-    table = invoke("info", d / "t.keras").output
-    assert "stage1_conv1_conv" in table and "total:" in table
+    table = invoke("info", d / "t.keras").output.splitlines()
+    conv = next(line.split() for line in table if line.startswith("stage1_conv1_conv "))
+    layer = next(r for r in payload["layers"] if r["name"] == "stage1_conv1_conv")
+    assert conv[1] == "Conv2D" and conv[2] == "x".join(map(str, layer["output_shape"]))
+    assert conv[-1] == f"{layer['activation_elements']:,}" and table[-1].startswith("total:")
     payload = json.loads(invoke("info", d / "t.tflite", "--json").output)
-    assert "CONV_2D" in payload["ops"]
+    assert "CONV_2D" in payload["ops"] and payload["fully_int8"] is True
+    text = invoke("info", d / "t.tflite").output
+    assert "fully int8" in text and "CONV_2D x" in text and "zero point -128" in text
 
 
 def test_trimmed_model_is_smaller(chain):

@@ -242,13 +242,7 @@ def info(settings, model_path, as_json):
     from tfscissor.model_files import describe_file
 
     result = describe_file(model_path)
-    if result["format"] == "keras":
-        lines = _format_table(result["layers"], ["name", "class", "output_shape", "macs", "params", "activations"])
-        lines.append(
-            f"total: {result['macs']:,} MACs, {result['params']:,} params, peak activations {result['peak_activation_elements']:,} elements"
-        )
-    else:
-        lines = [f"{k}: {v}" for k, v in result.items() if k != "format"]
+    lines = _keras_info_lines(result) if result["format"] == "keras" else _tflite_info_lines(result)
     _emit(settings, as_json, result, lines)
 
 
@@ -416,6 +410,38 @@ def compile_(settings, model_path, target, labels, output):
     click.echo(
         f"wrote {output}: {len(project.ops)} ops ({', '.join(project.ops)}), arena {project.arena_bytes:,} bytes, model {project.model_bytes:,} bytes"
     )
+
+
+def _keras_info_lines(result):
+    rows = [
+        {
+            "layer": layer["name"],
+            "class": layer["class_name"],
+            "output": "x".join(str(d) for d in layer["output_shape"]),
+            "MACs": layer["macs"],
+            "params": layer["params"],
+            "activations": layer["activation_elements"],
+        }
+        for layer in result["layers"]
+    ]
+    return [
+        *_format_table(rows, ["layer", "class", "output", "MACs", "params", "activations"]),
+        f"total: {result['macs']:,} MACs, {result['params']:,} params, "
+        f"peak activations {result['peak_activation_elements']:,} elements",
+    ]
+
+
+def _tflite_info_lines(result):
+    def tensor(t):
+        return f"{t['name']} {t['shape']} {t['dtype']}, scale {t['scale']:.6g}, zero point {t['zero_point']}"
+
+    ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in result["op_counts"].items())
+    return [
+        f"{result['name']}: {result['size']:,} bytes, {'fully int8' if result['fully_int8'] else 'not fully int8'}",
+        f"ops: {ops}",
+        *(f"input  {tensor(t)}" for t in result["inputs"]),
+        *(f"output {tensor(t)}" for t in result["outputs"]),
+    ]
 
 
 def _parse_labels(labels):

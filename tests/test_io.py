@@ -41,3 +41,17 @@ def test_output_may_not_be_an_input(tmp_path):
     with pytest.raises(UsageError, match="also an input"):
         check_not_input(str(tmp_path / "." / "m.keras"), model)
     check_not_input(tmp_path / "other.keras", model, None)
+
+
+def test_artifacts_get_the_umask_mode_not_private(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_bytes(tmp_path / "f.bin", b"x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "a").write_text("1")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

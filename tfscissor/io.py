@@ -9,6 +9,13 @@ from pathlib import Path
 from tfscissor.errors import UsageError
 
 
+def _umask():
+    # The process umask can only be read by setting it; set it straight back.
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -21,6 +28,7 @@ def atomic_path(path, suffix=None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + (suffix or path.suffix), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes the file private; an artifact gets the mode new files get
     try:
         yield tmp
         os.replace(tmp, path)
@@ -48,10 +56,7 @@ def atomic_dir(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    # mkdtemp makes the directory private (0700); the result should have the mode any new directory gets.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes the directory private, like mkstemp
     try:
         yield tmp
         old = None

@@ -86,3 +86,21 @@ def test_load_corrupt_statistics(tmp_path):
     path.write_bytes(b"not an npz")
     with pytest.raises(DataError, match="cannot read statistics"):
         ChannelStatistics.load(path)
+
+
+def test_fit_with_train_and_test_modes_records_the_training_run(model, images):
+    labels = np.arange(len(images)) % 4
+    model.compile("adam", "sparse_categorical_crossentropy")
+    recorder = ActivationStatistics(TAPS, modes=("train", "test"))
+    model.fit(
+        images,
+        labels,
+        batch_size=16,
+        epochs=2,
+        validation_data=(images[:8], labels[:8]),
+        verbose=0,
+        callbacks=[recorder],
+    )
+    # Two epochs over 48 training images; the nested validation runs are not mixed in.
+    assert recorder.statistics[TAPS[0]].count == 2 * 48 * 32 * 32
+    assert all("call" not in model.get_layer(n).__dict__ for n in TAPS)

@@ -27,8 +27,10 @@ def activation_layer_names(model):
 class _Accumulator:
     """Running sums for one layer's output, kept in variables so they update inside a traced step."""
 
-    def __init__(self, channels):
+    def __init__(self, channels, recording):
         import tensorflow as tf
+
+        self.recording = recording
 
         # ON_READ + SUM: under a tf.distribute strategy each replica keeps its own sums and reading them
         # adds the replicas together, so statistics are reduced across devices by construction.
@@ -47,12 +49,17 @@ class _Accumulator:
     def update(self, output):
         import tensorflow as tf
 
-        axes = list(range(output.shape.rank - 1))
-        values = tf.cast(output, tf.float64)
-        self.total.assign_add(tf.reduce_sum(values, axis=axes))
-        self.zeros.assign_add(tf.reduce_sum(tf.cast(tf.equal(values, 0.0), tf.float64), axis=axes))
-        positions = tf.reduce_prod(tf.shape(output, out_type=tf.int64)[:-1])
-        self.count.assign_add(positions)
+        def record():
+            axes = list(range(output.shape.rank - 1))
+            values = tf.cast(output, tf.float64)
+            self.total.assign_add(tf.reduce_sum(values, axis=axes))
+            self.zeros.assign_add(tf.reduce_sum(tf.cast(tf.equal(values, 0.0), tf.float64), axis=axes))
+            self.count.assign_add(tf.reduce_prod(tf.shape(output, out_type=tf.int64)[:-1]))
+            return tf.constant(True)
+
+        # The wrapped layer also runs in runs nested in the observed one (fit's validation): those are
+        # traced with the wrapper too, so the flag, not the tracing, decides what is counted.
+        tf.cond(self.recording, record, lambda: tf.constant(False))
 
     def result(self):
         return LayerStatistics(self.total.numpy(), self.zeros.numpy(), int(self.count.numpy()))
@@ -66,6 +73,8 @@ class ActivationStatistics(keras.callbacks.Callback):
         modes: which runs to observe, any of ``"predict"``, ``"test"`` (evaluate) and ``"train"`` (fit).
 
     After a run, :attr:`statistics` holds a :class:`ChannelStatistics` of that run; each run starts afresh.
+    Runs nested in an observed run (the validation inside ``fit``) are not observed separately: to record
+    the validation data of a ``fit``, observe ``"test"`` alone.
     """
 
     def __init__(self, layer_names=None, modes=("predict", "test")):
@@ -74,24 +83,36 @@ class ActivationStatistics(keras.callbacks.Callback):
         self.modes = tuple(modes)
         self.statistics = ChannelStatistics()
         self._accumulators = {}
-        self._original_calls = {}
+        self._active = None  # the mode of the run being observed
+        self._recording = None  # a variable the wrapped layers read: False while a nested run goes on
 
     def _begin(self, mode):
+        import tensorflow as tf
+
+        if self._active is not None:
+            self._recording.assign(False)  # a run nested in the observed one
+            return
         if mode not in self.modes:
             return
+        self._active = mode
         names = self.layer_names if self.layer_names is not None else activation_layer_names(self.model)
         self.statistics = ChannelStatistics()
         self._accumulators = {}
         with self.model.distribute_strategy.scope():
+            self._recording = tf.Variable(True, trainable=False)
             for name in names:
                 layer = self.model.get_layer(name)
-                self._accumulators[name] = accumulator = _Accumulator(int(layer.output.shape[-1]))
+                self._accumulators[name] = accumulator = _Accumulator(int(layer.output.shape[-1]), self._recording)
                 self._wrap(layer, accumulator)
         self._rebuild_step(mode)
 
     def _end(self, mode):
-        if mode not in self.modes:
+        if self._active is None:
             return
+        if mode != self._active:
+            self._recording.assign(True)  # the nested run is over
+            return
+        self._active = None
         for name in self._accumulators:
             layer = self.model.get_layer(name)
             # The wrapper lives in the instance dict; deleting it uncovers the class's own `call` again.

@@ -30,10 +30,10 @@ def test_accuracy_counts_argmax_hits(int8_bytes, images):
 
 def test_from_file_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
-        TFLiteModel.from_file(tmp_path / "none.tflite")
+        TFLiteModel.load(tmp_path / "none.tflite")
     (tmp_path / "m.keras").write_bytes(b"x")
     with pytest.raises(UsageError, match="not a .tflite file"):
-        TFLiteModel.from_file(tmp_path / "m.keras")
+        TFLiteModel.load(tmp_path / "m.keras")
 
 
 def test_corrupt_bytes(int8_bytes):

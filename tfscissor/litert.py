@@ -4,11 +4,40 @@ Both host evaluation of an int8 model and the CPU benchmark go through :class:`T
 and latency are measured on the same interpreter configuration.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from tfscissor.errors import ModelError, UsageError
+
+
+def read_tflite(model, name=None):
+    """``(bytes, name)`` of a model given as ``.tflite`` bytes or a path; ``name`` defaults to the path."""
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), name or "model"
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise ModelError(f"model file {path} not found: check the path, or make one with `tfscissor quantize`")
+        return path.read_bytes(), name or str(path)
+    raise UsageError(f"a model must be .tflite bytes or a path to a .tflite file, got {type(model).__name__}")
+
+
+def quantize_image(image, scale, zero_point, dtype=np.int8):
+    """Float pixels in [0, 255] to an integer tensor: ``round(pixel / scale) + zero_point``, saturated."""
+    limits = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(image, np.float32) / scale) + zero_point, limits.min, limits.max).astype(dtype)
+
+
+def seeded_input(shape, dtype, seed=0):
+    """A reproducible random tensor of ``shape`` and ``dtype``: the full integer range, or pixels in [0, 255]."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        return rng.integers(limits.min, limits.max, size=shape, endpoint=True).astype(dtype)
+    return rng.uniform(0, 255, size=shape).astype(dtype)
 
 
 class TFLiteModel:
@@ -40,15 +69,14 @@ class TFLiteModel:
         self.input, self.output = inputs[0], outputs[0]
 
     @classmethod
-    def from_file(cls, path, **kwargs):
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"model file {path} not found: check the path, or make one with `tfscissor quantize`")
-        if path.suffix != ".tflite":
+    def load(cls, model, **kwargs):
+        """From ``.tflite`` bytes or a path to a ``.tflite`` file."""
+        if isinstance(model, (str, os.PathLike)) and Path(model).suffix != ".tflite":
             raise UsageError(
-                f"model file {path} is not a .tflite file: quantize a .keras model with `tfscissor quantize`"
+                f"model file {model} is not a .tflite file: quantize a .keras model with `tfscissor quantize`"
             )
-        return cls(path.read_bytes(), name=str(path), **kwargs)
+        data, name = read_tflite(model)
+        return cls(data, name=name, **kwargs)
 
     @property
     def input_shape(self):
@@ -72,8 +100,7 @@ class TFLiteModel:
         scale, zero_point = self.input_quantization
         if scale == 0.0:
             return np.asarray(image, dtype=dtype)
-        info = np.iinfo(dtype)
-        return np.clip(np.round(np.asarray(image, np.float32) / scale) + zero_point, info.min, info.max).astype(dtype)
+        return quantize_image(image, scale, zero_point, dtype)
 
     def invoke(self, input_tensor):
         """Run one already-quantised input (with batch dim) and return the raw output tensor."""

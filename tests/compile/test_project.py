@@ -224,7 +224,7 @@ def test_sample_image_is_quantised_and_used(int8_model, tmp_path):
 
 def test_existing_project_is_replaced_whole(int8_model, tmp_path):
     out = tmp_path / "p"
-    out.mkdir()
+    write_tflm_project(int8_model("plain"), out, labels=LABELS)
     (out / "stale.txt").write_text("from an older model")
     write_tflm_project(int8_model("plain"), out, labels=LABELS)
     assert not (out / "stale.txt").exists() and {p.name for p in out.iterdir()} == EXPECTED_FILES
@@ -235,7 +235,7 @@ def test_existing_project_is_replaced_whole(int8_model, tmp_path):
 def test_failure_mid_write_leaves_nothing_behind(int8_model, tmp_path, monkeypatch, existing):
     out = tmp_path / "p"
     if existing:
-        out.mkdir()
+        write_tflm_project(int8_model("plain"), out, labels=LABELS)
         (out / "old.txt").write_text("keep me")
     written = []
     real_write = tflm._write_file
@@ -252,7 +252,7 @@ def test_failure_mid_write_leaves_nothing_behind(int8_model, tmp_path, monkeypat
     assert len(written) == 3
     assert [p.name for p in tmp_path.iterdir()] == (["p"] if existing else [])
     if existing:
-        assert [p.name for p in out.iterdir()] == ["old.txt"]
+        assert {p.name for p in out.iterdir()} == EXPECTED_FILES | {"old.txt"}
 
 
 def test_labels_may_be_any_iterable_of_strings(int8_model, tmp_path):
@@ -289,7 +289,7 @@ def test_bad_arena_margin(int8_model, tmp_path, margin):
         write_tflm_project(int8_model("plain"), tmp_path / "p", labels=LABELS, arena_margin=margin)
 
 
-@pytest.mark.parametrize("labels", [["a", "b"], None, "abc", 5, ["a", "b", 3]])
+@pytest.mark.parametrize("labels", [["a", "b"], "abc", 5, ["a", "b", 3]])
 def test_bad_labels(int8_model, tmp_path, labels):
     with pytest.raises(UsageError, match="label"):
         write_tflm_project(int8_model("plain"), tmp_path / "p", labels=labels)
@@ -343,3 +343,17 @@ def test_zero_margin_configures_the_measured_arena(int8_model, tmp_path):
     project = write_tflm_project(int8_model("plain"), tmp_path / "p", labels=LABELS, arena_margin=0)
     assert project.arena_bytes == project.measured_arena_bytes
     assert f"kTensorArenaSize = {project.measured_arena_bytes};" in project.file("model_settings.h").read_text()
+
+
+def test_labels_default_to_class_indices(int8_model, tmp_path):
+    project = write_tflm_project(int8_model("plain"), tmp_path / "p")
+    assert project.labels == tuple(str(i) for i in range(len(LABELS)))
+
+
+def test_an_existing_directory_of_the_users_is_never_replaced(int8_model, tmp_path):
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "main.c").write_text("int main(void) { return 0; }")
+    with pytest.raises(UsageError, match="not a tfscissor TFLM project"):
+        write_tflm_project(int8_model("plain"), out, labels=LABELS)
+    assert [p.name for p in out.iterdir()] == ["main.c"]

@@ -4,40 +4,20 @@ Only the ``invoke()`` call is timed: setting the input and reading the output ar
 the model's, and on a microcontroller-sized model they would otherwise dominate.
 """
 
-import os
 import sys
 import time
 
 import numpy as np
 
 from tfscissor.errors import UsageError
-from tfscissor.litert import TFLiteModel
+from tfscissor.litert import TFLiteModel, seeded_input
 
 _INPUT_SEED = 0
-
-
-def _load(model, num_threads):
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return TFLiteModel(bytes(model), num_threads=num_threads)
-    if isinstance(model, (str, os.PathLike)):
-        return TFLiteModel.from_file(model, num_threads=num_threads)
-    raise UsageError(f"bench_cpu takes .tflite bytes or a path to a .tflite file, got {type(model).__name__}")
 
 
 def _check_count(value, what, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UsageError(f"{what} must be an integer of at least {minimum}, got {value!r}")
-
-
-def _random_input(details):
-    """A deterministic random tensor of the input's shape and dtype (values do not change int8 latency)."""
-    rng = np.random.default_rng(_INPUT_SEED)
-    dtype = np.dtype(details["dtype"])
-    shape = tuple(int(d) for d in details["shape"])
-    if dtype.kind in "iu":
-        limits = np.iinfo(dtype)
-        return rng.integers(limits.min, limits.max, size=shape, endpoint=True).astype(dtype)
-    return rng.uniform(0, 255, size=shape).astype(dtype)
 
 
 def _peak_rss_bytes():
@@ -75,9 +55,10 @@ def bench_cpu(model, runs=100, warmup=10, num_threads=None, progress=None):
     if num_threads is not None:
         _check_count(num_threads, "num_threads", 1)
     tick = _progress_hook(progress)
-    tflite = _load(model, num_threads)
+    tflite = TFLiteModel.load(model, num_threads=num_threads)
     interpreter = tflite.interpreter
-    tensor = _random_input(tflite.input)
+    # Values do not change int8 latency; a seeded tensor keeps runs comparable anyway.
+    tensor = seeded_input(tuple(int(d) for d in tflite.input["shape"]), tflite.input["dtype"], seed=_INPUT_SEED)
     interpreter.set_tensor(tflite.input["index"], tensor)
 
     start = time.perf_counter_ns()

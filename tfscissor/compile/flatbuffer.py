@@ -5,11 +5,10 @@ flatbuffers reader does no verification, so every parse happens inside one guard
 corrupt or truncated bytes into a :class:`ModelError` naming the file.
 """
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from tfscissor.errors import ModelError, UsageError
+from tfscissor.errors import ModelError
+from tfscissor.litert import read_tflite
 
 _FILE_IDENTIFIER = b"TFL3"
 
@@ -103,18 +102,6 @@ class TFLiteInfo:
     @property
     def output(self):
         return self.outputs[0]
-
-
-def load_bytes(model, name=None):
-    """``(bytes, name)`` of a model given as bytes or a path; ``name`` defaults to the path, or "model"."""
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), name or "model"
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if not path.is_file():
-            raise ModelError(f"model file {path} not found: check the path, or make one with `tfscissor quantize`")
-        return path.read_bytes(), name or str(path)
-    raise UsageError(f"a model must be .tflite bytes or a path to a .tflite file, got {type(model).__name__}")
 
 
 def _op_name(schema, opcode, builtin_names):
@@ -211,7 +198,7 @@ def _parse(data, name):
 
 def read_model(model, *, name=None):
     """Describe a ``.tflite`` model given as bytes or a path; ``name`` (default: the path) names it in errors."""
-    data, name = load_bytes(model, name)
+    data, name = read_tflite(model, name)
     if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
         raise ModelError(
             f"{name} is not a .tflite flatbuffer (no 'TFL3' identifier): convert the model with `tfscissor quantize`"

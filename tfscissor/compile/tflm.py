@@ -18,14 +18,16 @@ import numpy as np
 from tfscissor import __version__
 from tfscissor.compile import csource
 from tfscissor.compile._probe import Prober
-from tfscissor.compile.flatbuffer import load_bytes, read_model
+from tfscissor.compile.flatbuffer import read_model
 from tfscissor.compile.tflm_ops import resolver_methods
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import atomic_dir
+from tfscissor.litert import quantize_image, read_tflite, seeded_input
 
 ARENA_GRANULARITY = 16  # TFLM aligns every allocation to 16 bytes, so finer steps measure nothing
 DEFAULT_MAX_ARENA = 64 << 20  # past this, a model is no longer a microcontroller model
 _FIRST_GUESS = 4096  # small models then need ~10 probes rather than log2(64 MiB / 16) = 22
+MANIFEST_FORMAT = "tfscissor.tflm/1"  # marks a directory tfscissor may replace
 _SAMPLE_SEED = 0
 
 _TEMPLATES = (
@@ -77,19 +79,13 @@ def _sample_input(info, image=None):
         raise ModelError(f"{info.name} takes {info.input.dtype} input, which cannot be fed as an image") from None
     shape = info.input.shape
     if image is None:
-        rng = np.random.default_rng(_SAMPLE_SEED)
-        if dtype.kind in "iu":
-            limits = np.iinfo(dtype)
-            return rng.integers(limits.min, limits.max, size=shape, endpoint=True).astype(dtype)
-        return rng.uniform(0, 255, size=shape).astype(dtype)
+        return seeded_input(shape, dtype, seed=_SAMPLE_SEED)
     image = np.asarray(image, dtype=np.float32)
     if image.shape != tuple(shape[1:]):
         raise UsageError(
             f"sample_image has shape {image.shape}, the model takes {tuple(shape[1:])}: pass one image (H, W, C)"
         )
-    scale, zero_point = info.input.quantization
-    limits = np.iinfo(np.int8)
-    return np.clip(np.round(image / scale) + zero_point, limits.min, limits.max).astype(np.int8)[None]
+    return quantize_image(image, *info.input.quantization)[None]
 
 
 def _search_arena(prober, name, max_arena):
@@ -140,7 +136,7 @@ def measure_arena(model_bytes, *, max_arena=DEFAULT_MAX_ARENA):
     go to that process's stderr rather than the user's terminal. Raises ModelError if the model cannot run
     in ``max_arena`` bytes.
     """
-    data, name = load_bytes(model_bytes)
+    data, name = read_tflite(model_bytes)
     info = read_model(data, name=name)
     if not info.inputs or not info.outputs:
         raise ModelError(f"{name} has no input or no output tensor: it is not a runnable model")
@@ -170,12 +166,14 @@ def _check_deployable(info):
 
 
 def _check_labels(labels, num_classes):
+    if labels is None:
+        return tuple(str(i) for i in range(num_classes))
     try:
         labels = None if isinstance(labels, (str, bytes)) else tuple(labels)
     except TypeError:
         labels = None
     if labels is None or not all(isinstance(label, str) for label in labels):
-        raise UsageError("labels must be a list of strings, one per class")
+        raise UsageError("labels must be a list of strings, one per class (--labels a,b,c)")
     if len(labels) != num_classes:
         raise UsageError(f"{len(labels)} labels given for a model with {num_classes} outputs: give one label per class")
     return labels
@@ -190,7 +188,19 @@ def _check_out_dir(out_dir, model):
         raise UsageError(
             f"output {out_dir} holds the input model {model}, and would be replaced: choose another directory"
         )
+    # Only a project tfscissor wrote may be replaced: anything else in an existing directory is the user's.
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not _is_project(out_dir):
+        raise UsageError(
+            f"output {out_dir} exists and is not a tfscissor TFLM project: choose a new or empty directory"
+        )
     return out_dir
+
+
+def _is_project(path):
+    try:
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("format") == MANIFEST_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _render_files(data, info, *, name, labels, methods, arena, measured, margin, sample_in, sample_out, sample_source):
@@ -242,7 +252,7 @@ def _render_files(data, info, *, name, labels, methods, arena, measured, margin,
     files["sample_data.cc"] = csource.render(csource.template("tflm", "sample_data.cc"), **values)
     files["model.tflite"] = data
     manifest = {
-        "format": "tfscissor.tflm/1",
+        "format": MANIFEST_FORMAT,
         "name": name,
         "tfscissor_version": __version__,
         "model": {
@@ -282,7 +292,7 @@ def write_tflm_project(
     model_bytes,
     out_dir,
     *,
-    labels,
+    labels=None,
     name="model",
     arena_margin=0.1,
     sample_image=None,
@@ -290,14 +300,15 @@ def write_tflm_project(
 ):
     """Write a TFLM firmware project for an int8 classifier into ``out_dir`` (replaced whole, atomically).
 
-    ``model_bytes``: the full-int8 ``.tflite`` (bytes or a path). ``labels``: one string per output class.
+    ``model_bytes``: the full-int8 ``.tflite`` (bytes or a path). ``labels``: one string per output class
+    (default: the class indices). An existing ``out_dir`` is replaced only if tfscissor wrote it.
     ``name``: a C identifier naming the model array (``g_<name>``) and the host executable.
     ``arena_margin``: fraction added to the measured arena. The measurement runs TFLM's reference kernels on
     the host; a device's optimised kernels (CMSIS-NN, ESP-NN) ask for their own scratch buffers and TFLM
     versions keep different bookkeeping in the arena, so 10% is a cushion, and ``setup()`` prints the real use.
     ``sample_image``: an (H, W, C) image of pixels in [0, 255] for the known-good test (default: seeded noise).
     """
-    data, model_name = load_bytes(model_bytes)
+    data, model_name = read_tflite(model_bytes)
     csource.c_identifier(name, "project name")
     if isinstance(arena_margin, bool) or not isinstance(arena_margin, (int, float)) or not 0 <= arena_margin <= 10:
         raise UsageError(f"arena_margin must be a fraction between 0 and 10 (0.1 = 10%), got {arena_margin!r}")

@@ -230,3 +230,61 @@ def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path):
 
     monkeypatch.setattr(tfscissor.model_files, "evaluate_file", boom)
     _assert_clean_error(invoke("eval", tmp_path / "m.keras"), 1, "internal error", "--debug")
+
+
+def test_compile_defaults_labels_and_makes_a_c_name(chain, tmp_path):
+    d, _ = chain
+    odd = tmp_path / "my-model.v2.tflite"
+    odd.write_bytes((d / "t.tflite").read_bytes())
+    result = invoke("compile", odd, "--target", "tflm", "-o", tmp_path / "fw")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "fw" / "manifest.json").read_text())
+    assert manifest["labels"] == ["0", "1", "2"] and manifest["name"] == "my_model_v2"
+
+
+def test_compile_never_replaces_a_directory_it_did_not_write(chain, tmp_path):
+    d, _ = chain
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    _assert_clean_error(
+        invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "mine"),
+        2,
+        "not a tfscissor TFLM project",
+    )
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    # A project it wrote is replaced whole.
+    assert invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "fw").exit_code == 0
+    (tmp_path / "fw" / "stale.txt").write_text("old")
+    assert invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "fw").exit_code == 0
+    assert not (tmp_path / "fw" / "stale.txt").exists()
+
+
+def test_compile_refuses_an_output_that_holds_the_input(chain, tmp_path):
+    d, _ = chain
+    (tmp_path / "m.tflite").write_bytes((d / "t.tflite").read_bytes())
+    _assert_clean_error(
+        invoke("compile", tmp_path / "m.tflite", "--target", "tflm", "-o", tmp_path), 2, "holds the input model"
+    )
+    assert (tmp_path / "m.tflite").is_file()
+
+
+def test_bad_builder_argument_values_are_usage_errors(tmp_path):
+    _assert_clean_error(
+        invoke("train", "--data", DATA, "--model", "resnet", "--arg", "block=wide", "-o", tmp_path / "m.keras"),
+        2,
+        "unknown block",
+    )
+    _assert_clean_error(
+        invoke("train", "--data", DATA, "--arg", "widths=[16,", "-o", tmp_path / "m.keras"), 2, "not valid YAML"
+    )
+
+
+def test_trim_checks_the_statistics_path_before_working(chain, tmp_path):
+    d, _ = chain
+    out = tmp_path / "t.keras"
+    _assert_clean_error(
+        invoke("trim", d / "m.keras", "--data", DATA, "--ratio", "0.3", "--save-stats", out, "-o", out),
+        2,
+        "also an input",
+    )
+    assert not out.exists()

@@ -48,7 +48,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
 
 
 def test_defaults_are_filled(tmp_path):
-    recipe = load_recipe(_write(tmp_path, "data: cluttered\n"))
+    recipe = load_recipe(_write(tmp_path, "data: cluttered\ntrim:\n  ratio: 0.5\n"))
     assert recipe["train"]["epochs"] == 10 and recipe["trim"]["criterion"] == "relevance"
     assert recipe["compile"]["targets"] == ["tflm"]
 
@@ -58,8 +58,11 @@ def test_defaults_are_filled(tmp_path):
     [
         ("data: cluttered\ntrian:\n  epochs: 3\n", "line 2: unknown key 'trian'"),
         ("train:\n  epochs: 3\n  lr: 0.1\n  momentum: 0.9\n", "line 4: unknown key 'train.momentum'"),
-        ("compile:\n  targets: [tflm, fpga]\n", "compile.targets has 'fpga'; allowed: tflm"),
-        ("bench:\n  devices: [gpu]\n", "bench.devices has 'gpu'"),
+        ("trim: {ratio: 0.5}\ncompile:\n  targets: [tflm, fpga]\n", "compile.targets has 'fpga'; allowed: tflm"),
+        ("trim: {ratio: 0.5}\ncompile:\n  targets: tflm\n", "line 3: compile.targets must be a list"),
+        ("trim: {ratio: 0.5}\nbench:\n  devices: [gpu]\n", "bench.devices has 'gpu'"),
+        ("data: cluttered\n", "exactly one of trim.ratio and trim.min_relevance"),
+        ("trim:\n  ratio: 0.5\n  min_relevance: 0\n", "line 1: give exactly one of trim.ratio"),
         ("train: 5\n", "train must be a mapping"),
         ("- a\n- b\n", "must be a mapping of sections"),
         ("data: [unclosed\n", "not valid YAML"),

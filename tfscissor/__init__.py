@@ -1,3 +1,52 @@
-"""tfscissor: make Keras image classifiers small and fast for microcontrollers and the Coral Edge TPU."""
+"""tfscissor: make Keras image classifiers small and fast for microcontrollers and the Coral Edge TPU.
+
+The public API is listed in ``__all__``; each name is imported on first use, so ``import tfscissor`` (and the
+CLI's ``--help``) does not load TensorFlow.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_API = {
+    "load_data": "tfscissor.data",
+    "parse_spec": "tfscissor.data",
+    "Dataset": "tfscissor.data",
+    "build_model": "tfscissor.models",
+    "load_model": "tfscissor.models",
+    "save_model": "tfscissor.models",
+    "register_builder": "tfscissor.models",
+    "train_classifier": "tfscissor.models.training",
+    "evaluate_classifier": "tfscissor.models.training",
+    "profile_model": "tfscissor.analysis",
+    "ActivationStatistics": "tfscissor.trim",
+    "collect_statistics": "tfscissor.trim",
+    "find_groups": "tfscissor.trim",
+    "trim_model": "tfscissor.trim",
+    "register_criterion": "tfscissor.trim",
+    "register_slicer": "tfscissor.trim",
+    "quantize_int8": "tfscissor.quantize",
+    "quantize_model": "tfscissor.quantize",
+    "to_tflite": "tfscissor.quantize",
+    "TFLiteModel": "tfscissor.litert",
+    "read_model": "tfscissor.compile",
+    "measure_arena": "tfscissor.compile",
+    "write_tflm_project": "tfscissor.compile",
+    "bench_cpu": "tfscissor.bench",
+    "load_recipe": "tfscissor.run",
+    "run_recipe": "tfscissor.run",
+    "TfscissorError": "tfscissor.errors",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'tfscissor' has no attribute {name!r}")
+    return getattr(importlib.import_module(_API[name]), name)
+
+
+def __dir__():
+    return [*globals(), *__all__]

@@ -6,6 +6,7 @@ Heavy imports (TensorFlow, Keras, LiteRT) happen inside the commands, so ``tfsci
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def cli(ctx, debug, quiet):
       tfscissor train --data cluttered --model plain -o model.keras
       tfscissor trim model.keras --data cluttered --ratio 0.5 -o trimmed.keras
       tfscissor quantize trimmed.keras --data cluttered -o trimmed.tflite
-      tfscissor compile trimmed.tflite --target tflm -o firmware/
+      tfscissor compile trimmed.tflite --target tflm -o trimmed_fw/
       tfscissor bench trimmed.tflite --device cpu
     """
     ctx.obj = Settings(debug=debug, quiet=quiet)
@@ -104,7 +105,10 @@ def _parse_args(pairs):
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--arg {pair!r} is not KEY=VALUE: write for example --arg 'widths=[16,32,64]'")
-        parsed = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UsageError(f"--arg {pair!r}: the value is not valid YAML ({str(err).splitlines()[0]})") from err
         args[key] = tuple(parsed) if isinstance(parsed, list) else parsed
     return args
 
@@ -121,7 +125,7 @@ def _load_keras(path):
     return load_model(path)
 
 
-def _emit(settings, as_json, payload, lines):
+def _emit(as_json, payload, lines):
     if as_json:
         click.echo(json.dumps(payload, indent=None, sort_keys=True))
     else:
@@ -221,7 +225,6 @@ def evaluate(settings, model_path, data_spec, as_json):
 
     result = evaluate_file(model_path, data_spec)
     _emit(
-        settings,
         as_json,
         result,
         [f"{model_path}: accuracy {result['accuracy']:.4f} on {result['samples']} images of {result['data']}"],
@@ -243,7 +246,7 @@ def info(settings, model_path, as_json):
 
     result = describe_file(model_path)
     lines = _keras_info_lines(result) if result["format"] == "keras" else _tflite_info_lines(result)
-    _emit(settings, as_json, result, lines)
+    _emit(as_json, result, lines)
 
 
 @cli.command()
@@ -318,9 +321,12 @@ def trim(
     from tfscissor.models import save_model
     from tfscissor.trim.stage import trim_and_fine_tune
 
+    # Checked before the long work, not after it.
     if not output.endswith(".keras"):
         raise UsageError(f"output {output} must end in .keras")
     check_not_input(output, model_path)
+    if save_stats:
+        check_not_input(save_stats, model_path, output)
     model = _load_keras(model_path)
     result = trim_and_fine_tune(
         model,
@@ -338,7 +344,6 @@ def trim(
     )
     save_model(result.model, output)
     if save_stats:
-        check_not_input(save_stats, model_path)
         result.statistics.save(save_stats)
     report = result.report
     for line in _format_table(report["layers"], ["layer", "before", "after"]):
@@ -387,26 +392,24 @@ def quantize(settings, model_path, data_spec, samples, output):
 @click.option(
     "--target", type=click.Choice(["tflm"]), required=True, help="tflm: a TensorFlow Lite Micro firmware project."
 )
-@click.option("--labels", default=None, help="Class names, comma-separated, or a file with one per line.")
+@click.option(
+    "--labels", default=None, help="Class names, comma-separated, or a file with one per line (default: 0..N-1)."
+)
+@click.option("--name", default=None, help="C identifier of the model in the firmware (default: from the file name).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.pass_obj
-def compile_(settings, model_path, target, labels, output):
+def compile_(settings, model_path, target, labels, name, output):
     """Turn an int8 .tflite into a deployable project.
 
     \b
     Example:
-      tfscissor compile trimmed.tflite --target tflm -o firmware/
+      tfscissor compile trimmed.tflite --target tflm -o trimmed_fw/
     """
     from tfscissor.compile import write_tflm_project
-    from tfscissor.io import check_not_input
 
-    path = Path(model_path)
-    if path.suffix != ".tflite":
+    if Path(model_path).suffix != ".tflite":
         raise UsageError(f"{model_path} is not a .tflite model: quantize it first with `tfscissor quantize`")
-    if not path.is_file():
-        raise TfscissorError(f"model file {model_path} not found: check the path")
-    check_not_input(output, model_path)
-    project = write_tflm_project(path.read_bytes(), output, labels=_parse_labels(labels), name=path.stem)
+    project = write_tflm_project(model_path, output, labels=_parse_labels(labels), name=name or _c_name(model_path))
     click.echo(
         f"wrote {output}: {len(project.ops)} ops ({', '.join(project.ops)}), arena {project.arena_bytes:,} bytes, model {project.model_bytes:,} bytes"
     )
@@ -444,6 +447,12 @@ def _tflite_info_lines(result):
     ]
 
 
+def _c_name(path):
+    """A C identifier from a file name: ``my-model.v2.tflite`` -> ``my_model_v2``."""
+    name = re.sub(r"\W", "_", Path(path).stem) or "model"
+    return f"m_{name}" if name[0].isdigit() else name
+
+
 def _parse_labels(labels):
     if labels is None:
         return None
@@ -479,7 +488,7 @@ def bench(settings, model_path, device, runs, warmup, threads, as_json):
         f"p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms over {result['runs']} runs "
         f"({result['throughput_per_s']:.1f}/s), peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB"
     ]
-    _emit(settings, as_json, result, lines)
+    _emit(as_json, result, lines)
 
 
 @cli.command()
@@ -489,7 +498,7 @@ def bench(settings, model_path, device, runs, warmup, threads, as_json):
     "--output",
     type=click.Path(file_okay=False),
     default=None,
-    help="Run directory (default: runs/<recipe name>).",
+    help="Run directory (default: runs/<recipe file name>).",
 )
 @click.pass_obj
 def run(settings, recipe, output):

@@ -31,14 +31,9 @@ def evaluate_file(path, data_spec):
         accuracy = evaluate_classifier(model, dataset.val)
     else:
         from tfscissor.litert import TFLiteModel
-        from tfscissor.models.training import check_input
 
-        model = TFLiteModel.from_file(path)
+        model = TFLiteModel.load(path)
         dataset = load_data(data_spec, image_size=model.input_shape[:2])
-        if dataset.image_shape != model.input_shape:
-            raise UsageError(
-                f"{path} takes images of {model.input_shape}, {dataset.spec} has {dataset.image_shape}: use matching data"
-            )
         accuracy = model.accuracy(dataset.val.images, dataset.val.labels)
     return {
         "model": str(path),

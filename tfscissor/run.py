@@ -95,7 +95,17 @@ def _merge(schema, data, lines, path, prefix):
 
 
 def _check_choices(recipe, path, lines):
+    trim = recipe["trim"]
+    if (trim["ratio"] is None) == (trim["min_relevance"] is None):
+        raise UsageError(
+            f"recipe {path}, line {lines.get(('trim',), '?')}: give exactly one of trim.ratio and trim.min_relevance"
+        )
     for section, key, known in (("compile", "targets", KNOWN_TARGETS), ("bench", "devices", KNOWN_DEVICES)):
+        if not isinstance(recipe[section][key], list):
+            raise UsageError(
+                f"recipe {path}, line {lines.get((section, key), '?')}: {section}.{key} must be a list, "
+                f"for example [{known[0]}]"
+            )
         for value in recipe[section][key]:
             if value not in known:
                 raise UsageError(

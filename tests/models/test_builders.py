@@ -77,9 +77,9 @@ def test_unknown_model_lists_builders():
 
 
 def test_resnet_argument_errors():
-    with pytest.raises(ValueError, match="unknown block"):
+    with pytest.raises(UsageError, match="unknown block"):
         build_model("resnet", SHAPE, 3, block="wide")
-    with pytest.raises(ValueError, match="one entry per stage"):
+    with pytest.raises(UsageError, match="one entry per stage"):
         build_model("resnet", SHAPE, 3, blocks=(1, 1), widths=(8,))
 
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from tfscissor.errors import UsageError
 from tfscissor.models.layers import classifier_head, conv_bn_act, input_block
 from tfscissor.models.registry import register_builder
 
@@ -51,9 +52,9 @@ def resnet(
     ``stage{s}_block{b}_add`` and ``stage{s}_block{b}_out``.
     """
     if block not in _BLOCKS:
-        raise ValueError(f"unknown block {block!r}: use one of {', '.join(_BLOCKS)}")
+        raise UsageError(f"unknown block {block!r}: use one of {', '.join(_BLOCKS)}")
     if len(blocks) != len(widths):
-        raise ValueError(f"blocks {tuple(blocks)} and widths {tuple(widths)} must have one entry per stage")
+        raise UsageError(f"blocks {tuple(blocks)} and widths {tuple(widths)} must have one entry per stage")
     make_block = _BLOCKS[block]
     inputs, x = input_block(input_shape)
     x = conv_bn_act(x, int(stem_width or widths[0]), 3, "stem", strides=stem_stride)

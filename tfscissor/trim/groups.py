@@ -69,7 +69,7 @@ def find_groups(model, exclude=()):
     exclude = set(exclude)
     unknown = exclude - {layer.name for layer in model.layers}
     if unknown:
-        raise ModelError(f"--exclude names no layer of {model.name}: {', '.join(sorted(unknown))}")
+        raise ModelError(f"excluded layers not in {model.name}: {', '.join(sorted(unknown))}: check the layer names")
     consumers_of = _consumers(model)
     outputs = {tensor._keras_history.operation.name for tensor in model.outputs}
     groups = []
@@ -96,8 +96,8 @@ def _trace(model, producer, consumers_of, outputs):
             if slicer is None:
                 raise ModelError(
                     f"layer {next_name!r} ({type(layer).__name__}) after {producer.name!r} is not understood by "
-                    f"trimming in this version (Conv-BN-activation chains): exclude {producer.name!r} with "
-                    f"--exclude {producer.name}"
+                    f"trimming in this version (Conv-BN-activation chains): exclude {producer.name!r} "
+                    f"(--exclude {producer.name} on the command line)"
                 )
             if slicer.role == "carry":
                 carriers.append(next_name)

@@ -1,5 +1,6 @@
 """Which channels to keep: a threshold on the score, or a global fraction of channels to remove."""
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,14 +25,14 @@ class TrimResult:
 def _check_options(ratio, min_relevance, round_to, min_channels):
     if (ratio is None) == (min_relevance is None):
         raise UsageError(
-            "give exactly one trimming policy: --ratio R (fraction of channels to remove) or --min-relevance T"
+            "give exactly one trimming policy: ratio (the fraction of channels to remove) or min_relevance (a threshold)"
         )
     if ratio is not None and not 0.0 <= ratio < 1.0:
-        raise UsageError(f"--ratio must be in [0, 1), got {ratio}")
+        raise UsageError(f"ratio must be in [0, 1), got {ratio}")
     if min_relevance is not None and min_relevance < 0:
-        raise UsageError(f"--min-relevance must be >= 0, got {min_relevance}")
+        raise UsageError(f"min_relevance must be >= 0, got {min_relevance}")
     if round_to < 1 or min_channels < 1:
-        raise UsageError(f"--round-to and --min-channels must be >= 1, got {round_to} and {min_channels}")
+        raise UsageError(f"round_to and min_channels must be >= 1, got {round_to} and {min_channels}")
 
 
 def _top(scores, count):
@@ -112,9 +113,6 @@ def trim_classifier(model, representative_images, *, batch_size=64, **options):
     """
     from tfscissor.trim.callback import collect_statistics
 
-    groups = find_groups(model, exclude=options.get("exclude", ()))
-    statistics = collect_statistics(
-        model, np.asarray(representative_images, np.float32), [g.tap for g in groups], batch_size
-    )
-    result = trim_model(model, statistics, **options)
-    return TrimResult(result.model, result.kept, result.scores, result.channels, statistics)
+    taps = [g.tap for g in find_groups(model, exclude=options.get("exclude", ()))]
+    statistics = collect_statistics(model, np.asarray(representative_images, np.float32), taps, batch_size)
+    return dataclasses.replace(trim_model(model, statistics, **options), statistics=statistics)

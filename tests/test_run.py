@@ -81,3 +81,12 @@ def test_missing_recipe(tmp_path):
 def test_shipped_demo_recipe_is_valid():
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml")
     assert recipe["trim"]["ratio"] == 0.5 and recipe["data"].startswith("cluttered")
+
+
+def test_same_recipe_same_numbers(tmp_path):
+    """A recipe's seed fixes the data, the initial weights and the training: a rerun reproduces the table."""
+    recipe = load_recipe(_write(tmp_path, TINY.replace("fine_tune_epochs: 1", "fine_tune_epochs: 0")))
+    recipe["bench"]["devices"] = []  # latency is the one figure that is measured, not computed
+    first = run_recipe(recipe, tmp_path / "a")["rows"]
+    second = run_recipe(recipe, tmp_path / "b")["rows"]
+    assert first == second

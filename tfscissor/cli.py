@@ -193,7 +193,7 @@ def train(settings, data_spec, model_name, model_args, image_size, epochs, batch
         raise UsageError(f"output {output} must end in .keras")
     dataset = _load_data(data_spec, image_size)
     try:
-        model = build_model(model_name, dataset.image_shape, dataset.num_classes, **_parse_args(model_args))
+        model = build_model(model_name, dataset.image_shape, dataset.num_classes, seed=seed, **_parse_args(model_args))
     except TypeError as err:
         raise UsageError(f"bad --arg for model {model_name!r}: {err}") from err
     train_classifier(

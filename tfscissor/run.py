@@ -145,7 +145,11 @@ def run_recipe(recipe, run_dir, *, progress=False, callbacks=None):
     note(f"[2/5] train {recipe['model']['name']} on {len(dataset.train)} images of {dataset.image_shape}", progress)
     try:
         model = build_model(
-            recipe["model"]["name"], dataset.image_shape, dataset.num_classes, **_tuples(recipe["model"]["args"])
+            recipe["model"]["name"],
+            dataset.image_shape,
+            dataset.num_classes,
+            seed=seed,
+            **_tuples(recipe["model"]["args"]),
         )
     except TypeError as err:
         raise UsageError(f"recipe model.args do not fit {recipe['model']['name']!r}: {err}") from err

@@ -8,9 +8,8 @@ import pytest
 from tests.compile.fake_tflm import write_fake_tflm
 from tfscissor.compile import write_tflm_project
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("make") is None or shutil.which("g++") is None, reason="needs make and the host C++ compiler g++"
-)
+NO_HOST_TOOLS = shutil.which("make") is None or shutil.which("g++") is None
+pytestmark = pytest.mark.skipif(NO_HOST_TOOLS, reason="needs make and the host C++ compiler g++")
 WARNINGS = "-O1 -Wall -Wextra -Werror"
 
 
@@ -66,9 +65,10 @@ def test_missing_tflm_dir_is_explained(int8_model, tmp_path):
     assert result.returncode != 0 and "set TFLM_DIR to a tree made by TFLM's create_tflm_tree.py" in result.stdout
 
 
-@pytest.mark.skipif(
-    shutil.which("arm-none-eabi-g++") is None, reason="arm-none-eabi-g++ is not on PATH (Debian: gcc-arm-none-eabi)"
-)
+NO_ARM_GCC = shutil.which("arm-none-eabi-g++") is None
+
+
+@pytest.mark.skipif(NO_ARM_GCC, reason="arm-none-eabi-g++ is not on PATH (Debian: gcc-arm-none-eabi)")
 def test_glue_cross_compiles_for_cortex_m4(int8_model, tmp_path, fake_tflm):
     project = _project(int8_model, tmp_path, "mobilenetv2")
     flags = f"-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 {_fake_sizes(project)}"

@@ -173,7 +173,7 @@ def test_manifest(projects, int8_model, model_name):
 def test_standalone_sources_compile_without_warnings(projects, model_name, compiler, tmp_path):
     if shutil.which(compiler) is None:
         package = "g++" if compiler == "g++" else "gcc-arm-none-eabi"
-        pytest.skip(f"{compiler} is not on PATH (Debian: apt-get install {package})")
+        pytest.skip(reason=f"{compiler} is not on PATH (Debian: apt-get install {package})")
     project = projects(model_name)
     flags = [*COMPILERS[compiler], "-c", "-Wall", "-Wextra", "-Werror", "-fno-exceptions", "-fno-rtti"]
     for source in STANDALONE_SOURCES:

@@ -28,7 +28,7 @@ def test_accuracy_counts_argmax_hits(int8_bytes, images):
     assert runner.accuracy(images, (labels + 1) % 3) == 0.0
 
 
-def test_from_file_errors(tmp_path):
+def test_load_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         TFLiteModel.load(tmp_path / "none.tflite")
     (tmp_path / "m.keras").write_bytes(b"x")

@@ -129,7 +129,7 @@ def run_recipe(recipe, run_dir, *, progress=False, callbacks=None):
     from tfscissor.data import load_data
     from tfscissor.io import write_bytes
     from tfscissor.models import build_model, save_model
-    from tfscissor.models.training import evaluate_classifier, train_classifier
+    from tfscissor.models.training import train_classifier
     from tfscissor.progress import note
     from tfscissor.quantize import quantize_model
     from tfscissor.trim.stage import trim_and_fine_tune
@@ -193,7 +193,7 @@ def run_recipe(recipe, run_dir, *, progress=False, callbacks=None):
 
     note("[5/5] measure every stage", progress)
     rows = [
-        _float_row("baseline (float)", model, evaluate_classifier(model, dataset.val), recipe),
+        _float_row("baseline (float)", model, trimmed.report["accuracy_before"], recipe),
         _float_row("trimmed (float)", trimmed.model, trimmed.report["accuracy_after"], recipe),
         _tflite_row("trimmed int8", trimmed.model, quantized.tflite, quantized.int8_accuracy, recipe, project),
     ]

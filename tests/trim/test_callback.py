@@ -17,14 +17,16 @@ def model():
 def _reference(model, images, name):
     probe = keras.Model(model.inputs, model.get_layer(name).output)
     out = probe.predict(images, verbose=0)
-    return out.mean(axis=(0, 1, 2)), (out == 0).mean(axis=(0, 1, 2)), out.shape[0] * out.shape[1] * out.shape[2]
+    axes = (0, 1, 2)
+    return out.mean(axis=axes), np.abs(out).mean(axis=axes), (out == 0).mean(axis=axes), np.prod(out.shape[:3])
 
 
 def test_predict_statistics_equal_direct_computation(model, images):
     stats = collect_statistics(model, images, TAPS, batch_size=16)
     for name in TAPS:
-        mean, zeros, count = _reference(model, images, name)
+        mean, magnitude, zeros, count = _reference(model, images, name)
         np.testing.assert_allclose(stats[name].mean, mean, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stats[name].mean_magnitude, magnitude, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(stats[name].zero_fraction, zeros, atol=1e-9)
         assert stats[name].count == count
 
@@ -39,7 +41,7 @@ def test_evaluate_and_fit_are_observed_and_model_is_restored(model, images):
     model.compile("adam", "sparse_categorical_crossentropy")
     recorder = ActivationStatistics(TAPS, modes=("test", "train"))
     model.evaluate(images, labels, batch_size=16, verbose=0, callbacks=[recorder])
-    mean, _, count = _reference(model, images, TAPS[0])
+    mean, _, _, count = _reference(model, images, TAPS[0])
     np.testing.assert_allclose(recorder.statistics[TAPS[0]].mean, mean, rtol=1e-5, atol=1e-7)
     model.fit(images, labels, batch_size=16, epochs=1, verbose=0, callbacks=[recorder])
     assert recorder.statistics[TAPS[0]].count == count  # one epoch over the same images: a fresh run, not a sum
@@ -61,24 +63,29 @@ def test_runs_not_in_modes_are_left_alone(model, images):
 
 
 def test_merge_save_and_load(tmp_path):
-    a = ChannelStatistics(x=LayerStatistics(np.array([1.0, 2.0]), np.array([0.0, 1.0]), 4))
+    a = ChannelStatistics(x=LayerStatistics(np.array([1.0, -2.0]), np.array([1.0, 2.0]), np.array([0.0, 1.0]), 4))
     b = ChannelStatistics(
-        x=LayerStatistics(np.array([3.0, 0.0]), np.array([1.0, 2.0]), 2), y=LayerStatistics(np.ones(1), np.zeros(1), 1)
+        x=LayerStatistics(np.array([3.0, 0.0]), np.array([3.0, 1.0]), np.array([1.0, 2.0]), 2),
+        y=LayerStatistics(np.ones(1), np.ones(1), np.zeros(1), 1),
     )
     merged = a.merge(b)
-    np.testing.assert_array_equal(merged["x"].total, [4.0, 2.0])
+    np.testing.assert_array_equal(merged["x"].total, [4.0, -2.0])
+    np.testing.assert_array_equal(merged["x"].magnitude, [4.0, 3.0])
     assert merged["x"].count == 6 and "y" in merged
     path = tmp_path / "stats.npz"
     merged.save(path)
     loaded = ChannelStatistics.load(path)
     assert set(loaded) == {"x", "y"}
     np.testing.assert_array_equal(loaded["x"].zeros, [1.0, 3.0])
+    np.testing.assert_array_equal(loaded["x"].magnitude, [4.0, 3.0])
     assert loaded["x"].count == 6
 
 
 def test_merge_refuses_different_widths():
     with pytest.raises(ValueError, match="cannot merge"):
-        LayerStatistics(np.ones(2), np.zeros(2), 1).merge(LayerStatistics(np.ones(3), np.zeros(3), 1))
+        LayerStatistics(np.ones(2), np.ones(2), np.zeros(2), 1).merge(
+            LayerStatistics(np.ones(3), np.ones(3), np.zeros(3), 1)
+        )
 
 
 def test_load_corrupt_statistics(tmp_path):

@@ -34,6 +34,7 @@ import keras
 
 from tfscissor.analysis.costs import find_rule, layer_macs
 from tfscissor.errors import DataError, ModelError
+from tfscissor.models.graph import functional_graph, nodes_in_order
 
 Shape = tuple[int, ...]
 
@@ -171,7 +172,7 @@ def profile_model(model: keras.Model) -> ModelProfile:
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"profile_model() takes a keras.Model (Keras 3); got {type(model).__name__}")
-    input_specs = [_batch_one_spec(tensor, model) for tensor in _graph_of(model).inputs]
+    input_specs = [_batch_one_spec(tensor, model) for tensor in functional_graph(model).inputs]
     walk = _walk(model, input_specs, {})
     rows = tuple(tally.freeze() for tally in walk.tallies.values() if tally.shown)
     trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
@@ -183,26 +184,6 @@ def profile_model(model: keras.Model) -> ModelProfile:
         peak_activation_elements=walk.peak,
         peak_activation_layer=walk.peak_layer,
     )
-
-
-def _graph_of(model: keras.Model):
-    """The Functional graph that runs ``model``: the model itself, or a Sequential model's inner one."""
-    if isinstance(model, keras.Sequential):
-        # Keras builds the graph of a Sequential model lazily, once it knows the input shape.
-        graph = getattr(model, "_functional", None)
-        if graph is None:
-            raise ModelError(
-                f"Sequential model '{model.name}' is not built, so its shapes are unknown. Start it with "
-                f"keras.Input(shape=...) or call model.build((None, ...)) before profiling."
-            )
-        return graph
-    if not hasattr(model, "_nodes_by_depth"):
-        raise ModelError(
-            f"Model '{model.name}' ({type(model).__name__}) is a subclassed model with no layer graph to walk. "
-            f"Profile a functional or Sequential model, or register a cost rule for {type(model).__name__} "
-            f"with tfscissor.analysis.register_cost."
-        )
-    return model
 
 
 def _batch_one_spec(tensor, model: keras.Model) -> keras.KerasTensor:
@@ -267,7 +248,11 @@ def _walk(
 
     The inputs at the positions in ``pinned_inputs`` are never freed: an enclosing graph still needs them.
     """
-    graph = _graph_of(model)
+    graph = functional_graph(
+        model,
+        advice=f"Profile a functional or Sequential model, or register a cost rule for {type(model).__name__} "
+        f"with tfscissor.analysis.register_cost",
+    )
     # model.layers and model.summary() leave out the InputLayer that Keras adds to a Sequential model.
     hide_input_layers = isinstance(model, keras.Sequential)
     for operation in graph._operations:
@@ -275,7 +260,7 @@ def _walk(
             hidden = hide_input_layers and isinstance(operation, keras.layers.InputLayer)
             tallies[id(operation)] = _Tally(operation, shown=not hidden)
 
-    nodes = _nodes_in_order(graph)
+    nodes = nodes_in_order(graph)
     walk = _Walk(tallies=tallies, outputs=[])
     specs: dict[int, keras.KerasTensor] = {}
     for tensor, spec in zip(graph.inputs, input_specs, strict=True):
@@ -351,23 +336,6 @@ def _walk(
 
     walk.outputs = [specs[id(tensor)] for tensor in graph.outputs]
     return walk
-
-
-def _nodes_in_order(graph) -> list:
-    """The graph's nodes in the order Keras runs them: deepest first, ties in the order of the operations."""
-    operation_index = {id(operation): index for index, operation in enumerate(graph._operations)}
-    ordered = []
-    for depth in sorted(graph._nodes_by_depth, reverse=True):
-        ordered.extend(
-            sorted(
-                graph._nodes_by_depth[depth],
-                key=lambda node: (
-                    operation_index[id(node.operation)],
-                    node.operation._inbound_nodes.index(node),
-                ),
-            )
-        )
-    return ordered
 
 
 def _output_specs(operation, args, kwargs, input_shapes) -> list[keras.KerasTensor]:

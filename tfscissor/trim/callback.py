@@ -8,6 +8,7 @@ produces the run's outputs, with no second forward pass.
 
 import keras
 
+from tfscissor.models.graph import find_operation
 from tfscissor.trim.statistics import ChannelStatistics, LayerStatistics
 
 # Layers whose output is a post-activation signal: the relevance paper's "output of the activation function".
@@ -43,6 +44,7 @@ class _Accumulator:
             )
 
         self.total = variable((channels,), tf.float64)
+        self.magnitude = variable((channels,), tf.float64)
         self.zeros = variable((channels,), tf.float64)
         self.count = variable((), tf.int64)
 
@@ -50,10 +52,16 @@ class _Accumulator:
         import tensorflow as tf
 
         def record():
+            # Reduce one batch in float32 (cheap), accumulate the per-channel sums in float64 (exact enough
+            # over millions of positions).
             axes = list(range(output.shape.rank - 1))
-            values = tf.cast(output, tf.float64)
-            self.total.assign_add(tf.reduce_sum(values, axis=axes))
-            self.zeros.assign_add(tf.reduce_sum(tf.cast(tf.equal(values, 0.0), tf.float64), axis=axes))
+            values = tf.cast(output, tf.float32)
+            for variable, reduced in (
+                (self.total, values),
+                (self.magnitude, tf.abs(values)),
+                (self.zeros, tf.cast(tf.equal(values, 0.0), tf.float32)),
+            ):
+                variable.assign_add(tf.cast(tf.reduce_sum(reduced, axis=axes), tf.float64))
             self.count.assign_add(tf.reduce_prod(tf.shape(output, out_type=tf.int64)[:-1]))
             return tf.constant(True)
 
@@ -62,11 +70,12 @@ class _Accumulator:
         tf.cond(self.recording, record, lambda: tf.constant(False))
 
     def result(self):
-        return LayerStatistics(self.total.numpy(), self.zeros.numpy(), int(self.count.numpy()))
+        return LayerStatistics(self.total.numpy(), self.magnitude.numpy(), self.zeros.numpy(), int(self.count.numpy()))
 
 
 class ActivationStatistics(keras.callbacks.Callback):
-    """Collects sum, zero count and position count per channel of the outputs of ``layer_names``.
+    """Collects the sum, the sum of absolute values, the zero count and the position count per channel of the
+    outputs of ``layer_names`` (layers of the model or of models nested in it).
 
     Args:
         layer_names: layers to tap; None taps every activation layer of the model.
@@ -101,7 +110,7 @@ class ActivationStatistics(keras.callbacks.Callback):
         with self.model.distribute_strategy.scope():
             self._recording = tf.Variable(True, trainable=False)
             for name in names:
-                layer = self.model.get_layer(name)
+                layer = find_operation(self.model, name)
                 self._accumulators[name] = accumulator = _Accumulator(int(layer.output.shape[-1]), self._recording)
                 self._wrap(layer, accumulator)
         self._rebuild_step(mode)
@@ -114,7 +123,7 @@ class ActivationStatistics(keras.callbacks.Callback):
             return
         self._active = None
         for name in self._accumulators:
-            layer = self.model.get_layer(name)
+            layer = find_operation(self.model, name)
             # The wrapper lives in the instance dict; deleting it uncovers the class's own `call` again.
             del layer.call
         self.statistics = ChannelStatistics((name, acc.result()) for name, acc in self._accumulators.items())

@@ -1,7 +1,9 @@
 """Channel-ranking criteria, pluggable by name.
 
 A criterion maps (group, statistics, model) to one score per channel of the group: higher means more worth
-keeping. Register your own with :func:`register_criterion`.
+keeping. Data-driven criteria read the statistics of the group's taps (the tensors that the next
+convolutions read); a channel measured at several taps (a residual stream feeds every block of its stage)
+scores the mean over all of them. Register your own with :func:`register_criterion`.
 """
 
 import numpy as np
@@ -31,41 +33,62 @@ def get_criterion(name):
     return _CRITERIA[name]
 
 
-def _tap_statistics(group, statistics):
-    if group.tap not in statistics:
-        raise UsageError(f"statistics have no entry for layer {group.tap!r}: collect them on this model")
-    return statistics[group.tap]
+def channel_mean(group, members, values):
+    """Average, per group channel, the per-position ``values(member)`` of every member."""
+    total = np.zeros(group.channels)
+    count = np.zeros(group.channels)
+    for member in members:
+        np.add.at(total, member.channels, np.asarray(values(member), float)[member.positions])
+        np.add.at(count, member.channels, 1)
+    return total / np.maximum(count, 1)
+
+
+def _tap_statistics(member, statistics):
+    if member.layer not in statistics:
+        raise UsageError(f"statistics have no entry for layer {member.layer!r}: collect them on this model")
+    return statistics[member.layer]
 
 
 @register_criterion("relevance")
 def relevance(group, statistics, model, normalize=True):
-    """Mean post-activation output of each channel (Ressi et al.), divided by the layer's mean if
-    ``normalize`` so that one threshold ranks channels of layers with different activation scales.
+    """Mean post-activation output of each channel (Ressi et al.), divided by its layer's mean if
+    ``normalize`` so that one threshold ranks channels of layers with different activation scales;
+    ``normalize=False`` is the raw mean.
 
-    A channel that never activates scores exactly 0, whatever the normalisation.
+    The magnitude is averaged, which is the output itself after ReLU-like activations and keeps the score
+    meaningful where a tap is not rectified (MobileNetV2's linear bottlenecks, swish). A channel whose
+    output is zero everywhere it is read scores exactly 0, whatever the normalisation.
     """
-    mean = _tap_statistics(group, statistics).mean
-    if not normalize:
-        return mean
-    layer_mean = mean.mean()
-    return mean / layer_mean if layer_mean > 0 else mean
+
+    def score(member):
+        mean = _tap_statistics(member, statistics).mean_magnitude
+        layer_mean = mean.mean()
+        return mean / layer_mean if normalize and layer_mean > 0 else mean
+
+    return channel_mean(group, group.taps, score)
 
 
 @register_criterion("apoz")
 def apoz(group, statistics, model):
     """One minus the average percentage of zeros of each channel's output (Hu et al., 2016)."""
-    return 1.0 - _tap_statistics(group, statistics).zero_fraction
+    return 1.0 - channel_mean(group, group.taps, lambda member: _tap_statistics(member, statistics).zero_fraction)
 
 
 @register_criterion("l1")
 def l1(group, statistics, model):
-    """Sum of absolute kernel weights of each output filter of the producer (Li et al., ICLR 2017)."""
-    kernel = model.get_layer(group.producer).get_weights()[0]
-    return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
+    """Sum of absolute kernel weights of each output filter of the producers (Li et al., ICLR 2017)."""
+
+    def norms(member):
+        layer = model.get_layer(member.layer)
+        kernel = getattr(layer, "pointwise_kernel", None)
+        kernel = np.abs(np.asarray(layer.kernel if kernel is None else kernel))
+        return kernel.reshape(-1, kernel.shape[-1]).sum(axis=0)
+
+    return channel_mean(group, group.producers, norms)
 
 
 @register_criterion("random")
 def random(group, statistics, model, seed=0):
     """A seeded random ranking: the floor any criterion must beat."""
-    rng = np.random.default_rng([seed, group.channels, *group.producer.encode()])
+    rng = np.random.default_rng([seed, group.channels, *group.name.encode()])
     return rng.random(group.channels)

@@ -1,115 +1,156 @@
-"""Channel groups: the layers whose channels must be removed together, found from the functional graph.
+"""Channel groups: the layers whose channels must be removed together, read from the dependency graph.
 
-This version understands chains: a producer (Conv2D, Dense) whose output flows through layers that carry
-channels one-to-one (batch norm, activations, pooling, dropout, padding) into consumers (the next Conv2D or
-Dense). A branch that ties channels of several producers (Add, Concatenate), a Flatten or Reshape, or a
-layer class with no registered slicer stops the search with an error naming the layer.
+A group is every channel made by a set of producers that are tied together: one convolution and its batch
+norm and activation in a plain chain; every convolution that writes into a residual stream in a ResNet
+stage; a depthwise block's expansion, depthwise and squeeze-and-excitation convolutions in MobileNet and
+EfficientNet. Its ``apply`` removes channels from all of them and from every layer that reads them, at the
+right positions (after a Concatenate or a Flatten as well).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from tfscissor.errors import ModelError
 from tfscissor.trim.callback import ACTIVATION_LAYERS
-from tfscissor.trim.slicers import slicer_for
+from tfscissor.trim.dependency import ChannelGraph
+from tfscissor.trim.handlers import Carrier
 
 
 @dataclass(frozen=True)
-class ChannelGroup:
-    """One producer's output channels and every layer they pass through or feed.
+class Member:
+    """Where a group's channels sit in one layer's output: ``positions`` on its last axis, ``channels`` the
+    group channel at each of them."""
 
-    ``tap`` is the layer whose output is measured for relevance: the last activation on the path, or the
-    last carrying layer if the path has no activation.
+    layer: str
+    positions: np.ndarray
+    channels: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelGroup:
+    """Channels that are removed together, and every layer they touch.
+
+    ``producers`` are the layers that make the channels (the l1 criterion reads their kernels); ``taps`` are
+    the layers whose outputs the next convolutions or dense layers read (the data-driven criteria score a
+    channel by what is measured there); ``layers`` lists every layer whose shape changes with the group.
     """
 
-    producer: str
-    carriers: tuple
-    consumers: tuple
-    tap: str
-    channels: int
+    name: str
+    roots: np.ndarray  # the graph element of each group channel
+    producers: tuple
+    taps: tuple
+    layers: tuple
 
     @property
-    def layers(self):
-        return (self.producer, *self.carriers, *self.consumers)
+    def channels(self):
+        return len(self.roots)
 
     def apply(self, plan, keep):
-        """Record in ``plan`` that only channels ``keep`` of this group survive.
-
-        Refuses to empty the group: a layer with no channels is not a layer.
-        """
+        """Record in ``plan`` that only group channels ``keep`` survive. Refuses to empty the group: a layer
+        with no channels is not a layer."""
         keep = np.unique(np.asarray(keep, dtype=np.int64))
         if keep.size == 0:
-            raise ValueError(f"group {self.producer!r} would lose all {self.channels} channels: keep at least one")
+            raise ValueError(f"group {self.name!r} would lose all {self.channels} channels: keep at least one")
         if keep[0] < 0 or keep[-1] >= self.channels:
-            raise ValueError(f"group {self.producer!r} has channels 0..{self.channels - 1}, got {keep.tolist()}")
-        plan.keep_outputs(self.producer, keep)
-        for name in self.carriers:
-            plan.keep_outputs(name, keep)
-        for name in self.consumers:
-            plan.keep_inputs(name, keep)
-
-
-def _consumers(model):
-    """Layer name -> names of the layers that take its output, from the functional graph."""
-    result = {layer.name: [] for layer in model.layers}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                result[tensor._keras_history.operation.name].append(layer.name)
-    return {name: sorted(set(names)) for name, names in result.items()}
+            raise ValueError(f"group {self.name!r} has channels 0..{self.channels - 1}, got {keep.tolist()}")
+        plan.remove(np.delete(self.roots, keep))
 
 
 def find_groups(model, exclude=()):
-    """Every prunable channel group of ``model``, in graph order.
+    """Every removable channel group of ``model`` (a flat functional model), in graph order.
 
-    A producer is skipped when it is listed in ``exclude`` or when its channels reach the model output (the
-    classes are never removed). Raises ModelError naming the first layer that this version cannot handle.
+    ``exclude`` names layers whose output channels must stay. Raises ModelError naming the first layer
+    that trimming cannot handle, with the ``--exclude`` that makes it pass.
     """
-    exclude = set(exclude)
-    unknown = exclude - {layer.name for layer in model.layers}
-    if unknown:
-        raise ModelError(f"excluded layers not in {model.name}: {', '.join(sorted(unknown))}: check the layer names")
-    consumers_of = _consumers(model)
-    outputs = {tensor._keras_history.operation.name for tensor in model.outputs}
-    groups = []
-    for layer in model.layers:
-        slicer = slicer_for(layer)
-        if slicer is None or slicer.role != "produce" or layer.name in exclude:
-            continue
-        group = _trace(model, layer, consumers_of, outputs)
-        if group is not None:
-            groups.append(group)
-    return groups
+    return groups_of(ChannelGraph(model, exclude))
 
 
-def _trace(model, producer, consumers_of, outputs):
-    carriers, consumers, tap = [], [], None
-    frontier = [producer.name]
-    while frontier:
-        name = frontier.pop()
-        if name in outputs:
-            return None  # the channels are model outputs (the classes): never trimmed
-        for next_name in consumers_of[name]:
-            layer = model.get_layer(next_name)
-            slicer = slicer_for(layer)
-            if slicer is None:
-                raise ModelError(
-                    f"layer {next_name!r} ({type(layer).__name__}) after {producer.name!r} is not understood by "
-                    f"trimming in this version (Conv-BN-activation chains): exclude {producer.name!r} "
-                    f"(--exclude {producer.name} on the command line)"
-                )
-            if slicer.role == "carry":
-                carriers.append(next_name)
-                if isinstance(layer, ACTIVATION_LAYERS) or tap is None:
-                    tap = next_name
-                frontier.append(next_name)
-            else:
-                consumers.append(next_name)
-    return ChannelGroup(
-        producer=producer.name,
-        carriers=tuple(carriers),
-        consumers=tuple(sorted(consumers)),
-        tap=tap or producer.name,
-        channels=int(producer.output.shape[-1]),
-    )
+def groups_of(graph):
+    producers = [node for node in graph.nodes if node.handler.consumes(node.layer)]
+    by_name = {node.layer.name: node for node in graph.nodes}
+    is_producer = {id(node) for node in producers}
+    group_of_root, order = _assign_groups(graph, producers)
+    members = {key: {"producers": [], "taps": {}, "layers": []} for key in order}
+    channel_index = {}
+    for roots in order.values():
+        for index, root in enumerate(roots):
+            channel_index[root] = index
+
+    def locate(elements):
+        roots = graph.roots(elements)
+        found = {}
+        for position, root in enumerate(roots):
+            key = group_of_root.get(int(root))
+            if key is not None:
+                found.setdefault(key, []).append((position, channel_index[int(root)]))
+        return {key: (np.array([p for p, _ in pairs]), np.array([c for _, c in pairs])) for key, pairs in found.items()}
+
+    for node in graph.nodes:
+        touched = set()
+        for elements in node.outputs:
+            for key, (positions, channels) in locate(elements).items():
+                touched.add(key)
+                if id(node) in is_producer:
+                    members[key]["producers"].append(Member(node.layer.name, positions, channels))
+        for source, elements in zip(node.input_sources, node.inputs, strict=True):
+            for key, (positions, channels) in locate(elements).items():
+                touched.add(key)
+                if id(node) in is_producer:
+                    tap = _measured_at(by_name, source)
+                    members[key]["taps"].setdefault(tap, Member(tap, positions, channels))
+        for key in touched:
+            members[key]["layers"].append(node.layer.name)
+    return [
+        ChannelGroup(
+            name=members[key]["producers"][0].layer,
+            roots=np.array(roots, dtype=np.int64),
+            producers=tuple(members[key]["producers"]),
+            taps=tuple(members[key]["taps"].values()),
+            layers=tuple(members[key]["layers"]),
+        )
+        for key, roots in order.items()
+    ]
+
+
+def _measured_at(by_name, source):
+    """Where to measure the tensor made by ``source``: the activation before it, if only weightless layers that
+    keep zeros zero (pooling, padding, dropout) lie between, since relevance is an activation's output."""
+    node = by_name[source]
+    while not isinstance(node.layer, ACTIVATION_LAYERS):
+        if type(node.handler) is not Carrier or node.layer.weights or len(node.input_sources) != 1:
+            return source
+        node = by_name[node.input_sources[0]]
+    return node.layer.name
+
+
+def _assign_groups(graph, producers):
+    """Map each removable element root to a group key, and each key to its roots in order of appearance.
+
+    Channels made by one producer belong to one group; groups that share a channel (through an Add, say)
+    are one group.
+    """
+    parent = {}
+
+    def find(key):
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    first_seen = []
+    for node in producers:
+        roots = [int(r) for r in graph.roots(node.outputs[0]) if not graph.is_frozen(int(r))]
+        for root in roots:
+            if root not in parent:
+                parent[root] = root
+                first_seen.append(root)
+        for root in roots[1:]:
+            a, b = find(roots[0]), find(root)
+            if a != b:
+                parent[b] = a
+    group_of_root, order = {}, {}
+    for root in first_seen:
+        key = find(root)
+        group_of_root[root] = key
+        order.setdefault(key, []).append(root)
+    return group_of_root, order

@@ -17,6 +17,7 @@ class LayerStatistics:
     """
 
     total: np.ndarray  # sum of the activation
+    magnitude: np.ndarray  # sum of its absolute value
     zeros: np.ndarray  # number of positions where the activation is exactly zero
     count: int  # positions summed per channel (samples x height x width)
 
@@ -25,13 +26,25 @@ class LayerStatistics:
         return self.total / max(self.count, 1)
 
     @property
+    def mean_magnitude(self):
+        return self.magnitude / max(self.count, 1)
+
+    @property
     def zero_fraction(self):
         return self.zeros / max(self.count, 1)
 
     def merge(self, other):
         if self.total.shape != other.total.shape:
             raise ValueError(f"cannot merge statistics of {self.total.shape[0]} and {other.total.shape[0]} channels")
-        return LayerStatistics(self.total + other.total, self.zeros + other.zeros, self.count + other.count)
+        return LayerStatistics(
+            self.total + other.total,
+            self.magnitude + other.magnitude,
+            self.zeros + other.zeros,
+            self.count + other.count,
+        )
+
+
+_ARRAYS = ("total", "magnitude", "zeros")
 
 
 class ChannelStatistics(dict):
@@ -46,8 +59,8 @@ class ChannelStatistics(dict):
     def save(self, path):
         arrays = {}
         for name, stats in self.items():
-            arrays[f"{name}/total"] = stats.total
-            arrays[f"{name}/zeros"] = stats.zeros
+            for key in _ARRAYS:
+                arrays[f"{name}/{key}"] = getattr(stats, key)
             arrays[f"{name}/count"] = np.asarray(stats.count)
         with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -58,7 +71,7 @@ class ChannelStatistics(dict):
             with np.load(Path(path)) as data:
                 names = sorted({key.rsplit("/", 1)[0] for key in data.files})
                 return cls(
-                    (name, LayerStatistics(data[f"{name}/total"], data[f"{name}/zeros"], int(data[f"{name}/count"])))
+                    (name, LayerStatistics(*(data[f"{name}/{key}"] for key in _ARRAYS), int(data[f"{name}/count"])))
                     for name in names
                 )
         except (OSError, ValueError, KeyError) as err:

@@ -2,54 +2,50 @@
 
 import numpy as np
 
-from tfscissor.trim.slicers import slicer_for
+from tfscissor.models.graph import rebuild_graph
 
 
 class SurgeryPlan:
-    """Which output and input channels each layer keeps; filled by :meth:`ChannelGroup.apply`."""
+    """The channels (graph elements) to remove; filled by :meth:`ChannelGroup.apply`."""
 
     def __init__(self):
-        self.outputs = {}
-        self.inputs = {}
+        self.removed = set()
 
-    def keep_outputs(self, name, keep):
-        self.outputs[name] = np.asarray(keep)
-
-    def keep_inputs(self, name, keep):
-        self.inputs[name] = np.asarray(keep)
+    def remove(self, roots):
+        self.removed.update(int(root) for root in roots)
 
 
-def rebuild(model, plan):
-    """Return a copy of ``model`` with the channels ``plan`` keeps, weights copied and sliced."""
-    import keras
+def rebuild(graph, plan):
+    """Return a copy of ``graph.model`` without the channels ``plan`` removes, weights copied and sliced."""
 
-    def clone_layer(layer):
+    def kept(elements):
+        return np.flatnonzero([graph.root(int(e)) not in plan.removed for e in elements])
+
+    slices = {}
+    for node in graph.nodes:
+        keep_in = [kept(elements) for elements in node.inputs]
+        keep_out = [kept(elements) for elements in node.outputs]
+        changed = any(
+            len(keep) < len(elements)
+            for keep, elements in zip(keep_in + keep_out, node.inputs + node.outputs, strict=True)
+        )
+        if changed:
+            slices[node.layer.name] = (node.handler, keep_in, keep_out)
+
+    def clone(layer):
         config = layer.get_config()
-        slicer = slicer_for(layer)
-        if layer.name in plan.outputs and slicer.width_key:
-            config[slicer.width_key] = int(len(plan.outputs[layer.name]))
+        if layer.name in slices:
+            handler, keep_in, keep_out = slices[layer.name]
+            config = handler.slice_config(layer, config, keep_in, keep_out)
         return type(layer).from_config(config)
 
-    new_model = keras.models.clone_model(model, clone_function=clone_layer)
-    for layer in model.layers:
-        weights = layer.get_weights()
+    model, clones = rebuild_graph(graph.model, clone)
+    for original, copy in clones.items():
+        weights = original.get_weights() if hasattr(original, "get_weights") else []
         if not weights:
             continue
-        if layer.name in plan.outputs or layer.name in plan.inputs:
-            weights = _slice_weights(layer, weights, plan)
-        new_model.get_layer(layer.name).set_weights(weights)
-    return new_model
-
-
-def _slice_weights(layer, weights, plan):
-    slicer = slicer_for(layer)
-    sliced = []
-    for i, weight in enumerate(weights):
-        for axes, keep in (
-            (slicer.out_axes, plan.outputs.get(layer.name)),
-            (slicer.in_axes, plan.inputs.get(layer.name)),
-        ):
-            if keep is not None and i < len(axes) and axes[i] is not None:
-                weight = np.take(weight, keep, axis=axes[i])
-        sliced.append(weight)
-    return sliced
+        if original.name in slices:
+            handler, keep_in, keep_out = slices[original.name]
+            weights = handler.slice_weights(original, weights, keep_in, keep_out)
+        copy.set_weights(weights)
+    return model

@@ -1,6 +1,7 @@
 """Every command through click's CliRunner, as a user chains them, and every bad input the issue names."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -99,6 +100,48 @@ def test_trimmed_model_is_smaller(chain):
     before = json.loads(invoke("info", d / "m.keras", "--json").output)
     after = json.loads(invoke("info", d / "t.keras", "--json").output)
     assert after["params"] < before["params"] and after["macs"] < before["macs"]
+
+
+def test_trim_to_a_macs_budget_in_rounds(chain, tmp_path):
+    d, _ = chain
+    result = invoke(
+        "trim", d / "m.keras", "--data", DATA, "--target-macs", "0.5", "--rounds", "2", "-o", tmp_path / "h.keras"
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["layer", "producers", "before", "after"]
+    macs = next(line.split() for line in lines if line.startswith("MACs"))
+    assert float(macs[-1].rstrip("x")) <= 0.5
+    after = json.loads(invoke("info", tmp_path / "h.keras", "--json").output)
+    before = json.loads(invoke("info", d / "m.keras", "--json").output)
+    assert after["macs"] <= 0.5 * before["macs"]
+
+
+def _group_norm_model(path):
+    """A model with a layer trimming does not understand (GroupNormalization mixes channels in groups)."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, name="conv1")(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.GroupNormalization(groups=2, name="gn")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(path)
+
+
+def test_unsupported_layer_names_it_and_exclude_makes_it_pass(tmp_path):
+    _group_norm_model(tmp_path / "g.keras")
+    args = ("trim", tmp_path / "g.keras", "--data", DATA, "--ratio", "0.5")
+    _assert_clean_error(invoke(*args, "-o", tmp_path / "t.keras"), 1, "layer 'gn' (GroupNormalization)", "--exclude gn")
+    assert not (tmp_path / "t.keras").exists()
+    result = invoke(*args, "--exclude", "gn", "-o", tmp_path / "t.keras")
+    assert result.exit_code == 0, result.output
+    # conv1 feeds the excluded layer, so its channels stay and it is no group; conv2 is trimmed.
+    assert not re.search(r"^conv1 ", result.output, re.M)
+    assert re.search(r"^conv2\s+1\s+8\s+[1-7]$", result.output, re.M), result.output
 
 
 def test_bench_json(chain):

@@ -61,7 +61,7 @@ def test_defaults_are_filled(tmp_path):
         ("trim: {ratio: 0.5}\ncompile:\n  targets: [tflm, fpga]\n", "compile.targets has 'fpga'; allowed: tflm"),
         ("trim: {ratio: 0.5}\ncompile:\n  targets: tflm\n", "line 3: compile.targets must be a list"),
         ("trim: {ratio: 0.5}\nbench:\n  devices: [gpu]\n", "bench.devices has 'gpu'"),
-        ("data: cluttered\n", "exactly one of trim.ratio and trim.min_relevance"),
+        ("data: cluttered\n", "exactly one of trim.ratio, trim.min_relevance, trim.target_macs, trim.target_params"),
         ("trim:\n  ratio: 0.5\n  min_relevance: 0\n", "line 1: give exactly one of trim.ratio"),
         ("train: 5\n", "train must be a mapping"),
         ("- a\n- b\n", "must be a mapping of sections"),

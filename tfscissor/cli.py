@@ -255,6 +255,7 @@ def info(settings, model_path, as_json):
 @click.option(
     "--criterion", default="relevance", show_default=True, help="relevance, apoz, l1 or random (or a registered one)."
 )
+@click.option("--raw", is_flag=True, help="relevance without the per-layer normalisation.")
 @click.option(
     "--ratio", type=float, default=None, help="Fraction of all prunable channels to remove, lowest scores first."
 )
@@ -263,6 +264,15 @@ def info(settings, model_path, as_json):
     type=float,
     default=None,
     help="Remove channels scoring at or below this (0: dead channels only).",
+)
+@click.option("--target-macs", type=float, default=None, help="Keep this fraction of the MACs (e.g. 0.5).")
+@click.option("--target-params", type=float, default=None, help="Keep this fraction of the parameters.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Trim, fine-tune and re-measure this many times to reach the policy.",
 )
 @click.option(
     "--round-to",
@@ -278,7 +288,7 @@ def info(settings, model_path, as_json):
     show_default=True,
     help="Keep at least this many channels per layer.",
 )
-@click.option("--exclude", multiple=True, metavar="LAYER", help="Producer layer never to trim; repeatable.")
+@click.option("--exclude", multiple=True, metavar="LAYER", help="Layer whose output channels must stay; repeatable.")
 @click.option(
     "--samples",
     type=click.IntRange(1),
@@ -286,7 +296,15 @@ def info(settings, model_path, as_json):
     show_default=True,
     help="Representative images for the statistics.",
 )
-@click.option("--fine-tune-epochs", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--fine-tune-epochs",
+    "--finetune-epochs",
+    "fine_tune_epochs",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Epochs of fine-tuning after each round.",
+)
 @click.option(
     "--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True, help="Fine-tuning learning rate."
 )
@@ -300,8 +318,12 @@ def trim(
     model_path,
     data_spec,
     criterion,
+    raw,
     ratio,
     min_relevance,
+    target_macs,
+    target_params,
+    rounds,
     round_to,
     min_channels,
     exclude,
@@ -314,8 +336,12 @@ def trim(
     """Remove low-relevance channels for real, giving a smaller dense model.
 
     \b
-    Example:
+    Give one policy: --min-relevance, --ratio, --target-macs or --target-params.
+
+    \b
+    Examples:
       tfscissor trim model.keras --data cluttered --ratio 0.4 --round-to 4 --fine-tune-epochs 2 -o trimmed.keras
+      tfscissor trim model.keras --data cluttered --target-macs 0.5 --rounds 2 --fine-tune-epochs 2 -o half.keras
     """
     from tfscissor.io import check_not_input
     from tfscissor.models import save_model
@@ -332,8 +358,12 @@ def trim(
         model,
         _load_data(data_spec, tuple(model.input_shape[1:3])),
         criterion=criterion,
+        criterion_options={"normalize": False} if raw else None,
         ratio=ratio,
         min_relevance=min_relevance,
+        target_macs=target_macs,
+        target_params=target_params,
+        rounds=rounds,
         round_to=round_to,
         min_channels=min_channels,
         exclude=exclude,
@@ -341,17 +371,26 @@ def trim(
         fine_tune_epochs=fine_tune_epochs,
         learning_rate=lr,
         callbacks=settings.callbacks("fine-tune"),
+        progress=settings.progress,
     )
     save_model(result.model, output)
     if save_stats:
         result.statistics.save(save_stats)
     report = result.report
-    for line in _format_table(report["layers"], ["layer", "before", "after"]):
+    for line in _format_table(report["layers"], ["layer", "producers", "before", "after"]):
         click.echo(line)
-    click.echo(
-        f"params {report['params_before']:,} -> {report['params_after']:,}, MACs {report['macs_before']:,} -> {report['macs_after']:,}, "
-        f"accuracy {report['accuracy_before']:.4f} -> {report['accuracy_after']:.4f}; saved {output}"
-    )
+    for line in _format_table(_before_after(report), ["", "before", "after", "ratio"]):
+        click.echo(line)
+    click.echo(f"saved {output}")
+
+
+def _before_after(report):
+    rows = []
+    for name, key in (("MACs", "macs"), ("params", "params"), ("accuracy", "accuracy")):
+        before, after = report[f"{key}_before"], report[f"{key}_after"]
+        ratio = f"{after / before:.2f}x" if key != "accuracy" else f"{after - before:+.4f}"
+        rows.append({"": name, "before": before, "after": after, "ratio": ratio})
+    return rows
 
 
 @cli.command()

@@ -25,6 +25,9 @@ SCHEMA = {
         "criterion": "relevance",
         "ratio": None,
         "min_relevance": None,
+        "target_macs": None,
+        "target_params": None,
+        "rounds": 1,
         "round_to": 1,
         "min_channels": 1,
         "exclude": [],
@@ -36,6 +39,7 @@ SCHEMA = {
     "compile": {"targets": ["tflm"]},
     "bench": {"devices": ["cpu"], "runs": 100, "warmup": 10, "threads": None},
 }
+TRIM_POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
 KNOWN_TARGETS = ("tflm",)
 KNOWN_DEVICES = ("cpu",)
 
@@ -96,9 +100,10 @@ def _merge(schema, data, lines, path, prefix):
 
 def _check_choices(recipe, path, lines):
     trim = recipe["trim"]
-    if (trim["ratio"] is None) == (trim["min_relevance"] is None):
+    if sum(trim[key] is not None for key in TRIM_POLICIES) != 1:
         raise UsageError(
-            f"recipe {path}, line {lines.get(('trim',), '?')}: give exactly one of trim.ratio and trim.min_relevance"
+            f"recipe {path}, line {lines.get(('trim',), '?')}: give exactly one of "
+            + ", ".join(f"trim.{key}" for key in TRIM_POLICIES)
         )
     for section, key, known in (("compile", "targets", KNOWN_TARGETS), ("bench", "devices", KNOWN_DEVICES)):
         if not isinstance(recipe[section][key], list):
@@ -176,6 +181,7 @@ def run_recipe(recipe, run_dir, *, progress=False, callbacks=None):
         batch_size=train["batch_size"],
         seed=seed,
         callbacks=make_callbacks("fine-tune"),
+        progress=progress,
         **trim,
     )
     save_model(trimmed.model, run_dir / "trimmed.keras")

@@ -24,6 +24,7 @@ class TrimResult:
     kept: dict = field(default_factory=dict)  # group -> sorted indices of the kept channels
     scores: dict = field(default_factory=dict)  # group -> score per original channel
     channels: dict = field(default_factory=dict)  # group -> original channel count
+    producers: dict = field(default_factory=dict)  # group -> the layers that make its channels
     statistics: object = None  # the ChannelStatistics that scored the channels, when collected here
 
 
@@ -169,6 +170,7 @@ def trim_model(
         kept=kept,
         scores=scores,
         channels={g.name: g.channels for g in groups},
+        producers={g.name: tuple(m.layer for m in g.producers) for g in groups},
     )
 
 

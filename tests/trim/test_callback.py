@@ -1,3 +1,7 @@
+import json
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -111,3 +115,36 @@ def test_fit_with_train_and_test_modes_records_the_training_run(model, images):
     # Two epochs over 48 training images; the nested validation runs are not mixed in.
     assert recorder.statistics[TAPS[0]].count == 2 * 48 * 32 * 32
     assert all("call" not in model.get_layer(n).__dict__ for n in TAPS)
+
+
+DISTRIBUTED = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfscissor.models import build_model
+from tfscissor.trim import collect_statistics
+
+images = np.random.default_rng(0).uniform(0, 255, (64, 16, 16, 3)).astype("float32")
+single = build_model("plain", (16, 16, 3), 3, widths=(4,), seed=0)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    mirrored = build_model("plain", (16, 16, 3), 3, widths=(4,), seed=0)
+replicas = strategy.num_replicas_in_sync
+a = collect_statistics(single, images, ["stage1_conv1_relu"], batch_size=16)["stage1_conv1_relu"]
+b = collect_statistics(mirrored, images, ["stage1_conv1_relu"], batch_size=16)["stage1_conv1_relu"]
+print(json.dumps({"replicas": replicas, "count": [a.count, b.count], "total": [a.total.tolist(), b.total.tolist()]}))
+"""
+
+
+def test_statistics_are_summed_across_replicas_of_a_strategy():
+    """Under a MirroredStrategy each replica sees part of every batch; the statistics must add up to those of
+    one device. Runs in a child process, because logical devices must be set before TensorFlow starts."""
+    done = subprocess.run([sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["count"][0] == result["count"][1] == 64 * 16 * 16
+    np.testing.assert_allclose(result["total"][1], result["total"][0], rtol=1e-5)

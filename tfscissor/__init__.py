@@ -27,6 +27,7 @@ _API = {
     "register_criterion": "tfscissor.trim",
     "register_handler": "tfscissor.trim",
     "trim_classifier": "tfscissor.trim",
+    "tap_names": "tfscissor.trim",
     "quantize_int8": "tfscissor.quantize",
     "quantize_model": "tfscissor.quantize",
     "to_tflite": "tfscissor.quantize",

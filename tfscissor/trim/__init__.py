@@ -14,7 +14,7 @@ from tfscissor.trim.handlers import (
     Reshape,
     register_handler,
 )
-from tfscissor.trim.policy import TrimResult, select_channels, trim_classifier, trim_model
+from tfscissor.trim.policy import TrimResult, select_channels, tap_names, trim_classifier, trim_model
 from tfscissor.trim.statistics import ChannelStatistics, LayerStatistics
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
@@ -41,6 +41,7 @@ __all__ = [
     "register_criterion",
     "register_handler",
     "select_channels",
+    "tap_names",
     "trim_classifier",
     "trim_model",
 ]

@@ -206,3 +206,11 @@ def trim_classifier(model, representative_images, *, batch_size=64, **options):
     )
     statistics = collect_statistics(model, np.asarray(representative_images, np.float32), taps, batch_size)
     return dataclasses.replace(trim_model(model, statistics, **options), statistics=statistics)
+
+
+def tap_names(model, exclude=()):
+    """The layers whose outputs the data-driven criteria read: give them to :func:`collect_statistics` or
+    :class:`ActivationStatistics` to collect exactly what :func:`trim_model` needs."""
+    if has_nested_models(model):
+        model = inline_nested(model)
+    return sorted({tap.layer for group in groups_of(ChannelGraph(model, exclude)) for tap in group.taps})

@@ -161,9 +161,10 @@ def test_criteria_scores(images):
     np.testing.assert_allclose(raw, stats["stage1_conv1_relu"].mean)  # after ReLU, magnitude is the output
     apoz = get_criterion("apoz")(group, stats, model)
     assert apoz[2] == 0.0 and np.all((apoz >= 0) & (apoz <= 1))
-    l1 = get_criterion("l1")(group, stats, model)
+    l1 = get_criterion("l1")(group, stats, model, normalize=False)
     kernel = model.get_layer("stage1_conv1_conv").get_weights()[0]
     np.testing.assert_allclose(l1[3], np.abs(kernel[..., 3]).sum(), rtol=1e-6)
+    np.testing.assert_allclose(get_criterion("l1")(group, stats, model), l1 / l1.mean())
     random = get_criterion("random")
     np.testing.assert_array_equal(random(group, stats, model), random(group, stats, model))
     assert not np.array_equal(random(group, stats, model, seed=1), random(group, stats, model))

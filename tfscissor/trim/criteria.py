@@ -75,14 +75,18 @@ def apoz(group, statistics, model):
 
 
 @register_criterion("l1")
-def l1(group, statistics, model):
-    """Sum of absolute kernel weights of each output filter of the producers (Li et al., ICLR 2017)."""
+def l1(group, statistics, model, normalize=True):
+    """Sum of absolute kernel weights of each output filter of the producers (Li et al., ICLR 2017), divided
+    by its layer's mean if ``normalize``. Li et al. rank filters within a layer; without the normalisation a
+    global ranking would strip the layers with the fewest weights per filter (the stem) first.
+    """
 
     def norms(member):
         layer = model.get_layer(member.layer)
         kernel = getattr(layer, "pointwise_kernel", None)
         kernel = np.abs(np.asarray(layer.kernel if kernel is None else kernel))
-        return kernel.reshape(-1, kernel.shape[-1]).sum(axis=0)
+        norm = kernel.reshape(-1, kernel.shape[-1]).sum(axis=0)
+        return norm / norm.mean() if normalize and norm.mean() > 0 else norm
 
     return channel_mean(group, group.producers, norms)
 

@@ -48,6 +48,9 @@ class Frozen(Handler):
         return [graph.new_elements(channel_width(tensor), frozen=True) for tensor in node.outputs]
 
 
+_FROZEN = Frozen()
+
+
 class Carrier(Handler):
     """Output channel ``c`` depends on input channel ``c`` alone; every weight is indexed by channel on its last
     axis (batch norm's four vectors, PReLU's slopes, layer norm's scale and offset)."""
@@ -67,7 +70,7 @@ class ChannelAxisCarrier(Carrier):
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
         if [axis % rank for axis in axes] == [rank - 1]:
             return [inputs[0]]
-        return Frozen().propagate(layer, node, inputs, graph)
+        return _FROZEN.propagate(layer, node, inputs, graph)
 
 
 class ActivationCarrier(Carrier):
@@ -78,7 +81,7 @@ class ActivationCarrier(Carrier):
     def propagate(self, layer, node, inputs, graph):
         activation = getattr(layer.activation, "__name__", str(layer.activation))
         if activation in self._COUPLING:
-            return Frozen().propagate(layer, node, inputs, graph)
+            return _FROZEN.propagate(layer, node, inputs, graph)
         return [inputs[0]]
 
 
@@ -126,7 +129,7 @@ class Convolution(Producer):
             return super().propagate(layer, node, inputs, graph)
         if groups == len(inputs[0]) == layer.filters:
             return [inputs[0]]
-        return Frozen().propagate(layer, node, inputs, graph)
+        return _FROZEN.propagate(layer, node, inputs, graph)
 
     def slice_config(self, layer, config, keep_in, keep_out):
         if getattr(layer, "groups", 1) == 1:
@@ -177,7 +180,7 @@ class Merge(Handler):
         width = channel_width(node.outputs[0])
         constants = [a for a in keras.tree.flatten((node.arguments.args, node.arguments.kwargs)) if _is_array(a)]
         if constants:
-            return Frozen().propagate(layer, node, inputs, graph)
+            return _FROZEN.propagate(layer, node, inputs, graph)
         full = [elements for elements in inputs if len(elements) == width]
         for elements in inputs:
             if len(elements) != width:
@@ -206,10 +209,10 @@ class Reshape(Handler):
     def propagate(self, layer, node, inputs, graph):
         in_shape, out_shape = node.input_tensors[0].shape[1:], node.outputs[0].shape[1:]
         if None in in_shape or None in out_shape:
-            return Frozen().propagate(layer, node, inputs, graph)
+            return _FROZEN.propagate(layer, node, inputs, graph)
         channel = np.broadcast_to(np.arange(in_shape[-1]), in_shape).reshape(-1, out_shape[-1] if out_shape else 1)
         if not (channel == channel[0]).all():
-            return Frozen().propagate(layer, node, inputs, graph)
+            return _FROZEN.propagate(layer, node, inputs, graph)
         return [inputs[0][channel[0]]]
 
     def slice_config(self, layer, config, keep_in, keep_out):

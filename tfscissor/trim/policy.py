@@ -176,7 +176,8 @@ def trim_model(
 
 def _meet_budget(model, graph, scores, surgery, metric, target, options):
     """Select channels for a MACs or parameter budget. The cost model's estimate is checked against the
-    exact count of the rebuilt model, and the estimate's target tightened until the exact count fits."""
+    exact count of the rebuilt model, and the estimate's target tightened until the exact count fits; after
+    four tries the last selection stands (the stage's report gives the exact MACs and parameters)."""
     from tfscissor.analysis import profile_model
 
     costs = CostModel(graph, profile_model(model))

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench lint system-deps clean
+.PHONY: install demo test bench bench-trim lint system-deps clean
 
 $(INSTALLED): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
+
+# Trimming criteria against MAC budgets on cluttered Fashion-MNIST (about 30 minutes on 2 cores; needs
+# Debian's dataset-fashion-mnist, see system-deps).
+bench-trim: $(INSTALLED)
+	$(BIN)/python bench/trim_criteria.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check tfscissor tests bench

@@ -1,7 +1,7 @@
 """Benchmark of the thin path: baseline, trimmed and int8 models of the demo recipe, measured side by side.
 
-Runs ``recipes/demo.yaml`` into ``bench/runs/demo`` and rewrites ``bench/RESULTS.md`` with the table, the
-latency and size ratios against the baseline, the command, the machine and the date. Every number comes
+Runs ``recipes/demo.yaml`` into ``bench/runs/demo`` and rewrites its section of ``bench/RESULTS.md`` with
+the table, the latency and size ratios against the baseline, the command, the machine and the date. Every number comes
 from one run, so ratios are between measurements taken minutes apart on the same machine.
 
     make bench        (or: .venv/bin/python bench/demo_pipeline.py)
@@ -19,13 +19,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tfscissor.io import write_text  # noqa: E402
 from tfscissor.models.callbacks import EpochProgress  # noqa: E402
 from tfscissor.run import COLUMNS, load_recipe, run_recipe  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from results import update_section  # noqa: E402
+
 RECIPE = ROOT / "recipes" / "demo.yaml"
 RUN_DIR = ROOT / "bench" / "runs" / "demo"
-RESULTS = ROOT / "bench" / "RESULTS.md"
 
 
 def cpu_name():
@@ -45,10 +46,6 @@ def main():
     rows = summary["rows"]
     base = rows[0]
     lines = [
-        "# Benchmark results",
-        "",
-        "Regenerated from scratch by `make bench`. Medians and ratios come from one run on one machine.",
-        "",
         "## The thin path (issue 2): train -> relevance trim -> int8 -> TFLM, on the embedded `cluttered` data",
         "",
         f"- Command: `make bench` (`python bench/demo_pipeline.py`, recipe `{RECIPE.relative_to(ROOT)}`)",
@@ -66,7 +63,7 @@ def main():
         cells.append(f"{row['model bytes'] / base['model bytes']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    write_text(RESULTS, "\n".join(lines))
+    update_section("demo_pipeline", "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -1,0 +1,24 @@
+"""bench/RESULTS.md holds one section per benchmark; each script rewrites its own section and keeps the rest."""
+
+from pathlib import Path
+
+from tfscissor.io import write_text
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = (
+    "# Benchmark results\n\n"
+    "Each section is rewritten by the script it names. Medians and ratios come from one run on one machine.\n"
+)
+
+
+def update_section(name, markdown, path=RESULTS):
+    """Replace the section ``name`` of ``path`` with ``markdown`` (append it if new), atomically."""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    text = path.read_text(encoding="utf-8") if path.is_file() else HEADER
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    write_text(path, text)

@@ -174,3 +174,49 @@ def test_statistics_for_another_model_are_refused(images):
     stats = ChannelStatistics(other=LayerStatistics(np.ones(2), np.ones(2), np.zeros(2), 1))
     with pytest.raises(UsageError, match="no entry for layer"):
         trim_model(_chain(), stats, ratio=0.5)
+
+
+def _constant_channel_model():
+    """conv -> BN -> ReLU -> 1x1 conv (no bias) -> ...: a 1x1 consumer, so a constant input channel
+    contributes the same to every output position (no zero-padded border)."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    x = keras.layers.BatchNormalization(name="a_bn")(x)
+    x = keras.layers.ReLU(name="a_relu")(x)
+    x = keras.layers.Conv2D(6, 1, use_bias=False, name="b")(x)
+    x = keras.layers.BatchNormalization(name="b_bn")(x)
+    x = keras.layers.ReLU(name="b_relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+    # Channel 1 of `a` outputs the constant 2: zero filter, gamma 0, beta 2.
+    gamma, beta, mean, variance = model.get_layer("a_bn").get_weights()
+    gamma[1], beta[1] = 0.0, 2.0
+    model.get_layer("a_bn").set_weights([gamma, beta, mean, variance])
+    b_bn = model.get_layer("b_bn")
+    b_bn.set_weights([w + 0.5 if i == 1 else w for i, w in enumerate(b_bn.get_weights())])  # keep ReLU b alive
+    return model
+
+
+@pytest.mark.parametrize("compensate", [True, False])
+def test_a_removed_channel_is_replaced_by_its_mean(compensate):
+    @register_criterion("second_channel_last")
+    def second_channel_last(group, statistics, model):
+        scores = np.ones(group.channels)
+        scores[1 if group.name == "a" else 0] = 0.0
+        return scores
+
+    model = _constant_channel_model()
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype(np.float32)
+    stats = collect_statistics(model, x, ["a_relu", "b_relu"])
+    result = trim_model(
+        model, stats, criterion="second_channel_last", min_relevance=0.0, exclude=["b"], compensate=compensate
+    )
+    np.testing.assert_array_equal(result.kept["a"], [0, 2, 3])
+    difference = np.abs(result.model.predict(x, verbose=0) - model.predict(x, verbose=0)).max()
+    if compensate:
+        # The constant 2 times b's weights for that channel moved into b's new bias: nothing changes.
+        assert result.model.get_layer("b").use_bias and difference < 1e-5
+    else:
+        assert not result.model.get_layer("b").use_bias and difference > 1e-3

@@ -14,7 +14,8 @@ import numpy as np
 
 from tfscissor.errors import ModelError
 from tfscissor.models.graph import functional_graph, nodes_in_order
-from tfscissor.trim.handlers import Frozen, channel_width, handler_for
+from tfscissor.trim.callback import ACTIVATION_LAYERS
+from tfscissor.trim.handlers import Carrier, Frozen, channel_width, handler_for
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +50,7 @@ class ChannelGraph:
                 f"excluded layers not in {model.name}: {', '.join(sorted(unknown))}: check the layer names"
             )
         self.nodes = [self._propagate(node, graph) for node in nodes_in_order(graph)]
+        self._by_name = {node.layer.name: node for node in self.nodes}
         for tensor in graph.outputs:
             self.freeze(self._elements[id(tensor)])
 
@@ -84,6 +86,17 @@ class ChannelGraph:
 
     def is_frozen(self, element):
         return self._frozen[self.root(int(element))]
+
+    def measured_at(self, source):
+        """Where to measure the tensor made by layer ``source``: the activation before it, if only weightless
+        layers that keep zeros zero (pooling, padding, dropout) lie between, since relevance is an activation's
+        output. Their positions are the same, as such layers carry channels one to one."""
+        node = self._by_name[source]
+        while not isinstance(node.layer, ACTIVATION_LAYERS):
+            if type(node.handler) is not Carrier or node.layer.weights or len(node.input_sources) != 1:
+                return source
+            node = self._by_name[node.input_sources[0]]
+        return node.layer.name
 
     # --- building ---
 

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfscissor.trim.callback import ACTIVATION_LAYERS
 from tfscissor.trim.dependency import ChannelGraph
-from tfscissor.trim.handlers import Carrier
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,6 @@ def find_groups(model, exclude=()):
 
 def groups_of(graph):
     producers = [node for node in graph.nodes if node.handler.consumes(node.layer)]
-    by_name = {node.layer.name: node for node in graph.nodes}
     is_producer = {id(node) for node in producers}
     group_of_root, order = _assign_groups(graph, producers)
     members = {key: {"producers": [], "taps": {}, "layers": []} for key in order}
@@ -96,7 +93,7 @@ def groups_of(graph):
             for key, (positions, channels) in locate(elements).items():
                 touched.add(key)
                 if id(node) in is_producer:
-                    tap = _measured_at(by_name, source)
+                    tap = graph.measured_at(source)
                     members[key]["taps"].setdefault(tap, Member(tap, positions, channels))
         for key in touched:
             members[key]["layers"].append(node.layer.name)
@@ -110,17 +107,6 @@ def groups_of(graph):
         )
         for key, roots in order.items()
     ]
-
-
-def _measured_at(by_name, source):
-    """Where to measure the tensor made by ``source``: the activation before it, if only weightless layers that
-    keep zeros zero (pooling, padding, dropout) lie between, since relevance is an activation's output."""
-    node = by_name[source]
-    while not isinstance(node.layer, ACTIVATION_LAYERS):
-        if type(node.handler) is not Carrier or node.layer.weights or len(node.input_sources) != 1:
-            return source
-        node = by_name[node.input_sources[0]]
-    return node.layer.name
 
 
 def _assign_groups(graph, producers):

@@ -133,13 +133,16 @@ def trim_model(
     min_channels=1,
     exclude=(),
     criterion_options=None,
+    compensate=True,
 ):
     """Score every channel group of ``model`` with ``criterion`` and rebuild it without the low scorers.
 
     ``statistics`` is a :class:`ChannelStatistics` collected on a representative set (see
     :func:`collect_statistics`). Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or
     ``target_params`` (the last two as fractions of this model's MACs or parameters). A model with nested
-    models is trimmed as one flat graph. Returns a :class:`TrimResult`; ``model`` itself is unchanged.
+    models is trimmed as one flat graph. With ``compensate``, layers that lose input channels absorb their
+    mean contribution into their bias (see :func:`rebuild`). Returns a :class:`TrimResult`; ``model`` itself
+    is unchanged.
     """
     policy, value = check_policy(
         {"ratio": ratio, "min_relevance": min_relevance, "target_macs": target_macs, "target_params": target_params},
@@ -159,14 +162,17 @@ def trim_model(
             group.apply(plan, kept[group.name])
         return plan
 
+    def build(kept):
+        return rebuild(graph, surgery(kept), statistics if compensate else None)
+
     options = {"round_to": round_to, "min_channels": min_channels}
     if policy.startswith("target_"):
         metric = policy.removeprefix("target_")
-        kept = _meet_budget(model, graph, scores, surgery, metric, value, options)
+        kept = _meet_budget(model, graph, scores, surgery, build, metric, value, options)
     else:
         kept = select_channels(scores, **{policy: value}, **options)
     return TrimResult(
-        model=rebuild(graph, surgery(kept)),
+        model=build(kept),
         kept=kept,
         scores=scores,
         channels={g.name: g.channels for g in groups},
@@ -174,7 +180,7 @@ def trim_model(
     )
 
 
-def _meet_budget(model, graph, scores, surgery, metric, target, options):
+def _meet_budget(model, graph, scores, surgery, build, metric, target, options):
     """Select channels for a MACs or parameter budget. The cost model's estimate is checked against the
     exact count of the rebuilt model, and the estimate's target tightened until the exact count fits; after
     four tries the last selection stands (the stage's report gives the exact MACs and parameters)."""
@@ -186,7 +192,7 @@ def _meet_budget(model, graph, scores, surgery, metric, target, options):
         kept = select_channels(
             scores, cost=lambda k: costs.fraction(surgery(k).removed, metric), target=estimate_target, **options
         )
-        exact = costs.exact_fraction(rebuild(graph, surgery(kept)), metric)
+        exact = costs.exact_fraction(build(kept), metric)
         if exact <= target + 1e-9:
             return kept
         estimate_target *= target / exact

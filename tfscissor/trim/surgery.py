@@ -15,8 +15,16 @@ class SurgeryPlan:
         self.removed.update(int(root) for root in roots)
 
 
-def rebuild(graph, plan):
-    """Return a copy of ``graph.model`` without the channels ``plan`` removes, weights copied and sliced."""
+def rebuild(graph, plan, statistics=None):
+    """Return a copy of ``graph.model`` without the channels ``plan`` removes, weights copied and sliced.
+
+    With ``statistics`` (measured at the tensors the consuming layers read), each convolution or dense layer
+    that loses input channels gets their mean contribution added to its bias ("mean replacement"): a
+    removed channel is then replaced by its average instead of by zero, which is what removing it would
+    otherwise do to every later layer's input statistics. A layer without a bias gains one. Dead channels
+    have a mean of zero, so removing them stays exact.
+    """
+    compensation = _compensation(graph, plan, statistics) if statistics is not None else {}
 
     def kept(elements):
         return np.flatnonzero([graph.root(int(e)) not in plan.removed for e in elements])
@@ -37,6 +45,8 @@ def rebuild(graph, plan):
         if layer.name in slices:
             handler, keep_in, keep_out = slices[layer.name]
             config = handler.slice_config(layer, config, keep_in, keep_out)
+        if layer.name in compensation:
+            config = {**config, "use_bias": True}
         return type(layer).from_config(config)
 
     model, clones = rebuild_graph(graph.model, clone)
@@ -44,8 +54,33 @@ def rebuild(graph, plan):
         weights = original.get_weights() if hasattr(original, "get_weights") else []
         if not weights:
             continue
+        if original.name in compensation:
+            # Per original output channel: added before slicing, so it is sliced with the bias.
+            kernel, *bias = weights
+            weights = [kernel, (bias[0] if bias else 0.0) + compensation[original.name]]
         if original.name in slices:
             handler, keep_in, keep_out = slices[original.name]
             weights = handler.slice_weights(original, weights, keep_in, keep_out)
         copy.set_weights(weights)
     return model
+
+
+def _compensation(graph, plan, statistics):
+    """Layer name -> what its removed input channels added to each output on average: the mean activation
+    of each removed input times the kernel weights summed over the kernel window (exact away from the
+    zero-padded border)."""
+    result = {}
+    for node in graph.nodes:
+        layer = node.layer
+        if not (node.handler.consumes(layer) and hasattr(layer, "kernel")) or len(node.inputs) != 1:
+            continue
+        removed = np.flatnonzero([graph.root(int(e)) in plan.removed for e in node.inputs[0]])
+        tap = graph.measured_at(node.input_sources[0])
+        if removed.size == 0 or tap not in statistics:
+            continue
+        kernel = np.asarray(layer.kernel)
+        per_input = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)
+        shift = statistics[tap].mean[removed] @ per_input[removed]
+        if np.any(shift):  # removing only dead channels changes nothing, not even the bias
+            result[layer.name] = shift.astype(kernel.dtype)
+    return result

@@ -1,0 +1,714 @@
+"""Benchmark of the trimming criteria (issue 3): relevance against apoz, l1 and random, on cluttered Fashion-MNIST.
+
+One ResNet-style baseline is trained once and saved under ``bench/runs/``; every run (criterion x MACs target x
+seed) reloads it, trims it to the target fraction of its MACs with :func:`trim_and_fine_tune` and fine-tunes it
+with the same budget. The seed picks the representative images, the fine-tune's shuffling and (for ``random``)
+the ranking. Also measured on the same machine in the same process:
+
+* the overhead of collecting activation statistics with the :class:`ActivationStatistics` callback against a
+  plain ``model.predict`` (medians over alternating repetitions; whole runs, including the rebuild and re-trace
+  of the predict function the callback causes, and the steady per-batch cost);
+* the surgery time on ``keras.applications.ResNet50``: ``find_groups`` and ``trim_model(ratio=0.5)``.
+
+Writes ``bench/runs/trim_criteria.json`` (after every run, so a stopped benchmark keeps what it measured),
+``bench/runs/trim_criteria.md`` (also its section of ``bench/RESULTS.md``, and printed) and the plot
+``bench/trim_criteria.png``. ``--quick`` is a smoke run (1 seed, 1 target, tiny data) that writes
+``bench/runs/trim_criteria_quick.*`` instead. Progress, one line per run, goes to stderr.
+
+    .venv/bin/python bench/trim_criteria.py              # about 20-25 minutes on 2 CPU cores
+    .venv/bin/python bench/trim_criteria.py --quick      # about 1-2 minutes
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tfscissor.io import write_text  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from results import update_section  # noqa: E402
+
+RUNS = ROOT / "bench" / "runs"
+FASHION = "/usr/share/datasets/fashion-mnist"
+CRITERIA = ("relevance", "apoz", "l1", "random")
+
+# Defaults, sized so that the whole benchmark runs in about 25 minutes on 2 CPU cores (see bench/RESULTS.md).
+FULL = {
+    "size": 32,
+    "n": 5000,
+    "data_seeds": 4,
+    "min_scale": 0.6,
+    "max_scale": 0.95,
+    "clutter": 1,
+    "widths": "16,32,64",
+    "blocks": "1,1,1",
+    "epochs": 12,
+    "lr": 2e-3,
+    "fine_tune_epochs": 1,
+    "fine_tune_lr": 2e-3,
+    "samples": 512,
+    "targets": "0.7,0.5,0.3",
+    "seeds": 3,
+    "criteria": ",".join(CRITERIA),
+    "overhead_images": 4096,
+    "overhead_reps": 5,
+    "surgery_size": 224,
+    "surgery_reps": 3,
+}
+QUICK = {
+    **FULL,
+    "n": 1000,
+    "data_seeds": 1,
+    "epochs": 3,
+    "fine_tune_epochs": 1,
+    "samples": 128,
+    "targets": "0.5",
+    "seeds": 1,
+    "overhead_images": 512,
+    "overhead_reps": 2,
+    "surgery_size": 64,
+    "surgery_reps": 1,
+}
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine():
+    import tensorflow as tf
+
+    return (
+        f"{cpu_name()}, {os.cpu_count()} cores, no GPU, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, target 0.5, tiny data (~1-2 min)")
+    parser.add_argument("--size", type=int, help=f"canvas side in pixels ({FULL['size']})")
+    parser.add_argument("--n", type=int, help=f"images per data seed in train + val, 20%% val ({FULL['n']})")
+    parser.add_argument(
+        "--data-seeds",
+        type=int,
+        help=f"cluttered specs seed=0..N-1, train and val splits joined ({FULL['data_seeds']})",
+    )
+    parser.add_argument("--min-scale", type=float, help=f"smallest object side / canvas side ({FULL['min_scale']})")
+    parser.add_argument("--max-scale", type=float, help=f"largest object side / canvas side ({FULL['max_scale']})")
+    parser.add_argument("--clutter", type=int, help=f"distractors per image ({FULL['clutter']})")
+    parser.add_argument("--widths", help=f"ResNet widths per stage ({FULL['widths']})")
+    parser.add_argument("--blocks", help=f"ResNet basic blocks per stage ({FULL['blocks']})")
+    parser.add_argument("--epochs", type=int, help=f"baseline training epochs ({FULL['epochs']})")
+    parser.add_argument("--lr", type=float, help=f"baseline learning rate, cosine-decayed ({FULL['lr']})")
+    parser.add_argument("--fine-tune-epochs", type=int, help=f"fine-tune epochs per run ({FULL['fine_tune_epochs']})")
+    parser.add_argument("--fine-tune-lr", type=float, help=f"fine-tune learning rate ({FULL['fine_tune_lr']})")
+    parser.add_argument("--samples", type=int, help=f"representative images for the statistics ({FULL['samples']})")
+    parser.add_argument("--targets", help=f"fractions of the baseline's MACs to keep ({FULL['targets']})")
+    parser.add_argument("--seeds", type=int, help=f"seeds per criterion and target, 0..N-1 ({FULL['seeds']})")
+    parser.add_argument("--criteria", help=f"criteria to compare ({FULL['criteria']})")
+    parser.add_argument("--overhead-images", type=int, help=f"images per predict ({FULL['overhead_images']})")
+    parser.add_argument("--overhead-reps", type=int, help=f"repetitions of each predict ({FULL['overhead_reps']})")
+    parser.add_argument("--surgery-size", type=int, help=f"ResNet50 input side ({FULL['surgery_size']})")
+    parser.add_argument("--surgery-reps", type=int, help=f"ResNet50 surgery repetitions ({FULL['surgery_reps']})")
+    parser.add_argument("--baseline", type=Path, help="reuse this trained baseline (.keras) instead of training one")
+    args = parser.parse_args(argv)
+    settings = dict(QUICK if args.quick else FULL)
+    for key in FULL:
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    settings["widths"] = [int(w) for w in str(settings["widths"]).split(",")]
+    settings["blocks"] = [int(b) for b in str(settings["blocks"]).split(",")]
+    settings["targets"] = [float(t) for t in str(settings["targets"]).split(",")]
+    settings["criteria"] = [c.strip() for c in str(settings["criteria"]).split(",")]
+    return args, settings
+
+
+def data_specs(settings):
+    return [
+        f"cluttered:source=idx:{FASHION},size={settings['size']},n={settings['n']},classes=10,seed={seed},"
+        f"min_scale={settings['min_scale']},max_scale={settings['max_scale']},clutter={settings['clutter']}"
+        for seed in range(settings["data_seeds"])
+    ]
+
+
+def load_benchmark_data(specs):
+    """The train and val splits of every spec, joined.
+
+    The cluttered generator renders at most 48 objects per class and split (then varies their scale, colour,
+    position and background per image), so one spec holds 480 distinct Fashion-MNIST items per split whatever
+    its size; joining specs of several seeds multiplies the distinct items of both splits (train items come
+    from Fashion-MNIST's train set, val items from its test set, so the splits never share an item).
+    """
+    from tfscissor.data import Dataset, Split, load_data
+
+    parts = [load_data(spec) for spec in specs]
+
+    def join(splits):
+        return Split(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
+
+    name = parts[0].spec if len(parts) == 1 else f"{parts[0].spec} and seeds 1..{len(parts) - 1}"
+    return Dataset(name, parts[0].class_names, join([p.train for p in parts]), join([p.val for p in parts]))
+
+
+# --- the baseline and the criterion runs ------------------------------------------------------------------
+
+
+def train_baseline(dataset, settings, path):
+    from tfscissor.analysis import profile_model
+    from tfscissor.models import build_model
+    from tfscissor.models.io import save_model
+    from tfscissor.models.training import evaluate_classifier, train_classifier
+
+    model = build_model(
+        "resnet", dataset.image_shape, dataset.num_classes, seed=0, widths=settings["widths"], blocks=settings["blocks"]
+    )
+    start = time.perf_counter()
+    history = train_classifier(
+        model,
+        dataset,
+        epochs=settings["epochs"],
+        batch_size=64,
+        learning_rate=settings["lr"],
+        seed=0,
+        callbacks=[EpochLine("baseline")],
+    )
+    seconds = time.perf_counter() - start
+    save_model(model, path)
+    profile = profile_model(model)
+    return {
+        "path": str(path.relative_to(ROOT)),
+        "accuracy": evaluate_classifier(model, dataset.val),
+        "train_accuracy": history["accuracy"][-1],
+        "macs": profile.macs,
+        "params": profile.params,
+        "train_seconds": seconds,
+        "epoch_seconds": seconds / settings["epochs"],
+    }
+
+
+def load_baseline(dataset, path):
+    from tfscissor.analysis import profile_model
+    from tfscissor.models.io import load_model
+    from tfscissor.models.training import check_input, evaluate_classifier
+
+    model = load_model(path)
+    check_input(model, dataset.image_shape, dataset.spec)
+    profile = profile_model(model)
+    return {"path": str(path), "accuracy": evaluate_classifier(model, dataset.val), "macs": profile.macs}
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch (seconds, loss, accuracies) on stderr."""
+
+    def __init__(self, desc):
+        super().__init__()
+        self.desc = desc
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = ", ".join(f"{k} {float(v):.3f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        seconds = time.perf_counter() - self.start
+        log(f"  {self.desc} epoch {epoch + 1}/{self.params['epochs']}: {seconds:.1f} s, {shown}")
+
+
+def trim_run(baseline_path, dataset, settings, criterion, target, seed):
+    from tfscissor.models.io import load_model
+    from tfscissor.trim.stage import trim_and_fine_tune
+
+    model = load_model(baseline_path)
+    start = time.perf_counter()
+    result = trim_and_fine_tune(
+        model,
+        dataset,
+        samples=settings["samples"],
+        fine_tune_epochs=settings["fine_tune_epochs"],
+        learning_rate=settings["fine_tune_lr"],
+        seed=seed,
+        criterion=criterion,
+        criterion_options={"seed": seed} if criterion == "random" else None,
+        target_macs=target,
+    )
+    seconds = time.perf_counter() - start
+    report = result.report
+    return {
+        "criterion": criterion,
+        "target": target,
+        "seed": seed,
+        "macs": report["macs_after"] / report["macs_before"],
+        "params": report["params_after"] / report["params_before"],
+        "macs_after": report["macs_after"],
+        "params_after": report["params_after"],
+        "accuracy_before": report["accuracy_before"],
+        "accuracy_trimmed": report["accuracy_trimmed"],
+        "accuracy_after": report["accuracy_after"],
+        "seconds": seconds,
+        "channels": {layer["layer"]: [layer["before"], layer["after"]] for layer in report["layers"]},
+    }
+
+
+# --- collection overhead ------------------------------------------------------------------------------------
+
+
+class Stamps(keras.callbacks.Callback):
+    """Times of a predict: when its callbacks began, and when each batch ended (perf_counter seconds)."""
+
+    def on_predict_begin(self, logs=None):
+        self.begin, self.batches = time.perf_counter(), []
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.batches.append(time.perf_counter())
+
+
+def timed_predict(model, images, callbacks=()):
+    """Run one predict; return its phases in seconds. The stamps callback runs after ``callbacks``, so
+    ``setup`` holds their ``on_predict_begin`` (the statistics callback wraps layers and rebuilds the step)."""
+    stamps = Stamps()
+    start = time.perf_counter()
+    model.predict(images, batch_size=64, verbose=0, callbacks=[*callbacks, stamps])
+    end = time.perf_counter()
+    intervals = np.diff(stamps.batches)
+    return {
+        "total": end - start,
+        "setup": stamps.begin - start,
+        "first_batch": stamps.batches[0] - stamps.begin,  # includes tracing the step function
+        "steady_batch": float(np.median(intervals)) if len(intervals) else float("nan"),
+        "finish": end - stamps.batches[-1],
+    }
+
+
+def measure_overhead(baseline_path, dataset, settings):
+    """Plain predict against predict with an ActivationStatistics callback on every tap of the groups.
+
+    Two copies of the baseline: the plain one stays traced, as in real use; the observed one pays what
+    collection costs (wrapping, rebuilding and re-tracing the step). Repetitions alternate (plain, observed,
+    then plain again on the observed copy, which must re-trace after the callback restored its step).
+    """
+    from tfscissor.models.io import load_model
+    from tfscissor.trim import ActivationStatistics, find_groups
+
+    plain_model, observed_model = load_model(baseline_path), load_model(baseline_path)
+    taps = sorted({tap.layer for group in find_groups(observed_model) for tap in group.taps})
+    rng = np.random.default_rng(0)
+    pool = np.concatenate([dataset.train.images, dataset.val.images])
+    images = pool[rng.choice(len(pool), settings["overhead_images"], replace=len(pool) < settings["overhead_images"])]
+    images = images.astype(np.float32)
+
+    def observed():
+        recorder = ActivationStatistics(taps, modes=("predict",))
+        phases = timed_predict(observed_model, images, [recorder])
+        positions = {name: stats.count for name, stats in recorder.statistics.items()}
+        if sorted(positions) != taps or min(positions.values()) == 0:
+            raise RuntimeError(f"the statistics callback recorded {positions}, expected counts for {taps}")
+        return phases
+
+    # Warm up: trace both copies, run the callback once.
+    timed_predict(plain_model, images[:64])
+    timed_predict(observed_model, images[:64])
+    observed()
+    runs = {"plain": [], "observed": [], "plain_after_observed": []}
+    for rep in range(settings["overhead_reps"]):
+        order = ("plain", "observed") if rep % 2 == 0 else ("observed", "plain")
+        for kind in order:
+            if kind == "plain":
+                runs["plain"].append(timed_predict(plain_model, images))
+            else:
+                runs["observed"].append(observed())
+                runs["plain_after_observed"].append(timed_predict(observed_model, images))
+    medians = {
+        kind: {phase: statistics.median(run[phase] for run in values) for phase in values[0]}
+        for kind, values in runs.items()
+    }
+    batches = -(-len(images) // 64)
+    plain, seen = medians["plain"], medians["observed"]
+    return {
+        "images": len(images),
+        "batches": batches,
+        "taps": len(taps),
+        "reps": settings["overhead_reps"],
+        "medians": medians,
+        "runs": runs,
+        "total_ratio": seen["total"] / plain["total"],
+        "steady_ratio": seen["steady_batch"] / plain["steady_batch"],
+        # What a run costs beyond its batches at the steady rate: wrapping, rebuilding, tracing, restoring.
+        "one_off_plain": plain["total"] - batches * plain["steady_batch"],
+        "one_off_observed": seen["total"] - batches * seen["steady_batch"],
+        "retrace_after": medians["plain_after_observed"]["total"] - plain["total"],
+    }
+
+
+# --- ResNet50 surgery ---------------------------------------------------------------------------------------
+
+
+def measure_surgery(settings):
+    from tfscissor.analysis import profile_model
+    from tfscissor.trim import collect_statistics, find_groups, trim_model
+
+    side = settings["surgery_size"]
+    keras.utils.set_random_seed(0)
+    start = time.perf_counter()
+    model = keras.applications.ResNet50(weights=None, input_shape=(side, side, 3))
+    build = time.perf_counter() - start
+    images = np.random.default_rng(0).uniform(0, 255, (4, side, side, 3)).astype(np.float32)
+    start = time.perf_counter()
+    groups = find_groups(model)
+    first_groups = time.perf_counter() - start
+    taps = sorted({tap.layer for group in groups for tap in group.taps})
+    start = time.perf_counter()
+    stats = collect_statistics(model, images, taps, batch_size=4)
+    collect = time.perf_counter() - start
+    group_times, trim_times, budget_times, result = [], [], [], None
+    for _ in range(settings["surgery_reps"]):
+        start = time.perf_counter()
+        find_groups(model)
+        group_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = trim_model(model, stats, ratio=0.5)
+        trim_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        budget = trim_model(model, stats, target_macs=0.5)
+        budget_times.append(time.perf_counter() - start)
+    before, after = profile_model(model), profile_model(result.model)
+    trimmed_output = result.model.predict(images[:1], verbose=0)
+    if trimmed_output.shape != (1, 1000) or not np.all(np.isfinite(trimmed_output)):
+        raise RuntimeError(f"the trimmed ResNet50 gives {trimmed_output.shape} outputs")
+    return {
+        "input": [side, side, 3],
+        "layers": len(model.layers),
+        "groups": len(groups),
+        "taps": len(taps),
+        "reps": settings["surgery_reps"],
+        "build_seconds": build,
+        "first_find_groups_seconds": first_groups,
+        "collect_seconds_4_images": collect,
+        "find_groups_seconds": statistics.median(group_times),
+        "trim_model_seconds": statistics.median(trim_times),
+        "find_groups_all": group_times,
+        "trim_model_all": trim_times,
+        "trim_model_budget_seconds": statistics.median(budget_times),
+        "trim_model_budget_all": budget_times,
+        "budget_macs_after": profile_model(budget.model).macs,
+        "macs_before": before.macs,
+        "macs_after": after.macs,
+        "params_before": before.params,
+        "params_after": after.params,
+    }
+
+
+# --- report -------------------------------------------------------------------------------------------------
+
+
+def summarise(runs, baseline_accuracy):
+    """Per (criterion, target): means and ranges over the seeds."""
+    rows = []
+    keys = sorted({(r["criterion"], r["target"]) for r in runs}, key=lambda k: (-k[1], CRITERIA.index(k[0])))
+    for criterion, target in keys:
+        group = [r for r in runs if r["criterion"] == criterion and r["target"] == target]
+        after = [r["accuracy_after"] for r in group]
+        trimmed = [r["accuracy_trimmed"] for r in group]
+        rows.append(
+            {
+                "criterion": criterion,
+                "target": target,
+                "seeds": len(group),
+                "macs": float(np.mean([r["macs"] for r in group])),
+                "params": float(np.mean([r["params"] for r in group])),
+                "trimmed_mean": float(np.mean(trimmed)),
+                "trimmed_min": min(trimmed),
+                "trimmed_max": max(trimmed),
+                "after_mean": float(np.mean(after)),
+                "after_min": min(after),
+                "after_max": max(after),
+                "delta_points": 100 * (float(np.mean(after)) - baseline_accuracy),
+                "seconds": float(np.mean([r["seconds"] for r in group])),
+            }
+        )
+    return rows
+
+
+def goal_lines(rows, baseline_accuracy, target=0.5):
+    by = {row["criterion"]: row for row in rows if row["target"] == target}
+    if "relevance" not in by:
+        return []
+    rel = by["relevance"]
+    within = rel["after_mean"] >= baseline_accuracy - 0.01
+    lines = [
+        f"- Goal 1, relevance at {target:.0%} MACs within 1 point of the baseline: "
+        f"**{'met' if within else 'not met'}** ({rel['delta_points']:+.2f} points, mean of {rel['seeds']} seed"
+        f"{'s' * (rel['seeds'] > 1)})"
+    ]
+    others = [c for c in ("l1", "random") if c in by]
+    if others:
+        ahead = all(rel["after_mean"] > by[c]["after_mean"] for c in others)
+        gaps = ", ".join(f"{100 * (rel['after_mean'] - by[c]['after_mean']):+.2f} vs {c}" for c in others)
+        clear = all(rel["after_min"] > by[c]["after_max"] for c in others)
+        lines.append(
+            f"- Goal 2, relevance ahead of {' and '.join(others)} at {target:.0%} MACs: "
+            f"**{'met' if ahead else 'not met'}** on the mean ({gaps} points); the seed ranges "
+            f"{'do not overlap' if clear else 'overlap'}"
+        )
+    return lines
+
+
+def fmt_range(mean, low, high):
+    return f"{mean:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def markdown(result):
+    s, base, rows = result["settings"], result["baseline"], result["summary"]
+    command = result["command"]
+    specs = len(result["data"])
+    joined = f"the train and val splits of {specs} cluttered specs joined, " if specs > 1 else ""
+    more = f" and the same with seed=1..{specs - 1}" if specs > 1 else ""
+    lines = [
+        "## Trimming criteria (issue 3): relevance vs apoz, l1 and random on cluttered Fashion-MNIST",
+        "",
+        f"- Command: `{command}` (whole run {result['minutes']:.1f} min)",
+        f"- Machine: {result['machine']}; load average {result['load_start']:.2f} at the start, "
+        f"{result.get('load_end', float('nan')):.2f} at the end (other work on the machine slows the timings, "
+        "not the accuracies)",
+        f"- Date: {result['date']}",
+        f"- Data: {joined}`{result['data'][0]}`{more}: "
+        f"{result['train_images']} train / {result['val_images']} val images of {s['size']}x{s['size']}x3, "
+        f"at most {48 * len(result['data'])} distinct Fashion-MNIST items per class and split (the generator banks "
+        "at most 48 per spec); val items come from Fashion-MNIST's test set",
+        f"- Baseline: `resnet` widths {s['widths']}, blocks {s['blocks']}, {base['macs']:,} MACs, "
+        f"{base['params']:,} params; {s['epochs']} epochs at lr {s['lr']} (cosine), batch 64, seed 0: "
+        f"val accuracy **{base['accuracy']:.4f}** (train {base.get('train_accuracy', float('nan')):.4f}), "
+        f"{base.get('epoch_seconds', float('nan')):.1f} s per epoch",
+        f"- Every run: the saved baseline, `trim_and_fine_tune(samples={s['samples']}, target_macs=T, "
+        f"criterion=C, fine_tune_epochs={s['fine_tune_epochs']}, learning_rate={s['fine_tune_lr']}, seed=S)`, "
+        f"seeds {list(range(s['seeds']))} (representative images, fine-tune shuffling, and `random`'s ranking); "
+        "other options at their defaults (global ranking, round_to 1)",
+        "- Accuracy: on the val split, before fine-tuning (trimmed) and after; mean [min, max] over the seeds. "
+        f"With {result['val_images']} val images one image is {100 / result['val_images']:.3f} points.",
+        "",
+        "| criterion | target MACs | MACs kept | params kept | accuracy trimmed | accuracy fine-tuned "
+        "| vs baseline (points) | s per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['criterion']} | {row['target']:.0%} | {row['macs']:.1%} | {row['params']:.1%} | "
+            f"{fmt_range(row['trimmed_mean'], row['trimmed_min'], row['trimmed_max'])} | "
+            f"{fmt_range(row['after_mean'], row['after_min'], row['after_max'])} | {row['delta_points']:+.2f} | "
+            f"{row['seconds']:.0f} |"
+        )
+    lines += ["", *goal_lines(rows, base["accuracy"]), ""]
+    if result.get("plot"):
+        lines += [f"![accuracy against MACs]({result['plot']})", ""]
+    overhead = result.get("overhead")
+    if overhead:
+        m = overhead["medians"]
+        lines += [
+            "### Collection overhead: `ActivationStatistics` in predict vs plain predict",
+            "",
+            f"The baseline, {overhead['images']} images in {overhead['batches']} batches of 64, the callback on "
+            f"all {overhead['taps']} tap layers of the groups; medians of {overhead['reps']} alternating "
+            "repetitions after warm-up. The callback wraps the tapped layers and rebuilds the predict step at "
+            "the start of each run (re-traced on its first batch) and restores them at the end, so the next "
+            "plain predict on that model traces once more.",
+            "",
+            "| | plain predict | with the callback | ratio |",
+            "|---|---|---|---|",
+            f"| whole run, s | {m['plain']['total']:.3f} | {m['observed']['total']:.3f} | "
+            f"{overhead['total_ratio']:.2f}x |",
+            f"| steady cost per batch, ms | {1000 * m['plain']['steady_batch']:.2f} | "
+            f"{1000 * m['observed']['steady_batch']:.2f} | {overhead['steady_ratio']:.2f}x |",
+            f"| one-off cost per run (total - batches x steady), s | {overhead['one_off_plain']:.3f} | "
+            f"{overhead['one_off_observed']:.3f} | |",
+            "| of which set-up before the first batch (callback: wrap layers, rebuild step), s | "
+            f"{m['plain']['setup']:.3f} | {m['observed']['setup']:.3f} | |",
+            f"| of which first batch (trace + run), s | {m['plain']['first_batch']:.3f} | "
+            f"{m['observed']['first_batch']:.3f} | |",
+            f"| of which end of run (callback: read sums, restore layers, rebuild step), s | "
+            f"{m['plain']['finish']:.3f} | {m['observed']['finish']:.3f} | |",
+            "",
+            f"The next plain predict on the observed model took {m['plain_after_observed']['total']:.3f} s "
+            f"({overhead['retrace_after']:+.3f} s against a traced one): the re-trace the collection leaves behind.",
+            "",
+        ]
+    surgery = result.get("surgery")
+    if surgery:
+        lines += [
+            "### Surgery time: keras.applications ResNet50",
+            "",
+            f"`ResNet50(weights=None, input_shape={tuple(surgery['input'])})`: {surgery['layers']} layers, "
+            f"{surgery['groups']} channel groups, {surgery['taps']} taps; statistics from 4 random images "
+            f"({surgery['collect_seconds_4_images']:.1f} s to collect, tracing included). "
+            f"Median of {surgery['reps']}:",
+            "",
+            "| step | seconds |",
+            "|---|---|",
+            f"| `find_groups(model)` | {surgery['find_groups_seconds']:.2f} |",
+            f"| `trim_model(model, stats, ratio=0.5)` (scoring, selection, rebuild with sliced weights) | "
+            f"{surgery['trim_model_seconds']:.2f} |",
+            f"| `trim_model(model, stats, target_macs=0.5)` (the same, selection by the MACs budget, checked by "
+            f"exact rebuilds) | {surgery['trim_model_budget_seconds']:.2f} |",
+            "",
+            f"MACs {surgery['macs_before']:,} -> {surgery['macs_after']:,} "
+            f"({surgery['macs_after'] / surgery['macs_before']:.1%}), params {surgery['params_before']:,} -> "
+            f"{surgery['params_after']:,} ({surgery['params_after'] / surgery['params_before']:.1%}) with "
+            f"ratio=0.5; MACs {surgery['budget_macs_after'] / surgery['macs_before']:.1%} of the original with "
+            "target_macs=0.5.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def plot(result, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    base = result["baseline"]["accuracy"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for criterion in result["settings"]["criteria"]:
+        rows = sorted((r for r in result["summary"] if r["criterion"] == criterion), key=lambda r: r["macs"])
+        if not rows:
+            continue
+        x = [r["macs"] for r in rows]
+        y = [100 * r["after_mean"] for r in rows]
+        err = [
+            [100 * (r["after_mean"] - r["after_min"]) for r in rows],
+            [100 * (r["after_max"] - r["after_mean"]) for r in rows],
+        ]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=criterion)
+    ax.axhline(100 * base, color="black", linewidth=1, label=f"baseline {100 * base:.2f}")
+    ax.axhline(100 * base - 1, color="black", linewidth=1, linestyle=":", label="baseline - 1 point")
+    targets = result["settings"]["targets"]
+    ax.plot([1.0], [100 * base], marker="*", markersize=12, color="black", linestyle="none")
+    ax.set_xlim(0, 1.05)
+    ax.set_xticks(sorted({0.0, *targets, 1.0}))
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("MACs kept (of the baseline's)")
+    ax.set_ylabel("val accuracy after fine-tuning (%)")
+    seeds = result["settings"]["seeds"]
+    ax.set_title(f"Trimming criteria, cluttered Fashion-MNIST (mean, min-max over {seeds} seed{'s' * (seeds > 1)})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args, settings = parse_args(argv)
+    name = "trim_criteria_quick" if args.quick else "trim_criteria"
+    json_path, md_path = RUNS / f"{name}.json", RUNS / f"{name}.md"
+    plot_path = RUNS / f"{name}.png" if args.quick else ROOT / "bench" / "trim_criteria.png"
+    RUNS.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    command = " ".join(["python bench/trim_criteria.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))]).strip()
+
+    specs = data_specs(settings)
+    log(f"data {' + '.join(specs)}")
+    start = time.perf_counter()
+    dataset = load_benchmark_data(specs)
+    log(
+        f"  {len(dataset.train)} train / {len(dataset.val)} val images of {dataset.image_shape} in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    result = {
+        "command": command,
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "load_start": os.getloadavg()[0],
+        "settings": settings,
+        "data": specs,
+        "train_images": len(dataset.train),
+        "val_images": len(dataset.val),
+        "runs": [],
+    }
+
+    def save():
+        result["minutes"] = (time.perf_counter() - started) / 60
+        result["summary"] = summarise(result["runs"], result["baseline"]["accuracy"])
+        write_text(json_path, json.dumps(result, indent=1))
+
+    if args.baseline:
+        baseline_path = args.baseline
+        result["baseline"] = load_baseline(dataset, baseline_path)
+        log(f"baseline {baseline_path}: val accuracy {result['baseline']['accuracy']:.4f}")
+    else:
+        baseline_path = RUNS / f"{name}_baseline.keras"
+        log(f"baseline: resnet widths {settings['widths']} blocks {settings['blocks']}, {settings['epochs']} epochs")
+        result["baseline"] = train_baseline(dataset, settings, baseline_path)
+        b = result["baseline"]
+        log(
+            f"baseline: val accuracy {b['accuracy']:.4f} (train {b['train_accuracy']:.4f}), {b['macs']:,} MACs, "
+            f"{b['train_seconds']:.0f} s, saved to {b['path']}"
+        )
+    save()
+
+    plan = [
+        (seed, target, criterion)
+        for seed in range(settings["seeds"])
+        for target in settings["targets"]
+        for criterion in settings["criteria"]
+    ]
+    for index, (seed, target, criterion) in enumerate(plan, start=1):
+        run = trim_run(baseline_path, dataset, settings, criterion, target, seed)
+        result["runs"].append(run)
+        save()
+        log(
+            f"[{index}/{len(plan)}] {criterion:9s} target {target:.0%} seed {seed}: MACs {run['macs']:.1%}, "
+            f"accuracy {run['accuracy_trimmed']:.4f} trimmed -> {run['accuracy_after']:.4f} fine-tuned "
+            f"(baseline {run['accuracy_before']:.4f}), {run['seconds']:.1f} s; "
+            f"{(time.perf_counter() - started) / 60:.1f} min so far"
+        )
+
+    log("collection overhead")
+    result["overhead"] = measure_overhead(baseline_path, dataset, settings)
+    o = result["overhead"]
+    log(f"  whole run {o['total_ratio']:.2f}x plain, steady per batch {o['steady_ratio']:.2f}x plain")
+    save()
+
+    log(f"ResNet50 surgery at {settings['surgery_size']} px")
+    result["surgery"] = measure_surgery(settings)
+    g = result["surgery"]
+    log(f"  find_groups {g['find_groups_seconds']:.2f} s, trim_model(ratio=0.5) {g['trim_model_seconds']:.2f} s")
+
+    result["load_end"] = os.getloadavg()[0]
+    plot(result, plot_path)
+    result["plot"] = os.path.relpath(plot_path, ROOT / "bench")
+    save()
+    text = markdown(result)
+    write_text(md_path, text + "\n")
+    if not args.quick:
+        update_section("trim_criteria", text)
+    print(text)
+    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}, {plot_path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

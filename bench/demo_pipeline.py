@@ -23,20 +23,10 @@ from tfscissor.models.callbacks import EpochProgress  # noqa: E402
 from tfscissor.run import COLUMNS, load_recipe, run_recipe  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from results import update_section  # noqa: E402
+from results import cpu_name, update_section  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "demo.yaml"
 RUN_DIR = ROOT / "bench" / "runs" / "demo"
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():

@@ -1,5 +1,6 @@
 """bench/RESULTS.md holds one section per benchmark; each script rewrites its own section and keeps the rest."""
 
+import platform
 from pathlib import Path
 
 from tfscissor.io import write_text
@@ -9,6 +10,17 @@ HEADER = (
     "# Benchmark results\n\n"
     "Each section is rewritten by the script it names. Medians and ratios come from one run on one machine.\n"
 )
+
+
+def cpu_name():
+    """The CPU model, for the machine line of each section."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def update_section(name, markdown, path=RESULTS):

@@ -72,10 +72,9 @@ def trim_and_fine_tune(
     original = profile_model(model)
     accuracy_before = evaluate_classifier(model, dataset.val)
     metric = {"target_macs": "macs", "target_params": "params"}.get(policy)
-    current, first, result, history = model, None, None, []
+    current, now, first, result, history = model, original, None, None, []
     with progress_bar(total=rounds, desc="trim rounds", enabled=progress and rounds > 1, unit="round") as bar:
         for index in range(1, rounds + 1):
-            now = profile_model(current)
             before_cost = getattr(original, metric) if metric else 1
             now_cost = getattr(now, metric) if metric else 1
             options = round_policy(policy, value, index, rounds, before_cost, now_cost)
@@ -93,13 +92,13 @@ def trim_and_fine_tune(
                     seed=seed + index - 1,
                     callbacks=callbacks,
                 )
-            after = profile_model(current)
+            now = profile_model(current)
             accuracy_after = evaluate_classifier(current, dataset.val) if fine_tune_epochs else accuracy_trimmed
             history.append(
                 {
                     "round": index,
-                    "macs": after.macs,
-                    "params": after.params,
+                    "macs": now.macs,
+                    "params": now.params,
                     "accuracy_trimmed": accuracy_trimmed,
                     "accuracy_after": accuracy_after,
                 }
@@ -107,7 +106,7 @@ def trim_and_fine_tune(
             bar.update(1)
             if rounds > 1:
                 note(
-                    f"round {index}/{rounds}: MACs {after.macs / original.macs:.0%} of the original, accuracy "
+                    f"round {index}/{rounds}: MACs {now.macs / original.macs:.0%} of the original, accuracy "
                     f"{accuracy_trimmed:.4f} after trimming, {accuracy_after:.4f} after fine-tuning",
                     progress,
                 )

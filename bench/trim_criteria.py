@@ -210,7 +210,12 @@ def load_baseline(dataset, path):
     model = load_model(path)
     check_input(model, dataset.image_shape, dataset.spec)
     profile = profile_model(model)
-    return {"path": str(path), "accuracy": evaluate_classifier(model, dataset.val), "macs": profile.macs}
+    return {
+        "path": str(path),
+        "accuracy": evaluate_classifier(model, dataset.val),
+        "macs": profile.macs,
+        "params": profile.params,
+    }
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -490,9 +495,15 @@ def markdown(result):
         f"at most {48 * len(result['data'])} distinct Fashion-MNIST items per class and split (the generator banks "
         "at most 48 per spec); val items come from Fashion-MNIST's test set",
         f"- Baseline: `resnet` widths {s['widths']}, blocks {s['blocks']}, {base['macs']:,} MACs, "
-        f"{base['params']:,} params; {s['epochs']} epochs at lr {s['lr']} (cosine), batch 64, seed 0: "
-        f"val accuracy **{base['accuracy']:.4f}** (train {base.get('train_accuracy', float('nan')):.4f}), "
-        f"{base.get('epoch_seconds', float('nan')):.1f} s per epoch",
+        f"{base['params']:,} params; "
+        + (
+            f"{s['epochs']} epochs at lr {s['lr']} (cosine), batch 64, seed 0: val accuracy **{base['accuracy']:.4f}** "
+            f"(train {base['train_accuracy']:.4f}), {base['epoch_seconds']:.1f} s per epoch"
+            if "train_accuracy" in base
+            else f"reused from `{base['path']}` (`--baseline`, trained by an earlier run of this script with the "
+            f"defaults: {s['epochs']} epochs at lr {s['lr']}, cosine, batch 64, seed 0): val accuracy "
+            f"**{base['accuracy']:.4f}**"
+        ),
         f"- Every run: the saved baseline, `trim_and_fine_tune(samples={s['samples']}, target_macs=T, "
         f"criterion=C, fine_tune_epochs={s['fine_tune_epochs']}, learning_rate={s['fine_tune_lr']}, seed=S)`, "
         f"seeds {list(range(s['seeds']))} (representative images, fine-tune shuffling, and `random`'s ranking); "

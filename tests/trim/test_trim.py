@@ -176,38 +176,45 @@ def test_statistics_for_another_model_are_refused(images):
         trim_model(_chain(), stats, ratio=0.5)
 
 
-def _constant_channel_model():
-    """conv -> BN -> ReLU -> 1x1 conv (no bias) -> ...: a 1x1 consumer, so a constant input channel
-    contributes the same to every output position (no zero-padded border)."""
+def _constant_channel_model(b_bias, b_batch_norm):
+    """conv -> BN -> ReLU -> 1x1 conv `b` (with or without a bias, then a batch norm or not) -> ...: a 1x1
+    consumer, so a constant input channel contributes the same to every output position (no border)."""
     import keras
 
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="a")(inputs)
     x = keras.layers.BatchNormalization(name="a_bn")(x)
     x = keras.layers.ReLU(name="a_relu")(x)
-    x = keras.layers.Conv2D(6, 1, use_bias=False, name="b")(x)
-    x = keras.layers.BatchNormalization(name="b_bn")(x)
+    x = keras.layers.Conv2D(6, 1, use_bias=b_bias, name="b")(x)
+    if b_batch_norm:
+        x = keras.layers.BatchNormalization(name="b_bn", beta_initializer="ones")(x)
     x = keras.layers.ReLU(name="b_relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
-    # Channel 1 of `a` outputs the constant 2: zero filter, gamma 0, beta 2.
+    # Channel 1 of `a` outputs the constant 2: gamma 0, beta 2.
     gamma, beta, mean, variance = model.get_layer("a_bn").get_weights()
     gamma[1], beta[1] = 0.0, 2.0
     model.get_layer("a_bn").set_weights([gamma, beta, mean, variance])
-    b_bn = model.get_layer("b_bn")
-    b_bn.set_weights([w + 0.5 if i == 1 else w for i, w in enumerate(b_bn.get_weights())])  # keep ReLU b alive
     return model
 
 
-@pytest.mark.parametrize("compensate", [True, False])
-def test_a_removed_channel_is_replaced_by_its_mean(compensate):
+@pytest.mark.parametrize(
+    "compensate, b_bias, b_batch_norm, absorbed_by",
+    [
+        (True, False, True, "b_bn"),  # conv -> BN: the batch norm's moving mean takes the shift
+        (True, True, True, "b"),  # a conv with a bias takes it in its bias
+        (True, False, False, "b"),  # a conv without a bias and no batch norm gains a bias
+        (False, False, True, None),
+    ],
+)
+def test_a_removed_channel_is_replaced_by_its_mean(compensate, b_bias, b_batch_norm, absorbed_by):
     @register_criterion("second_channel_last")
     def second_channel_last(group, statistics, model):
         scores = np.ones(group.channels)
         scores[1 if group.name == "a" else 0] = 0.0
         return scores
 
-    model = _constant_channel_model()
+    model = _constant_channel_model(b_bias, b_batch_norm)
     x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype(np.float32)
     stats = collect_statistics(model, x, ["a_relu", "b_relu"])
     result = trim_model(
@@ -215,8 +222,16 @@ def test_a_removed_channel_is_replaced_by_its_mean(compensate):
     )
     np.testing.assert_array_equal(result.kept["a"], [0, 2, 3])
     difference = np.abs(result.model.predict(x, verbose=0) - model.predict(x, verbose=0)).max()
-    if compensate:
-        # The constant 2 times b's weights for that channel moved into b's new bias: nothing changes.
-        assert result.model.get_layer("b").use_bias and difference < 1e-5
-    else:
-        assert not result.model.get_layer("b").use_bias and difference > 1e-3
+    if not compensate:
+        assert difference > 1e-3
+        return
+    # The constant 2 times b's weights for that channel moved into a bias or a moving mean: nothing changes.
+    assert difference < 1e-5
+    trimmed_b = result.model.get_layer("b")
+    assert trimmed_b.use_bias == (absorbed_by == "b")
+    if absorbed_by == "b":
+        original_bias = model.get_layer("b").bias.numpy() if b_bias else 0.0
+        assert np.abs(trimmed_b.bias.numpy() - original_bias).max() > 1e-3
+    if b_batch_norm:
+        shift = result.model.get_layer("b_bn").moving_mean.numpy() - model.get_layer("b_bn").moving_mean.numpy()
+        assert (np.abs(shift).max() > 1e-3) == (absorbed_by == "b_bn")

@@ -21,10 +21,12 @@ def rebuild(graph, plan, statistics=None):
     With ``statistics`` (measured at the tensors the consuming layers read), each convolution or dense layer
     that loses input channels gets their mean contribution added to its bias ("mean replacement"): a
     removed channel is then replaced by its average instead of by zero, which is what removing it would
-    otherwise do to every later layer's input statistics. A layer without a bias gains one. Dead channels
-    have a mean of zero, so removing them stays exact.
+    otherwise do to every later layer's input statistics. A layer without a bias that feeds one batch norm
+    alone has the shift folded into the batch norm's moving mean instead; any other gains a bias. Dead
+    channels have a mean of zero, so removing them changes nothing.
     """
-    compensation = _compensation(graph, plan, statistics) if statistics is not None else {}
+    shifts = _compensation(graph, plan, statistics) if statistics is not None else {}
+    compensation, moving_means = _absorb(graph, shifts)
 
     def kept(elements):
         return np.flatnonzero([graph.root(int(e)) not in plan.removed for e in elements])
@@ -54,15 +56,42 @@ def rebuild(graph, plan, statistics=None):
         weights = original.get_weights() if hasattr(original, "get_weights") else []
         if not weights:
             continue
+        # Shifts are per original channel: applied before slicing, so they are sliced with the weights.
         if original.name in compensation:
-            # Per original output channel: added before slicing, so it is sliced with the bias.
             kernel, *bias = weights
             weights = [kernel, (bias[0] if bias else 0.0) + compensation[original.name]]
+        if original.name in moving_means:
+            index = next(i for i, w in enumerate(original.weights) if w is original.moving_mean)
+            weights[index] = weights[index] - moving_means[original.name]
         if original.name in slices:
             handler, keep_in, keep_out = slices[original.name]
             weights = handler.slice_weights(original, weights, keep_in, keep_out)
         copy.set_weights(weights)
     return model
+
+
+def _absorb(graph, shifts):
+    """Split the shifts into those added to a layer's bias and those subtracted from the moving mean of the
+    batch norm that alone reads a layer without a bias (conv -> BN keeps its shape)."""
+    readers = {}
+    for node in graph.nodes:
+        for source in node.input_sources:
+            readers.setdefault(source, []).append(node.layer)
+    biases, moving_means = {}, {}
+    for name, shift in shifts.items():
+        layer = graph.model.get_layer(name)
+        after = readers.get(name, [])
+        if not layer.use_bias and len(after) == 1 and _is_channel_batch_norm(after[0]):
+            moving_means[after[0].name] = shift
+        else:
+            biases[name] = shift
+    return biases, moving_means
+
+
+def _is_channel_batch_norm(layer):
+    import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, len(layer.input.shape) - 1)
 
 
 def _compensation(graph, plan, statistics):

@@ -26,7 +26,7 @@ def rebuild(graph, plan, statistics=None):
     channels have a mean of zero, so removing them changes nothing.
     """
     shifts = _compensation(graph, plan, statistics) if statistics is not None else {}
-    compensation, moving_means = _absorb(graph, shifts)
+    biases, moving_means = _absorb(graph, shifts)
 
     def kept(elements):
         return np.flatnonzero([graph.root(int(e)) not in plan.removed for e in elements])
@@ -47,7 +47,7 @@ def rebuild(graph, plan, statistics=None):
         if layer.name in slices:
             handler, keep_in, keep_out = slices[layer.name]
             config = handler.slice_config(layer, config, keep_in, keep_out)
-        if layer.name in compensation:
+        if layer.name in biases:
             config = {**config, "use_bias": True}
         return type(layer).from_config(config)
 
@@ -57,9 +57,9 @@ def rebuild(graph, plan, statistics=None):
         if not weights:
             continue
         # Shifts are per original channel: applied before slicing, so they are sliced with the weights.
-        if original.name in compensation:
+        if original.name in biases:
             kernel, *bias = weights
-            weights = [kernel, (bias[0] if bias else 0.0) + compensation[original.name]]
+            weights = [kernel, (bias[0] if bias else 0.0) + biases[original.name]]
         if original.name in moving_means:
             index = next(i for i, w in enumerate(original.weights) if w is original.moving_mean)
             weights[index] = weights[index] - moving_means[original.name]

@@ -66,11 +66,12 @@ def find_operation(model, name):
     raise ValueError(f"model {model.name!r} has no layer named {name!r}")
 
 
-def rebuild_graph(model, clone):
+def rebuild_graph(model, clone, image_size=None):
     """A new functional model with the graph of ``model``, each operation replaced by ``clone(operation)``.
 
     Nested models are inlined: their operations join the top graph under their own names. Returns the model
     and a dict from each original operation to its clone, so that the caller can copy (or slice) weights.
+    With ``image_size`` = (height, width), every (N, H, W, C) input takes images of that size instead.
     The input model is not changed.
     """
     graph = functional_graph(model)
@@ -79,7 +80,10 @@ def rebuild_graph(model, clone):
     inputs = []
     for tensor in graph.inputs:
         layer = tensor._keras_history.operation
-        new_input = keras.Input(shape=tensor.shape[1:], batch_size=tensor.shape[0], dtype=tensor.dtype, name=layer.name)
+        shape = tuple(tensor.shape[1:])
+        if image_size is not None and len(shape) == 3:
+            shape = (*image_size, shape[2])
+        new_input = keras.Input(shape=shape, batch_size=tensor.shape[0], dtype=tensor.dtype, name=layer.name)
         tensors[id(tensor)] = new_input
         inputs.append(new_input)
     _rebuild_into(graph, clone, clones, tensors)
@@ -128,6 +132,33 @@ def inline_nested(model):
     for original, clone in clones.items():
         if isinstance(original, keras.layers.Layer) and original.weights:
             clone.set_weights(original.get_weights())
+    return rebuilt
+
+
+def with_input_size(model, size):
+    """A copy of ``model`` (weights included) that takes ``size`` x ``size`` images.
+
+    Only a model whose weights do not depend on the image size (convolutions, then global pooling) can be
+    moved; any other raises ModelError naming the layer that stops it.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+
+    def refuse(where, err):
+        return ModelError(
+            f"model {model.name} cannot take {height}x{width} images: {where} is sized for its input "
+            f"({str(err).strip().splitlines()[0]}); only convolutional models with global pooling change resolution"
+        )
+
+    try:
+        rebuilt, clones = rebuild_graph(model, copy_layer, image_size=(height, width))
+    except ValueError as err:  # a layer that cannot be called on the new shape, such as a fixed Reshape
+        raise refuse("a layer", err) from None
+    for original, clone in clones.items():
+        if isinstance(original, keras.layers.Layer) and original.weights:
+            try:
+                clone.set_weights(original.get_weights())
+            except ValueError as err:
+                raise refuse(f"layer '{original.name}'", err) from None
     return rebuilt
 
 

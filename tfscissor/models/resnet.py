@@ -9,14 +9,14 @@ from tfscissor.models.registry import register_builder
 EXPANSION = 4  # bottleneck output width / inner width, as in ResNet-50
 
 
-def _basic_block(x, width, strides, name):
+def basic_block(x, width, strides, name):
     shortcut = x
     y = conv_bn_act(x, width, 3, f"{name}_1", strides=strides)
     y = conv_bn_act(y, width, 3, f"{name}_2", activation=None)
     return _merge(shortcut, y, width, strides, name)
 
 
-def _bottleneck_block(x, width, strides, name):
+def bottleneck_block(x, width, strides, name):
     shortcut = x
     y = conv_bn_act(x, width, 1, f"{name}_1")
     y = conv_bn_act(y, width, 3, f"{name}_2", strides=strides)
@@ -32,7 +32,7 @@ def _merge(shortcut, y, out_width, strides, name):
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
-_BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck_block}
+_BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
 
 
 @register_builder("resnet")

@@ -1,0 +1,203 @@
+"""The two-stage pipeline: the cropper finds the object in the whole image, the crop policy cuts it out at
+the classifier's resolution, and the classifier names it.
+
+:class:`TwoStage` runs with Keras models or with int8 ``.tflite`` models in LiteRT (:class:`TFLiteModel`),
+so the float pipeline and the deployed one are measured by the same code. :func:`train_on_crops` teaches a
+classifier the crops the trained cropper really produces, mixed with jittered true boxes: a classifier
+trained on perfect crops loses most of cropping's gain when the boxes are off (../shared/PAPERS.md, sec. 4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfscissor.crop.boxes import jitter_boxes
+from tfscissor.crop.policy import CropPolicy
+from tfscissor.crop.training import box_report, predict_boxes
+from tfscissor.errors import ModelError, UsageError
+
+__all__ = ["TwoStage", "train_on_crops", "quantize_two_stage", "JITTER"]
+
+# How far jittered true boxes stray: up to 15% of the box's side off centre, 0.85x to 1.2x its size. These
+# are the errors measured in ../shared/PAPERS.md section 4.
+JITTER = {"shift": 0.15, "scale": (0.85, 1.2)}
+
+
+def _image_shape(model):
+    shape = model.input_shape if hasattr(model, "interpreter") else model.input_shape[1:]
+    return tuple(int(d) for d in shape)
+
+
+def _name(model):
+    return getattr(model, "name", "model")
+
+
+def _scores(classifier, images, batch_size=256):
+    if hasattr(classifier, "interpreter"):
+        return classifier.predict(images)
+    return classifier.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
+
+
+class TwoStage:
+    """A cropper and a classifier joined by a crop policy; each model is Keras or a ``TFLiteModel``.
+
+    The cropper takes the whole image; the classifier takes square crops at its own resolution, with the
+    same number of channels.
+    """
+
+    def __init__(self, cropper, classifier, policy=None):
+        self.cropper, self.classifier = cropper, classifier
+        self.policy = policy if policy is not None else CropPolicy()
+        image, crop = _image_shape(cropper), _image_shape(classifier)
+        if crop[0] != crop[1] or crop[2] != image[2]:
+            raise ModelError(
+                f"classifier {_name(classifier)} takes {crop} images and cropper {_name(cropper)} takes {image}: "
+                f"the classifier needs square crops with the cropper's {image[2]} channels"
+            )
+
+    @property
+    def image_shape(self):
+        """(H, W, C) of the whole images the pipeline takes."""
+        return _image_shape(self.cropper)
+
+    @property
+    def resolution(self):
+        """The side of the classifier's square input."""
+        return _image_shape(self.classifier)[0]
+
+    def check_data(self, images, what="the data"):
+        if tuple(np.asarray(images).shape[1:]) != self.image_shape:
+            raise ModelError(
+                f"cropper {_name(self.cropper)} takes images of {self.image_shape}, {what} has "
+                f"{tuple(np.asarray(images).shape[1:])}: use the data the cropper was trained on"
+            )
+
+    def crops(self, images):
+        """``(CropResult, boxes)``: the crops the cropper's boxes give, and those boxes."""
+        self.check_data(images)
+        boxes = predict_boxes(self.cropper, images)
+        return self.policy.crop(images, boxes, self.resolution), boxes
+
+    def predict(self, images):
+        """Class scores for whole images, and the :class:`CropResult` they were classified from."""
+        crops, _ = self.crops(images)
+        return _scores(self.classifier, crops.images), crops
+
+    def macs(self):
+        """MACs per image of each stage and in total, or None when either model is a ``.tflite``."""
+        if hasattr(self.cropper, "interpreter") or hasattr(self.classifier, "interpreter"):
+            return None
+        from tfscissor.analysis import profile_model
+
+        cropper, classifier = profile_model(self.cropper).macs, profile_model(self.classifier).macs
+        return {"cropper": cropper, "classifier": classifier, "total": cropper + classifier}
+
+    def evaluate(self, split):
+        """Accuracy on ``split``, how good the boxes were (IoU against true boxes where the split has them),
+        how many fell back to the whole image, and MACs per stage."""
+        if len(split) == 0:
+            raise ModelError("cannot evaluate on an empty split: check the data spec")
+        self.check_data(split.images, "the split")
+        crops, boxes = self.crops(split.images)
+        scores = _scores(self.classifier, crops.images)
+        if scores.shape[-1] <= int(split.labels.max()):
+            raise ModelError(
+                f"classifier {_name(self.classifier)} has {scores.shape[-1]} outputs, the data has label "
+                f"{int(split.labels.max())}: use a classifier trained on this data"
+            )
+        report = {
+            "accuracy": float(np.mean(np.argmax(scores, axis=-1) == split.labels)),
+            "samples": len(split),
+            "resolution": self.resolution,
+            "fallbacks": crops.fallback_count,
+            "boxes": box_report(boxes, split.boxes),
+            "policy": self.policy.to_dict(),
+        }
+        macs = self.macs()
+        if macs is not None:
+            report["macs"] = macs
+        return report
+
+
+def train_on_crops(
+    classifier,
+    dataset,
+    *,
+    resolution,
+    predicted=None,
+    truth=None,
+    val_boxes=None,
+    mix=0.5,
+    policy=None,
+    jitter=None,
+    epochs=5,
+    batch_size=64,
+    learning_rate=1e-3,
+    seed=0,
+    callbacks=(),
+):
+    """Train a copy of ``classifier`` on crops of ``dataset.train`` at ``resolution``; return (model, history).
+
+    ``predicted``: the trained cropper's boxes for the train images; ``truth``: true (or pseudo) boxes. Each
+    epoch, each image is cropped at its predicted box with probability ``mix``, otherwise at its true box
+    jittered by ``jitter`` (default :data:`JITTER`); with only one of the two, all crops come from it (true
+    boxes still jittered). Validation crops come from ``val_boxes`` (the cropper's boxes for the val images:
+    what the deployed pipeline sees). The classifier must be convolutional with global pooling if
+    ``resolution`` differs from its input; the given model is not changed.
+    """
+    import keras
+
+    from tfscissor.crop.batches import EpochCrops
+    from tfscissor.models.graph import with_input_size
+    from tfscissor.models.training import compile_classifier
+
+    if predicted is None and truth is None:
+        raise UsageError("train_on_crops needs boxes: give the cropper's predicted boxes, true boxes, or both")
+    if not 0.0 <= mix <= 1.0:
+        raise UsageError(f"mix must be a fraction in [0, 1], got {mix!r}: e.g. mix=0.5")
+    policy = policy if policy is not None else CropPolicy()
+    jitter = dict(JITTER, **(jitter or {}))
+    images, labels = dataset.train.images, dataset.train.labels
+    for name, boxes in (("predicted", predicted), ("truth", truth)):
+        if boxes is not None and np.shape(boxes) != (len(images), 4):
+            raise UsageError(f"{name} boxes must have shape ({len(images)}, 4), got {np.shape(boxes)}")
+    share = 1.0 if truth is None else 0.0 if predicted is None else mix
+
+    def draw(epoch):
+        rng = np.random.default_rng([seed, epoch])
+        boxes = predicted
+        if share < 1.0:
+            jittered = jitter_boxes(truth, rng, **jitter)
+            boxes = (
+                jittered
+                if predicted is None
+                else np.where((rng.random(len(images)) < share)[:, None], predicted, jittered)
+            )
+        return policy.crop(images, boxes, resolution).images, rng.permutation(len(images))
+
+    model = with_input_size(classifier, resolution)
+    keras.utils.set_random_seed(seed)
+    batches = EpochCrops(draw, labels, batch_size)
+    compile_classifier(model, learning_rate, decay_steps=epochs * len(batches))
+    validation = None
+    if val_boxes is not None:
+        val_crops = policy.crop(dataset.val.images, val_boxes, resolution).images
+        validation = (val_crops.astype(np.float32), dataset.val.labels)
+    history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=0, callbacks=list(callbacks))
+    return model, {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def quantize_two_stage(pipeline, dataset, num_samples=200, seed=0):
+    """Both models of a Keras :class:`TwoStage` as full-int8 ``.tflite`` bytes: ``(cropper, classifier)``.
+
+    The cropper is calibrated on whole train images, the classifier on the crops the cropper gives them.
+    """
+    from tfscissor.quantize import quantize_int8
+
+    rng = np.random.default_rng(seed)
+    chosen = dataset.train.images[rng.permutation(len(dataset.train))[:num_samples]]
+    pipeline.check_data(chosen, dataset.spec)
+    crops, _ = pipeline.crops(chosen)
+    cropper = quantize_int8(pipeline.cropper, chosen, num_samples=num_samples, seed=seed)
+    classifier = quantize_int8(pipeline.classifier, crops.images, num_samples=num_samples, seed=seed)
+    return cropper, classifier

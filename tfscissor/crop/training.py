@@ -1,0 +1,106 @@
+"""Training the cropper on boxes, and how well its boxes match the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfscissor.crop.boxes import box_iou, valid_boxes
+from tfscissor.crop.losses import LOSSES, mean_iou
+from tfscissor.errors import ModelError, UsageError
+
+__all__ = ["train_cropper", "predict_boxes", "box_report"]
+
+
+def _check_pairs(model, images, boxes, what):
+    images = np.asarray(images)
+    expected = tuple(model.input_shape[1:])
+    if images.shape[1:] != expected:
+        raise ModelError(
+            f"cropper {model.name} takes images of {expected}, the {what} images are {images.shape[1:]}: "
+            "build the cropper for this data's image size"
+        )
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.shape != (len(images), 4):
+        raise UsageError(f"{what} boxes must have shape ({len(images)}, 4), got {boxes.shape}")
+    return images, boxes
+
+
+def _flip_dataset(images, boxes, batch_size, seed):
+    """Shuffled batches with random horizontal flips (the box flips with the image)."""
+    import tensorflow as tf
+
+    def flip(image, box):
+        flipped = tf.random.uniform((), seed=None) < 0.5
+        image = tf.cond(flipped, lambda: tf.reverse(image, axis=[1]), lambda: image)
+        box = tf.cond(flipped, lambda: tf.stack([1.0 - box[2], box[1], 1.0 - box[0], box[3]]), lambda: box)
+        return tf.cast(image, tf.float32), box
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, boxes))
+    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return dataset.map(flip, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def train_cropper(
+    cropper,
+    images,
+    boxes,
+    val_images=None,
+    val_boxes=None,
+    *,
+    epochs=20,
+    batch_size=64,
+    learning_rate=2e-3,
+    loss="mse",
+    flip=True,
+    seed=0,
+    callbacks=(),
+):
+    """Fit ``cropper`` (in place) on uint8 ``images`` and normalised ``boxes``; return the per-epoch history.
+
+    ``loss``: ``mse`` (weighted MSE, Smart Scissor's) or ``giou``. The learning rate decays to 0 on a cosine,
+    and ``flip`` adds random horizontal flips. The history includes ``mean_iou`` (and ``val_mean_iou``).
+    """
+    import keras
+
+    if loss not in LOSSES:
+        raise UsageError(f"unknown cropper loss {loss!r}: use one of {', '.join(LOSSES)}")
+    images, boxes = _check_pairs(cropper, images, boxes, "training")
+    keras.utils.set_random_seed(seed)
+    steps = -(-len(images) // batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
+    cropper.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[loss], metrics=[mean_iou])
+    if flip:
+        train = _flip_dataset(images, boxes, batch_size, seed)
+    else:
+        import tensorflow as tf
+
+        train = (
+            tf.data.Dataset.from_tensor_slices((images.astype(np.float32), boxes))
+            .shuffle(len(images), seed=seed)
+            .batch(batch_size)
+        )
+    validation = None
+    if val_images is not None:
+        val_images, val_boxes = _check_pairs(cropper, val_images, val_boxes, "validation")
+        validation = (val_images.astype(np.float32), val_boxes)
+    history = cropper.fit(train, validation_data=validation, epochs=epochs, verbose=0, callbacks=list(callbacks))
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def predict_boxes(cropper, images, batch_size=256):
+    """Normalised boxes (float32 (N, 4)) that a Keras cropper or a ``TFLiteModel`` cropper predicts."""
+    images = np.asarray(images)
+    if hasattr(cropper, "interpreter"):  # a TFLiteModel: one image at a time, as deployed
+        return cropper.predict(images).astype(np.float32)
+    return cropper.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).astype(np.float32)
+
+
+def box_report(predicted, true=None):
+    """How usable predicted boxes are: the count of degenerate ones and, given the truth, mean IoU and the
+    share with IoU above 0.5."""
+    predicted = np.asarray(predicted, np.float32)
+    report = {"boxes": len(predicted), "degenerate": int((~valid_boxes(predicted)).sum())}
+    if true is not None:
+        iou = box_iou(predicted, true)
+        report.update(mean_iou=float(iou.mean()), iou_above_0_5=float((iou > 0.5).mean()))
+    return report

@@ -393,27 +393,306 @@ def _before_after(report):
     return rows
 
 
+# -- crop: the cropper and the two-stage pipeline -----------------------------------------------------------
+
+
+def _policy(scales, margin):
+    from tfscissor.crop.policy import CropPolicy
+
+    if scales.strip().lower() == "off":
+        return CropPolicy(scales=None, margin=margin)
+    try:
+        values = tuple(float(v) for v in scales.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--scales {scales!r} is not a comma-separated list of fractions: e.g. 0.25,0.5,0.75,1.0 or off"
+        ) from None
+    return CropPolicy(scales=values, margin=margin)
+
+
+def _policy_options(command):
+    command = click.option(
+        "--margin", type=float, default=1.0, show_default=True, help="Multiply the box's side by this before cropping."
+    )(command)
+    return click.option(
+        "--scales",
+        default="0.25,0.5,0.75,1.0",
+        show_default=True,
+        help="Crop sides as fractions of the image side (the smallest covering the box is used), or 'off'.",
+    )(command)
+
+
+def _box_line(boxes):
+    line = f"{boxes['degenerate']} degenerate of {boxes['boxes']}"
+    if "mean_iou" in boxes:
+        line = f"mean IoU {boxes['mean_iou']:.3f}, {boxes['iou_above_0_5']:.1%} above 0.5, " + line
+    return line
+
+
+def _pipeline_lines(report, label):
+    lines = [
+        f"{label}: accuracy {report['accuracy']:.4f} on {report['samples']} images at {report['resolution']} px; "
+        f"{report['fallbacks']} whole-image fallbacks",
+        f"  boxes: {_box_line(report['boxes'])}",
+    ]
+    if "macs" in report:
+        macs = report["macs"]
+        lines.append(
+            f"  MACs: cropper {macs['cropper']:,} + classifier {macs['classifier']:,} = {macs['total']:,} "
+            f"(cropper {macs['cropper'] / macs['classifier']:.1%} of the classifier)"
+        )
+    return lines
+
+
+@cli.group()
+def crop():
+    """The cropper (a tiny box predictor) and the crop-then-classify pipeline.
+
+    \b
+    Example:
+      tfscissor crop train --data cluttered --classifier model.keras -o cropper.keras
+      tfscissor crop finetune --cropper cropper.keras --classifier model.keras --resolution 32 -o model32.keras
+      tfscissor crop eval --cropper cropper.keras --classifier model32.keras
+    """
+
+
+@crop.command(name="train")
+@_data_option()
+@click.option(
+    "--classifier",
+    "classifier_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The classifier the cropper serves: sizes the cropper (at most 5% of its MACs) and gives CAM labels.",
+)
+@click.option(
+    "--labels",
+    type=click.Choice(["auto", "boxes", "cam"]),
+    default="auto",
+    show_default=True,
+    help="Box labels: the data's boxes, Grad-CAM pseudo-boxes of --classifier, or boxes where the data has them.",
+)
+@click.option("--loss", type=click.Choice(["mse", "giou"]), default="mse", show_default=True)
+@click.option("--view", type=click.IntRange(8), default=None, help="Side of the cropper's low-resolution view.")
+@click.option("--width", type=click.FloatRange(0, min_open=True), default=None, help="Channel multiplier.")
+@click.option("--blocks", type=click.IntRange(1), default=None, help="Bottleneck blocks per stage (default 2).")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where CAM boxes are cached (default: $XDG_CACHE_HOME/tfscissor).",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras file.")
+@click.pass_obj
+def crop_train(
+    settings,
+    data_spec,
+    classifier_path,
+    labels,
+    loss,
+    view,
+    width,
+    blocks,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    cache_dir,
+    output,
+):
+    """Train a cropper on the data's boxes or on Grad-CAM pseudo-boxes of a classifier."""
+    from tfscissor.crop.stage import train_cropper_stage
+    from tfscissor.io import check_not_input
+    from tfscissor.models import save_model
+    from tfscissor.progress import progress_bar
+
+    if not output.endswith(".keras"):
+        raise UsageError(f"output {output} must end in .keras")
+    check_not_input(output, classifier_path)
+    classifier = _load_keras(classifier_path) if classifier_path else None
+    dataset = _load_data(data_spec)
+    options = {k: v for k, v in {"view": view, "width": width, "blocks": blocks}.items() if v is not None}
+    uses_cam = labels == "cam" or (labels == "auto" and not dataset.has_boxes)
+    with progress_bar(
+        total=len(dataset.train) + len(dataset.val),
+        desc="CAM boxes",
+        unit="img",
+        enabled=settings.progress and uses_cam,
+    ) as bar:
+        result = train_cropper_stage(
+            dataset,
+            classifier=classifier,
+            labels=labels,
+            cache_dir=cache_dir,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            loss=loss,
+            cropper_options=options,
+            seed=seed,
+            callbacks=settings.callbacks("crop train"),
+            progress=bar,
+        )
+    save_model(result.model, output)
+    report = result.report
+    share = f" ({report['share']:.1%} of the classifier's)" if "share" in report else ""
+    click.echo(f"cropper: {report['macs']:,} MACs{share}, trained on {report['labels']} labels")
+    click.echo(f"val boxes against the labels: {_box_line(report['val'])}")
+    if "truth" in report:
+        click.echo(f"val boxes against the true boxes: {_box_line(report['truth'])}")
+        click.echo(f"CAM labels against the true boxes: {_box_line(report['labels_vs_truth'])}")
+    click.echo(f"saved {output}")
+
+
+@crop.command(name="eval")
+@click.option("--cropper", "cropper_path", type=click.Path(dir_okay=False), required=True, help=".keras or .tflite")
+@click.option(
+    "--classifier", "classifier_path", type=click.Path(dir_okay=False), required=True, help=".keras or .tflite"
+)
+@_data_option()
+@click.option("--resolution", type=click.IntRange(8), default=None, help="Run a .keras classifier at this input size.")
+@_policy_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def crop_eval(settings, cropper_path, classifier_path, data_spec, resolution, scales, margin, as_json):
+    """Accuracy, box quality and MACs of crop-then-classify on the validation split."""
+    from tfscissor.crop.stage import load_two_stage
+
+    pipeline = load_two_stage(cropper_path, classifier_path, resolution, _policy(scales, margin))
+    dataset = _load_data(data_spec, pipeline.image_shape[:2])
+    report = pipeline.evaluate(dataset.val)
+    report.update(data=dataset.spec, cropper=cropper_path, classifier=classifier_path)
+    _emit(as_json, report, _pipeline_lines(report, "crop-then-classify"))
+
+
+@crop.command(name="finetune")
+@click.option("--cropper", "cropper_path", type=click.Path(dir_okay=False), required=True, help="A .keras cropper.")
+@click.option(
+    "--classifier", "classifier_path", type=click.Path(dir_okay=False), required=True, help="A .keras classifier."
+)
+@_data_option()
+@click.option("--resolution", type=click.IntRange(8), required=True, help="The classifier's new input size.")
+@click.option(
+    "--labels",
+    type=click.Choice(["auto", "boxes", "cam"]),
+    default="auto",
+    show_default=True,
+    help="True boxes to jitter: the data's, or Grad-CAM pseudo-boxes of the classifier.",
+)
+@click.option(
+    "--mix",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Share of crops at the cropper's boxes; the rest at jittered true boxes.",
+)
+@_policy_options
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where CAM boxes are cached.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras classifier.")
+@click.pass_obj
+def crop_finetune(
+    settings,
+    cropper_path,
+    classifier_path,
+    data_spec,
+    resolution,
+    labels,
+    mix,
+    scales,
+    margin,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    cache_dir,
+    output,
+):
+    """Fine-tune a classifier at a new resolution on the crops the cropper really produces."""
+    from tfscissor.crop.pipeline import TwoStage, train_on_crops
+    from tfscissor.crop.stage import box_labels, load_two_stage
+    from tfscissor.crop.training import predict_boxes
+    from tfscissor.io import check_not_input
+    from tfscissor.models import save_model
+
+    if not output.endswith(".keras"):
+        raise UsageError(f"output {output} must end in .keras")
+    check_not_input(output, cropper_path, classifier_path)
+    for path, role in ((cropper_path, "cropper"), (classifier_path, "classifier")):
+        if not path.endswith(".keras"):
+            raise UsageError(f"{role} {path} must be a .keras model to fine-tune with")
+    policy = _policy(scales, margin)
+    before = load_two_stage(cropper_path, classifier_path, resolution, policy)
+    dataset = _load_data(data_spec, before.image_shape[:2])
+    original = _load_keras(classifier_path)
+    truth = box_labels(dataset, labels, original, cache_dir)
+    model, _ = train_on_crops(
+        original,
+        dataset,
+        resolution=resolution,
+        predicted=predict_boxes(before.cropper, dataset.train.images),
+        truth=truth.train,
+        val_boxes=predict_boxes(before.cropper, dataset.val.images),
+        mix=mix,
+        policy=policy,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
+        callbacks=settings.callbacks("fine-tune"),
+    )
+    save_model(model, output)
+    old, new = before.evaluate(dataset.val), TwoStage(before.cropper, model, policy).evaluate(dataset.val)
+    click.echo(
+        f"crop-then-classify at {resolution} px: accuracy {old['accuracy']:.4f} before, {new['accuracy']:.4f} after"
+    )
+    click.echo(f"saved {output}")
+
+
 @cli.command()
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @_data_option()
 @click.option(
     "--samples", type=click.IntRange(1), default=200, show_default=True, help="Representative images for calibration."
 )
+@click.option(
+    "--cropper",
+    "cropper_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A .keras cropper: quantise both stages and measure crop-then-classify.",
+)
+@click.option(
+    "--cropper-output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The cropper's .tflite (default: OUTPUT with .cropper.tflite).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .tflite file.")
 @click.pass_obj
-def quantize(settings, model_path, data_spec, samples, output):
+def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_output, output):
     """Full-int8 post-training quantisation; prints float and int8 accuracy.
 
     \b
-    Example:
+    Examples:
       tfscissor quantize trimmed.keras --data cluttered -o trimmed.tflite
+      tfscissor quantize model32.keras --cropper cropper.keras --data cluttered -o model32.tflite
     """
     from tfscissor.io import check_not_input, write_bytes
     from tfscissor.quantize import quantize_model
 
     if not output.endswith(".tflite"):
         raise UsageError(f"output {output} must end in .tflite")
-    check_not_input(output, model_path)
+    check_not_input(output, model_path, cropper_path)
+    if cropper_path is not None:
+        return _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cropper_output)
     model = _load_keras(model_path)
     dataset = _load_data(data_spec, tuple(model.input_shape[1:3]))
     result = quantize_model(model, dataset, num_samples=samples)
@@ -426,6 +705,31 @@ def quantize(settings, model_path, data_spec, samples, output):
     click.echo(f"saved {output} ({len(result.tflite):,} bytes)")
 
 
+def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cropper_output):
+    from tfscissor.crop.stage import load_two_stage, quantize_pipeline
+    from tfscissor.io import check_not_input, write_bytes
+
+    cropper_output = cropper_output or str(Path(output).with_suffix(".cropper.tflite"))
+    if not cropper_output.endswith(".tflite") or Path(cropper_output).resolve() == Path(output).resolve():
+        raise UsageError(f"--cropper-output {cropper_output} must be a .tflite path other than {output}")
+    check_not_input(cropper_output, model_path, cropper_path)
+    for path, role in ((cropper_path, "cropper"), (model_path, "classifier")):
+        if not path.endswith(".keras"):
+            raise UsageError(f"{role} {path} must be a .keras model to quantise")
+    pipeline = load_two_stage(cropper_path, model_path)
+    dataset = _load_data(data_spec, pipeline.image_shape[:2])
+    result = quantize_pipeline(pipeline, dataset, num_samples=samples)
+    write_bytes(cropper_output, result.cropper)
+    write_bytes(output, result.classifier)
+    for line in _pipeline_lines(result.float_report, "float crop-then-classify"):
+        click.echo(line)
+    for line in _pipeline_lines(result.int8_report, "int8 crop-then-classify (LiteRT)"):
+        click.echo(line)
+    click.echo(
+        f"saved {output} ({len(result.classifier):,} bytes) and {cropper_output} ({len(result.cropper):,} bytes)"
+    )
+
+
 @cli.command(name="compile")
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @click.option(
@@ -435,23 +739,37 @@ def quantize(settings, model_path, data_spec, samples, output):
     "--labels", default=None, help="Class names, comma-separated, or a file with one per line (default: 0..N-1)."
 )
 @click.option("--name", default=None, help="C identifier of the model in the firmware (default: from the file name).")
+@click.option(
+    "--cropper",
+    "cropper_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The cropper's int8 .tflite: its own project goes in OUTPUT/cropper/.",
+)
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.pass_obj
-def compile_(settings, model_path, target, labels, name, output):
+def compile_(settings, model_path, target, labels, name, cropper_path, output):
     """Turn an int8 .tflite into a deployable project.
 
     \b
-    Example:
+    Examples:
       tfscissor compile trimmed.tflite --target tflm -o trimmed_fw/
+      tfscissor compile model32.tflite --cropper model32.cropper.tflite --target tflm -o model32_fw/
     """
     from tfscissor.compile import write_tflm_project
 
-    if Path(model_path).suffix != ".tflite":
-        raise UsageError(f"{model_path} is not a .tflite model: quantize it first with `tfscissor quantize`")
-    project = write_tflm_project(model_path, output, labels=_parse_labels(labels), name=name or _c_name(model_path))
-    click.echo(
-        f"wrote {output}: {len(project.ops)} ops ({', '.join(project.ops)}), arena {project.arena_bytes:,} bytes, model {project.model_bytes:,} bytes"
+    for path in (model_path, cropper_path):
+        if path is not None and Path(path).suffix != ".tflite":
+            raise UsageError(f"{path} is not a .tflite model: quantize it first with `tfscissor quantize`")
+    project = write_tflm_project(
+        model_path, output, labels=_parse_labels(labels), name=name or _c_name(model_path), cropper=cropper_path
     )
+    for part, where in ((project, output), (project.cropper, f"{output}/cropper")):
+        if part is not None:
+            click.echo(
+                f"wrote {where}: {len(part.ops)} ops ({', '.join(part.ops)}), arena {part.arena_bytes:,} bytes, "
+                f"model {part.model_bytes:,} bytes"
+            )
 
 
 def _keras_info_lines(result):
@@ -508,18 +826,38 @@ def _parse_labels(labels):
 @click.option("--runs", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--warmup", type=click.IntRange(0), default=10, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="LiteRT CPU threads (default: LiteRT's).")
+@click.option(
+    "--cropper",
+    "cropper_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The cropper's .tflite: time crop-then-classify stage by stage.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def bench(settings, model_path, device, runs, warmup, threads, as_json):
+def bench(settings, model_path, device, runs, warmup, threads, cropper_path, as_json):
     """Measure latency of a .tflite model: first inference, then median, p90 and max of N runs.
 
     \b
-    Example:
+    Examples:
       tfscissor bench trimmed.tflite --device cpu --runs 200 --json
+      tfscissor bench model32.tflite --cropper model32.cropper.tflite
     """
-    from tfscissor.bench import bench_cpu
+    from tfscissor.bench import bench_cpu, bench_cpu_pipeline
     from tfscissor.progress import progress_bar
 
+    if cropper_path is not None:
+        with progress_bar(total=2 * runs, desc="bench", enabled=settings.progress and not as_json) as bar:
+            result = bench_cpu_pipeline(
+                model_path, cropper_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update
+            )
+        stages = result["stages"]
+        lines = [
+            f"crop-then-classify on {device}, medians over {runs} runs: cropper {stages['cropper']['median_ms']:.3f} ms "
+            f"+ crop {result['crop_median_ms']:.3f} ms + classifier {stages['classifier']['median_ms']:.3f} ms "
+            f"= {result['total_median_ms']:.3f} ms; models {result['model_bytes']:,} bytes"
+        ]
+        return _emit(as_json, result, lines)
     with progress_bar(total=warmup + runs, desc="bench", enabled=settings.progress and not as_json) as bar:
         result = bench_cpu(model_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update)
     lines = [

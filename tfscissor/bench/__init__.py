@@ -3,6 +3,6 @@
 Nothing here imports TensorFlow, so a benchmark runs where only the inference runtimes are installed.
 """
 
-from tfscissor.bench.cpu import bench_cpu
+from tfscissor.bench.cpu import bench_cpu, bench_cpu_pipeline
 
-__all__ = ["bench_cpu"]
+__all__ = ["bench_cpu", "bench_cpu_pipeline"]

@@ -93,3 +93,41 @@ def bench_cpu(model, runs=100, warmup=10, num_threads=None, progress=None):
         "throughput_per_s": 1000.0 / median if median > 0 else float("inf"),
         "peak_rss_bytes": _peak_rss_bytes(),
     }
+
+
+def bench_cpu_pipeline(classifier, cropper, runs=100, warmup=10, num_threads=None, policy=None, progress=None):
+    """Crop-then-classify on the host CPU: the cropper, the crop policy and the classifier, each timed alone.
+
+    The models are timed as :func:`bench_cpu` times one model; the crop (numpy, the host's pre-processing) is
+    timed on a seeded image cut at a box half the image's side. They run one after the other on one image,
+    so ``total_median_ms`` is the sum of the three medians. ``progress`` advances once per timed run of each
+    model.
+    """
+    from tfscissor.crop.policy import CropPolicy
+
+    stages = {
+        "cropper": bench_cpu(cropper, runs=runs, warmup=warmup, num_threads=num_threads, progress=progress),
+        "classifier": bench_cpu(classifier, runs=runs, warmup=warmup, num_threads=num_threads, progress=progress),
+    }
+    image_shape = stages["cropper"]["input_shape"][1:]
+    resolution = stages["classifier"]["input_shape"][1]
+    image = seeded_input((1, *image_shape), np.uint8, seed=_INPUT_SEED)
+    box = np.array([[0.25, 0.25, 0.75, 0.75]], dtype=np.float32)
+    policy = policy or CropPolicy()
+    crop_ms = np.empty(runs)
+    for i in range(warmup + runs):
+        start = time.perf_counter_ns()
+        policy.crop(image, box, resolution)
+        if i >= warmup:
+            crop_ms[i - warmup] = (time.perf_counter_ns() - start) / 1e6
+    crop_median = float(np.median(crop_ms))
+    return {
+        "backend": "litert-cpu",
+        "stages": stages,
+        "crop_median_ms": crop_median,
+        "total_median_ms": stages["cropper"]["median_ms"] + crop_median + stages["classifier"]["median_ms"],
+        "model_bytes": stages["cropper"]["model_bytes"] + stages["classifier"]["model_bytes"],
+        "runs": runs,
+        "warmup": warmup,
+        "num_threads": num_threads,
+    }

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ DEFAULT_MAX_ARENA = 64 << 20  # past this, a model is no longer a microcontrolle
 _FIRST_GUESS = 4096  # small models then need ~10 probes rather than log2(64 MiB / 16) = 22
 MANIFEST_FORMAT = "tfscissor.tflm/1"  # marks a directory tfscissor may replace
 _SAMPLE_SEED = 0
+BOX_LABELS = ("xmin", "ymin", "xmax", "ymax")  # a cropper's four outputs, named in its project
 
 _TEMPLATES = (
     "model_data.h",
@@ -51,7 +52,8 @@ _TEMPLATES = (
 @dataclass(frozen=True)
 class TFLMProject:
     """A written firmware project. ``model_bytes`` is the model's size in bytes (what it costs in flash);
-    ``arena_bytes`` the configured ``kTensorArenaSize``, ``measured_arena_bytes`` the measured minimum."""
+    ``arena_bytes`` the configured ``kTensorArenaSize``, ``measured_arena_bytes`` the measured minimum.
+    ``cropper``: the cropper's own project (in ``path/cropper/``) when the classifier has one."""
 
     path: Path
     files: tuple
@@ -62,6 +64,7 @@ class TFLMProject:
     measured_arena_bytes: int
     model_bytes: int
     labels: tuple
+    cropper: "TFLMProject | None" = None
 
     def file(self, name):
         return self.path / name
@@ -297,6 +300,7 @@ def write_tflm_project(
     arena_margin=0.1,
     sample_image=None,
     max_arena=DEFAULT_MAX_ARENA,
+    cropper=None,
 ):
     """Write a TFLM firmware project for an int8 classifier into ``out_dir`` (replaced whole, atomically).
 
@@ -307,24 +311,53 @@ def write_tflm_project(
     the host; a device's optimised kernels (CMSIS-NN, ESP-NN) ask for their own scratch buffers and TFLM
     versions keep different bookkeeping in the arena, so 10% is a cushion, and ``setup()`` prints the real use.
     ``sample_image``: an (H, W, C) image of pixels in [0, 255] for the known-good test (default: seeded noise).
+    ``cropper``: the int8 cropper of a two-stage pipeline (bytes or a path); its own project, with its own
+    arena measurement and known-good box, goes in ``out_dir/cropper/`` in the same atomic write. The
+    returned project's ``cropper`` describes it.
     """
     data, model_name = read_tflite(model_bytes)
     csource.c_identifier(name, "project name")
     if isinstance(arena_margin, bool) or not isinstance(arena_margin, (int, float)) or not 0 <= arena_margin <= 10:
         raise UsageError(f"arena_margin must be a fraction between 0 and 10 (0.1 = 10%), got {arena_margin!r}")
     out_dir = _check_out_dir(out_dir, model_bytes)
+    if cropper is not None:
+        _check_out_dir(out_dir, cropper)
+    files, project = _project_files(
+        data, model_name, out_dir, labels=labels, name=name, margin=arena_margin, sample=sample_image, limit=max_arena
+    )
+    if cropper is not None:
+        cropper_data, cropper_name = read_tflite(cropper)
+        cropper_files, cropper_project = _project_files(
+            cropper_data,
+            cropper_name,
+            out_dir / "cropper",
+            labels=BOX_LABELS,
+            name=f"{name}_cropper",
+            margin=arena_margin,
+            sample=None,
+            limit=max_arena,
+        )
+        files.update({f"cropper/{fname}": content for fname, content in cropper_files.items()})
+        project = replace(project, files=tuple(sorted(files)), cropper=cropper_project)
+    with atomic_dir(out_dir) as tmp:
+        for fname, content in files.items():
+            (tmp / fname).parent.mkdir(parents=True, exist_ok=True)
+            _write_file(tmp / fname, content)
+    return project
+
+
+def _project_files(data, model_name, out_dir, *, labels, name, margin, sample, limit):
+    """Every file of one model's project, and the :class:`TFLMProject` describing it once written."""
     info = read_model(data, name=model_name)
     _check_deployable(info)
     labels = _check_labels(labels, info.output.shape[-1])
     methods = resolver_methods(info.ops, model_name)
-    sample_in = _sample_input(info, sample_image)
-    measured, raw_output = _measure(data, info, sample_in, max_arena)
+    sample_in = _sample_input(info, sample)
+    measured, raw_output = _measure(data, info, sample_in, limit)
     sample_out = np.frombuffer(raw_output, dtype=np.int8).reshape(info.output.shape)
-    arena = _round_up(math.ceil(measured * (1 + arena_margin)))
+    arena = _round_up(math.ceil(measured * (1 + margin)))
     source = (
-        "the sample image given to tfscissor"
-        if sample_image is not None
-        else f"seeded random input (seed {_SAMPLE_SEED})"
+        "the sample image given to tfscissor" if sample is not None else f"seeded random input (seed {_SAMPLE_SEED})"
     )
     files = _render_files(
         data,
@@ -334,15 +367,12 @@ def write_tflm_project(
         methods=methods,
         arena=arena,
         measured=measured,
-        margin=float(arena_margin),
+        margin=float(margin),
         sample_in=sample_in,
         sample_out=sample_out,
         sample_source=source,
     )
-    with atomic_dir(out_dir) as tmp:
-        for fname, content in files.items():
-            _write_file(tmp / fname, content)
-    return TFLMProject(
+    project = TFLMProject(
         path=out_dir,
         files=tuple(sorted(files)),
         name=name,
@@ -353,3 +383,4 @@ def write_tflm_project(
         model_bytes=len(data),
         labels=labels,
     )
+    return files, project

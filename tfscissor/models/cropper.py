@@ -12,13 +12,14 @@ is int8 in TFLite Micro and maps to the Edge TPU.
 import keras
 
 from tfscissor.errors import UsageError
-from tfscissor.models.layers import conv_bn_act, input_block
+from tfscissor.models.layers import conv_bn_act
 from tfscissor.models.resnet import bottleneck_block
 
-__all__ = ["build_cropper", "default_view", "CROPPER_WIDTHS"]
+__all__ = ["build_cropper", "fitted_cropper", "default_view", "CROPPER_WIDTHS", "MACS_SHARE"]
 
 CROPPER_WIDTHS = (16, 32, 32, 64)
 _VIEW = 48  # default view side: the whole image is averaged down to about this many pixels
+MACS_SHARE = 0.05  # by default a cropper costs at most this share of the classifier it serves
 
 
 def default_view(image_side):
@@ -53,10 +54,11 @@ def build_cropper(input_shape, view=None, width=1.0, blocks=2, stages=4, hidden=
     def channels(n):
         return max(4, round(n * width))
 
-    inputs, x = input_block(input_shape)
+    inputs = keras.Input(shape=tuple(input_shape), name="input")
     pool = height // view
-    if pool > 1:
-        x = keras.layers.AveragePooling2D(pool, name="view")(x)
+    # Pool before rescaling: the converter folds a rescale into the convolution after it, not through a pool.
+    x = keras.layers.AveragePooling2D(pool, name="view")(inputs) if pool > 1 else inputs
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = conv_bn_act(x, channels(16), 3, "stem", strides=2)
     for s, inner in enumerate(CROPPER_WIDTHS[: int(stages)], start=1):
         for b in range(1, int(blocks) + 1):
@@ -65,3 +67,38 @@ def build_cropper(input_shape, view=None, width=1.0, blocks=2, stages=4, hidden=
     x = keras.layers.Dense(channels(hidden), activation="relu", name="fc")(x)
     box = keras.layers.Dense(4, activation="sigmoid", name="box")(x)
     return keras.Model(inputs, box, name=name)
+
+
+# Tried in order until the cropper fits the MAC budget: the view's resolution is kept longest, because the
+# box's precision depends on it; width goes first.
+_WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)
+
+
+def fitted_cropper(input_shape, max_macs=None, seed=None, **options):
+    """The default cropper for ``input_shape``, narrowed (then given a coarser view) until its MACs are at
+    most ``max_macs``; ``options`` fix any of :func:`build_cropper`'s arguments. Raises UsageError when even
+    the smallest candidate is over the budget."""
+    from tfscissor.analysis import profile_model
+
+    side = min(int(input_shape[0]), int(input_shape[1]))
+    views = [options.pop("view")] if "view" in options else _coarser_views(input_shape)
+    widths = [options.pop("width")] if "width" in options else _WIDTHS
+    smallest = None
+    for view in views:
+        for width in widths:
+            model = build_cropper(input_shape, view=view, width=width, seed=seed, **options)
+            macs = profile_model(model).macs
+            if max_macs is None or macs <= max_macs:
+                return model
+            smallest = macs if smallest is None else min(smallest, macs)
+    raise UsageError(
+        f"no cropper for {side}-pixel images fits {int(max_macs):,} MACs (the smallest tried needs {smallest:,}): "
+        "give the cropper a larger budget, or a smaller view and width"
+    )
+
+
+def _coarser_views(input_shape):
+    """The default view, then every smaller one that divides the image, down to 16 pixels."""
+    height, width = int(input_shape[0]), int(input_shape[1])
+    first = default_view(min(height, width))
+    return [v for v in range(first, 15, -1) if height % v == 0 and width % v == 0]

@@ -1,0 +1,206 @@
+"""The crop stage as the CLI and recipes run it: box labels for a data set, a cropper sized and trained for
+it, and the loading rules that keep a cropper and a classifier consistent with each other and the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tfscissor.crop.training import box_report, predict_boxes, train_cropper
+from tfscissor.errors import DataError, UsageError
+
+__all__ = [
+    "BoxLabels",
+    "CropperResult",
+    "QuantizedPipeline",
+    "box_labels",
+    "load_stage_model",
+    "load_two_stage",
+    "quantize_pipeline",
+    "train_cropper_stage",
+    "LABEL_SOURCES",
+]
+
+LABEL_SOURCES = ("auto", "boxes", "cam")
+
+
+@dataclass(frozen=True, eq=False)
+class BoxLabels:
+    """Normalised boxes for the train and val images; ``source`` is ``boxes`` (the data's) or ``cam``."""
+
+    train: np.ndarray
+    val: np.ndarray
+    source: str
+    cache: tuple = ()  # CAM cache files read or written
+
+
+def box_labels(dataset, source="auto", classifier=None, cache_dir=None, progress=None):
+    """Boxes to train a cropper on: the data's own (``boxes``), Grad-CAM pseudo-boxes of ``classifier`` for
+    the true class (``cam``), or the data's where it has them and CAM otherwise (``auto``).
+
+    The classifier may take another image size than the data: CAM runs on resized images, and boxes are
+    normalised. ``progress``: a tqdm-like bar advanced per image explained.
+    """
+    if source not in LABEL_SOURCES:
+        raise UsageError(f"unknown box labels {source!r}: use one of {', '.join(LABEL_SOURCES)}")
+    if source == "auto":
+        source = "boxes" if dataset.has_boxes else "cam"
+    if source == "boxes":
+        if not dataset.has_boxes:
+            raise DataError(
+                f"data {dataset.spec} has no boxes: add PATH/boxes.csv to the image folder, or use "
+                "--labels cam with --classifier MODEL for Grad-CAM pseudo-boxes"
+            )
+        return BoxLabels(dataset.train.boxes, dataset.val.boxes, "boxes")
+    if classifier is None:
+        raise UsageError(
+            "CAM box labels need the trained classifier: give --classifier MODEL.keras (its Grad-CAM for the "
+            "true class gives each image's box)"
+        )
+    from tfscissor.crop.cam import cached_cam_boxes
+    from tfscissor.data.dataset import resize_images
+
+    size = tuple(int(d) for d in classifier.input_shape[1:3])
+    boxes, paths = [], []
+    for split in (dataset.train, dataset.val):
+        images = resize_images(split.images, size)
+        found, path, _ = cached_cam_boxes(classifier, images, split.labels, cache_dir=cache_dir, progress=progress)
+        boxes.append(found)
+        paths.append(Path(path))
+    return BoxLabels(boxes[0], boxes[1], "cam", tuple(paths))
+
+
+@dataclass(frozen=True, eq=False)
+class CropperResult:
+    """A trained cropper and what it was trained on and scored.
+
+    ``report``: its val boxes against the labels (``labels``) and, where the data has true boxes and the
+    labels were CAM, against the truth (``truth``); its MACs and, given a classifier, its share of it.
+    """
+
+    model: object
+    labels: BoxLabels
+    history: dict
+    report: dict = field(default_factory=dict)
+
+
+def train_cropper_stage(
+    dataset,
+    *,
+    classifier=None,
+    labels="auto",
+    cache_dir=None,
+    epochs=20,
+    batch_size=64,
+    learning_rate=5e-3,
+    loss="mse",
+    cropper_options=None,
+    seed=0,
+    callbacks=(),
+    progress=None,
+):
+    """Label, size, build and train a cropper for ``dataset`` (whole images at the data's size).
+
+    With a ``classifier``, the default cropper is narrowed until its MACs are at most ``MACS_SHARE`` (5%) of
+    the classifier's; ``cropper_options`` (view, width, blocks, stages, hidden) fix the architecture instead.
+    """
+    from tfscissor.analysis import profile_model
+    from tfscissor.models.cropper import MACS_SHARE, fitted_cropper
+
+    box_set = box_labels(dataset, labels, classifier, cache_dir, progress)
+    options = dict(cropper_options or {})
+    classifier_macs = profile_model(classifier).macs if classifier is not None else None
+    budget = MACS_SHARE * classifier_macs if classifier_macs and not options else None
+    try:
+        cropper = fitted_cropper(dataset.image_shape, budget, seed=seed, **options)
+    except TypeError as err:
+        raise UsageError(f"bad cropper option: {err}") from None
+    history = train_cropper(
+        cropper,
+        dataset.train.images,
+        box_set.train,
+        dataset.val.images,
+        box_set.val,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        loss=loss,
+        seed=seed,
+        callbacks=callbacks,
+    )
+    predicted = predict_boxes(cropper, dataset.val.images)
+    macs = profile_model(cropper).macs
+    report = {"labels": box_set.source, "val": box_report(predicted, box_set.val), "macs": macs}
+    if box_set.source == "cam" and dataset.has_boxes:
+        report["truth"] = box_report(predicted, dataset.val.boxes)
+        report["labels_vs_truth"] = box_report(box_set.val, dataset.val.boxes)
+    if classifier_macs:
+        report.update(classifier_macs=classifier_macs, share=macs / classifier_macs)
+    return CropperResult(cropper, box_set, history, report)
+
+
+def load_stage_model(path, role):
+    """A ``.keras`` model (safe mode) or a ``.tflite`` model in LiteRT, for one stage of the pipeline."""
+    suffix = Path(path).suffix
+    if suffix == ".keras":
+        from tfscissor.models import load_model
+
+        return load_model(path)
+    if suffix == ".tflite":
+        from tfscissor.litert import TFLiteModel
+
+        return TFLiteModel.load(path)
+    raise UsageError(f"{role} {path} must be a .keras or .tflite file")
+
+
+def load_two_stage(cropper_path, classifier_path, resolution=None, policy=None):
+    """A :class:`TwoStage` from two model files; ``resolution`` moves a ``.keras`` classifier to that input
+    size (weights unchanged: fine-tune it there with :func:`train_on_crops` for the accuracy it can have)."""
+    from tfscissor.crop.pipeline import TwoStage
+    from tfscissor.errors import ModelError
+    from tfscissor.models.graph import with_input_size
+
+    cropper = load_stage_model(cropper_path, "cropper")
+    classifier = load_stage_model(classifier_path, "classifier")
+    outputs = cropper.output["shape"][-1] if hasattr(cropper, "interpreter") else cropper.output_shape[-1]
+    if outputs != 4:
+        raise ModelError(
+            f"cropper {cropper_path} has {outputs} outputs, not a box (4): train one with `tfscissor crop train`"
+        )
+    if resolution is not None:
+        side = TwoStage.side_of(classifier)
+        if resolution != side:
+            if hasattr(classifier, "interpreter"):
+                raise UsageError(
+                    f"classifier {classifier_path} is a .tflite model fixed at {side} px: drop --resolution, or "
+                    f"quantize a classifier fine-tuned at {resolution} px"
+                )
+            classifier = with_input_size(classifier, resolution)
+    try:
+        return TwoStage(cropper, classifier, policy)
+    except ModelError as err:
+        raise ModelError(f"{cropper_path} and {classifier_path} do not fit together: {err}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedPipeline:
+    """Both stages as full-int8 ``.tflite`` bytes, with the float and int8 pipelines' reports on val."""
+
+    cropper: bytes
+    classifier: bytes
+    float_report: dict
+    int8_report: dict
+
+
+def quantize_pipeline(pipeline, dataset, num_samples=200, seed=0):
+    """Quantise a Keras :class:`TwoStage` and evaluate it before and after, as deployed (LiteRT)."""
+    from tfscissor.crop.pipeline import TwoStage, quantize_two_stage
+    from tfscissor.litert import TFLiteModel
+
+    cropper, classifier = quantize_two_stage(pipeline, dataset, num_samples=num_samples, seed=seed)
+    deployed = TwoStage(
+        TFLiteModel(cropper, name="cropper (int8)"), TFLiteModel(classifier, name="classifier (int8)"), pipeline.policy
+    )
+    return QuantizedPipeline(cropper, classifier, pipeline.evaluate(dataset.val), deployed.evaluate(dataset.val))

@@ -63,7 +63,12 @@ class TwoStage:
     @property
     def resolution(self):
         """The side of the classifier's square input."""
-        return _image_shape(self.classifier)[0]
+        return self.side_of(self.classifier)
+
+    @staticmethod
+    def side_of(model):
+        """The side of a (Keras or ``.tflite``) model's square image input."""
+        return _image_shape(model)[0]
 
     def check_data(self, images, what="the data"):
         if tuple(np.asarray(images).shape[1:]) != self.image_shape:

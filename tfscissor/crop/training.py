@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from tfscissor.crop.boxes import box_iou, valid_boxes
-from tfscissor.crop.losses import LOSSES, mean_iou
 from tfscissor.errors import ModelError, UsageError
 
 __all__ = ["train_cropper", "predict_boxes", "box_report"]
@@ -61,6 +60,8 @@ def train_cropper(
     and ``flip`` adds random horizontal flips. The history includes ``mean_iou`` (and ``val_mean_iou``).
     """
     import keras
+
+    from tfscissor.crop.losses import LOSSES, mean_iou
 
     if loss not in LOSSES:
         raise UsageError(f"unknown cropper loss {loss!r}: use one of {', '.join(LOSSES)}")

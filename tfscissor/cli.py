@@ -444,6 +444,15 @@ def _pipeline_lines(report, label):
     return lines
 
 
+def _cam_progress(settings, dataset, labels):
+    """A bar for Grad-CAM labelling, shown only when the labels will be CAM boxes."""
+    from tfscissor.progress import progress_bar
+
+    uses_cam = labels == "cam" or (labels == "auto" and not dataset.has_boxes)
+    total = len(dataset.train) + len(dataset.val)
+    return progress_bar(total=total, desc="CAM boxes", unit="img", enabled=settings.progress and uses_cam)
+
+
 @cli.group()
 def crop():
     """The cropper (a tiny box predictor) and the crop-then-classify pipeline.
@@ -508,7 +517,6 @@ def crop_train(
     from tfscissor.crop.stage import train_cropper_stage
     from tfscissor.io import check_not_input
     from tfscissor.models import save_model
-    from tfscissor.progress import progress_bar
 
     if not output.endswith(".keras"):
         raise UsageError(f"output {output} must end in .keras")
@@ -516,13 +524,7 @@ def crop_train(
     classifier = _load_keras(classifier_path) if classifier_path else None
     dataset = _load_data(data_spec)
     options = {k: v for k, v in {"view": view, "width": width, "blocks": blocks}.items() if v is not None}
-    uses_cam = labels == "cam" or (labels == "auto" and not dataset.has_boxes)
-    with progress_bar(
-        total=len(dataset.train) + len(dataset.val),
-        desc="CAM boxes",
-        unit="img",
-        enabled=settings.progress and uses_cam,
-    ) as bar:
+    with _cam_progress(settings, dataset, labels) as bar:
         result = train_cropper_stage(
             dataset,
             classifier=classifier,
@@ -632,7 +634,8 @@ def crop_finetune(
     before = load_two_stage(cropper_path, classifier_path, resolution, policy)
     dataset = _load_data(data_spec, before.image_shape[:2])
     original = _load_keras(classifier_path)
-    truth = box_labels(dataset, labels, original, cache_dir)
+    with _cam_progress(settings, dataset, labels) as bar:
+        truth = box_labels(dataset, labels, original, cache_dir, progress=bar)
     model, _ = train_on_crops(
         original,
         dataset,

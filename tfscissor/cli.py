@@ -407,12 +407,19 @@ def _policy(scales, margin):
         raise UsageError(
             f"--scales {scales!r} is not a comma-separated list of fractions: e.g. 0.25,0.5,0.75,1.0 or off"
         ) from None
-    return CropPolicy(scales=values, margin=margin)
+    try:
+        return CropPolicy(scales=values, margin=margin)
+    except UsageError as err:
+        raise UsageError(f"--scales {scales}: {err}") from None
 
 
 def _policy_options(command):
     command = click.option(
-        "--margin", type=float, default=1.0, show_default=True, help="Multiply the box's side by this before cropping."
+        "--margin",
+        type=click.FloatRange(0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Multiply the box's side by this before cropping.",
     )(command)
     return click.option(
         "--scales",

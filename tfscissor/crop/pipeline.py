@@ -28,10 +28,6 @@ def _image_shape(model):
     return tuple(int(d) for d in shape)
 
 
-def _name(model):
-    return getattr(model, "name", "model")
-
-
 def _scores(classifier, images, batch_size=256):
     if hasattr(classifier, "interpreter"):
         return classifier.predict(images)
@@ -42,16 +38,18 @@ class TwoStage:
     """A cropper and a classifier joined by a crop policy; each model is Keras or a ``TFLiteModel``.
 
     The cropper takes the whole image; the classifier takes square crops at its own resolution, with the
-    same number of channels.
+    same number of channels. ``names`` (cropper, classifier), such as their file paths, name them in errors
+    (default: the models' own names).
     """
 
-    def __init__(self, cropper, classifier, policy=None):
+    def __init__(self, cropper, classifier, policy=None, names=None):
         self.cropper, self.classifier = cropper, classifier
         self.policy = policy if policy is not None else CropPolicy()
+        self.names = tuple(names) if names is not None else (cropper.name, classifier.name)
         image, crop = _image_shape(cropper), _image_shape(classifier)
         if crop[0] != crop[1] or crop[2] != image[2]:
             raise ModelError(
-                f"classifier {_name(classifier)} takes {crop} images and cropper {_name(cropper)} takes {image}: "
+                f"classifier {self.names[1]} takes {crop} images and cropper {self.names[0]} takes {image}: "
                 f"the classifier needs square crops with the cropper's {image[2]} channels"
             )
 
@@ -73,7 +71,7 @@ class TwoStage:
     def check_data(self, images, what="the data"):
         if tuple(np.asarray(images).shape[1:]) != self.image_shape:
             raise ModelError(
-                f"cropper {_name(self.cropper)} takes images of {self.image_shape}, {what} has "
+                f"cropper {self.names[0]} takes images of {self.image_shape}, {what} has "
                 f"{tuple(np.asarray(images).shape[1:])}: use the data the cropper was trained on"
             )
 
@@ -107,7 +105,7 @@ class TwoStage:
         scores = _scores(self.classifier, crops.images)
         if scores.shape[-1] <= int(split.labels.max()):
             raise ModelError(
-                f"classifier {_name(self.classifier)} has {scores.shape[-1]} outputs, the data has label "
+                f"classifier {self.names[1]} has {scores.shape[-1]} outputs, the data has label "
                 f"{int(split.labels.max())}: use a classifier trained on this data"
             )
         report = {

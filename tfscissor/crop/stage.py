@@ -178,10 +178,7 @@ def load_two_stage(cropper_path, classifier_path, resolution=None, policy=None):
                     f"quantize a classifier fine-tuned at {resolution} px"
                 )
             classifier = with_input_size(classifier, resolution)
-    try:
-        return TwoStage(cropper, classifier, policy)
-    except ModelError as err:
-        raise ModelError(f"{cropper_path} and {classifier_path} do not fit together: {err}") from None
+    return TwoStage(cropper, classifier, policy, names=(cropper_path, classifier_path))
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +197,8 @@ def quantize_pipeline(pipeline, dataset, num_samples=200, seed=0):
     from tfscissor.litert import TFLiteModel
 
     cropper, classifier = quantize_two_stage(pipeline, dataset, num_samples=num_samples, seed=seed)
+    names = tuple(f"{name} (int8)" for name in pipeline.names)
     deployed = TwoStage(
-        TFLiteModel(cropper, name="cropper (int8)"), TFLiteModel(classifier, name="classifier (int8)"), pipeline.policy
+        TFLiteModel(cropper, name=names[0]), TFLiteModel(classifier, name=names[1]), pipeline.policy, names
     )
     return QuantizedPipeline(cropper, classifier, pipeline.evaluate(dataset.val), deployed.evaluate(dataset.val))

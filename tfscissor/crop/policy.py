@@ -9,8 +9,8 @@ For each image of height H and width W (pixels) and its normalised box:
 3. **regulate**: the side grows to the smallest of ``scales`` x min(H, W) that covers it (so small objects
    are zoomed in by a few discrete factors and the resize filters are few), or to the image side if none
    does; with ``scales=None`` it is only capped at the image side;
-4. **clamp**: the side is rounded to whole pixels and the square, centred on the box, is shifted back
-   inside the image;
+4. **clamp**: the side is rounded up to whole pixels, the square is centred on the box (its corner rounded
+   half up) and shifted back inside the image;
 5. **crop and resize** to the classifier's resolution with a separable triangle filter whose support grows
    with the zoom-out factor (bilinear when enlarging, area-like when shrinking, as Pillow's BILINEAR), on
    half-pixel centres, rounded back to uint8 pixels.
@@ -87,9 +87,12 @@ class CropPolicy:
             # The smallest regulated side that covers the box; the short side where none does.
             fits = sides[None, :] >= side[:, None] - 1e-9
             side = np.where(fits.any(axis=1), np.where(fits, sides[None, :], np.inf).min(axis=1), short)
-        side = np.clip(np.rint(side), 1, short).astype(np.int64)
-        x0 = np.clip(np.rint(centre_x - side / 2).astype(np.int64), 0, width - side)
-        y0 = np.clip(np.rint(centre_y - side / 2).astype(np.int64), 0, height - side)
+        # Whole pixels: the side rounds up, so the window still covers the box (the tolerance keeps float noise
+        # such as 10 * 1.4 = 14.000000000000002 from adding a pixel); starts round half up, as C's
+        # floor(x + 0.5) does.
+        side = np.clip(np.ceil(side - 1e-6), 1, short).astype(np.int64)
+        x0 = np.clip(np.floor(centre_x - side / 2 + 0.5).astype(np.int64), 0, width - side)
+        y0 = np.clip(np.floor(centre_y - side / 2 + 0.5).astype(np.int64), 0, height - side)
         windows = np.stack([x0, y0, x0 + side, y0 + side], axis=1)
         windows[fallbacks] = [0, 0, width, height]
         return windows, fallbacks

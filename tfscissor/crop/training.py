@@ -25,17 +25,24 @@ def _check_pairs(model, images, boxes, what):
 
 
 def _flip_dataset(images, boxes, batch_size, seed):
-    """Shuffled batches with random horizontal flips (the box flips with the image)."""
+    """Shuffled batches with random horizontal flips (the box flips with the image).
+
+    The coin flips come from a seeded stream zipped with the data, not from a random op inside the parallel
+    map, whose draws reach the images in a varying order: so a seed repeats the training exactly.
+    """
     import tensorflow as tf
 
-    def flip(image, box):
-        flipped = tf.random.uniform((), seed=None) < 0.5
+    def flip(pair, coin):
+        image, box = pair
+        flipped = coin % 2 == 0
         image = tf.cond(flipped, lambda: tf.reverse(image, axis=[1]), lambda: image)
         box = tf.cond(flipped, lambda: tf.stack([1.0 - box[2], box[1], 1.0 - box[0], box[3]]), lambda: box)
         return tf.cast(image, tf.float32), box
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, boxes))
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    pairs = tf.data.Dataset.from_tensor_slices((images, boxes))
+    pairs = pairs.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    dataset = tf.data.Dataset.zip(pairs, coins)
     return dataset.map(flip, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

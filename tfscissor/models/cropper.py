@@ -98,7 +98,8 @@ def fitted_cropper(input_shape, max_macs=None, seed=None, **options):
 
 
 def _coarser_views(input_shape):
-    """The default view, then every smaller one that divides the image, down to 16 pixels."""
+    """The default view, then every smaller one that divides the image, down to 16 pixels (an image
+    smaller than that is its own only view)."""
     height, width = int(input_shape[0]), int(input_shape[1])
     first = default_view(min(height, width))
-    return [v for v in range(first, 15, -1) if height % v == 0 and width % v == 0]
+    return [v for v in range(first, min(first, 16) - 1, -1) if height % v == 0 and width % v == 0]

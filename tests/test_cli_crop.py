@@ -403,7 +403,10 @@ def test_a_cropper_that_is_not_a_box_model(chain):
 
 @pytest.mark.parametrize(
     "scales, words",
-    [("0,2", ("--scales 0,2", "crop scales", "(0, 1]", "0.25,0.5,0.75,1.0")), ("abc", ("--scales 'abc'", "0.25,0.5,0.75,1.0"))],
+    [
+        ("0,2", ("--scales 0,2", "crop scales", "(0, 1]", "0.25,0.5,0.75,1.0")),
+        ("abc", ("--scales 'abc'", "0.25,0.5,0.75,1.0")),
+    ],
 )
 def test_bad_scales(chain, scales, words):
     d, _, _ = chain

@@ -34,3 +34,26 @@ def update_section(name, markdown, path=RESULTS):
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     write_text(path, text)
+
+
+def join_datasets(parts):
+    """One data set from the train and val splits of several, boxes kept where every part has them.
+
+    The cluttered generator renders at most 48 objects per class and split (then varies their scale, colour,
+    position and background per image), so one spec holds 480 distinct items per split whatever its size;
+    joining specs of several seeds multiplies the distinct items of both splits.
+    """
+    import numpy as np
+
+    from tfscissor.data import Dataset, Split
+
+    def join(splits):
+        boxes = [s.boxes for s in splits]
+        return Split(
+            np.concatenate([s.images for s in splits]),
+            np.concatenate([s.labels for s in splits]),
+            None if any(b is None for b in boxes) else np.concatenate(boxes),
+        )
+
+    name = parts[0].spec if len(parts) == 1 else f"{parts[0].spec} and {len(parts) - 1} more seeds"
+    return Dataset(name, parts[0].class_names, join([p.train for p in parts]), join([p.val for p in parts]))

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from tfscissor.io import write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from results import cpu_name, update_section  # noqa: E402
+from results import cpu_name, join_datasets, update_section  # noqa: E402
 
 RUNS = ROOT / "bench" / "runs"
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -148,22 +148,11 @@ def data_specs(settings):
 
 
 def load_benchmark_data(specs):
-    """The train and val splits of every spec, joined.
+    """The train and val splits of every spec, joined (see ``join_datasets``). Train items come from
+    Fashion-MNIST's train set, val items from its test set, so the splits never share an item."""
+    from tfscissor.data import load_data
 
-    The cluttered generator renders at most 48 objects per class and split (then varies their scale, colour,
-    position and background per image), so one spec holds 480 distinct Fashion-MNIST items per split whatever
-    its size; joining specs of several seeds multiplies the distinct items of both splits (train items come
-    from Fashion-MNIST's train set, val items from its test set, so the splits never share an item).
-    """
-    from tfscissor.data import Dataset, Split, load_data
-
-    parts = [load_data(spec) for spec in specs]
-
-    def join(splits):
-        return Split(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
-
-    name = parts[0].spec if len(parts) == 1 else f"{parts[0].spec} and seeds 1..{len(parts) - 1}"
-    return Dataset(name, parts[0].class_names, join([p.train for p in parts]), join([p.val for p in parts]))
+    return join_datasets([load_data(spec) for spec in specs])
 
 
 # --- the baseline and the criterion runs ------------------------------------------------------------------

@@ -564,3 +564,24 @@ def test_bad_boxes_csv_names_the_file_and_line(folder, tmp_path, kind):
     if line is not None:
         assert f"boxes.csv line {line}:" in message
     assert not out.exists()
+
+
+def test_compile_and_bench_refuse_a_classifier_given_as_the_cropper(chain):
+    d, _, _ = chain
+    _assert_clean_error(
+        invoke("compile", d / "m16.tflite", "--cropper", d / "m16.tflite", "--target", "tflm", "-o", d / "fw_wrong"),
+        "m16.tflite",
+        "not a box",
+    )
+    assert not (d / "fw_wrong").exists()
+    _assert_clean_error(invoke("bench", d / "m16.tflite", "--cropper", d / "m16.tflite", "--runs", "2"), "not a box")
+
+
+def test_cropper_output_without_a_cropper_is_refused(chain):
+    d, _, _ = chain
+    _assert_clean_error(
+        invoke("quantize", d / "m16.keras", "--data", DATA, "--cropper-output", d / "x.tflite", "-o", d / "y.tflite"),
+        "--cropper-output needs --cropper",
+        code=2,
+    )
+    assert not (d / "y.tflite").exists()

@@ -626,10 +626,11 @@ def crop_finetune(
 ):
     """Fine-tune a classifier at a new resolution on the crops the cropper really produces."""
     from tfscissor.crop.pipeline import TwoStage, train_on_crops
-    from tfscissor.crop.stage import box_labels, load_two_stage
+    from tfscissor.crop.stage import box_labels, check_cropper, load_stage_model
     from tfscissor.crop.training import predict_boxes
     from tfscissor.io import check_not_input
     from tfscissor.models import save_model
+    from tfscissor.models.graph import with_input_size
 
     if not output.endswith(".keras"):
         raise UsageError(f"output {output} must end in .keras")
@@ -637,19 +638,22 @@ def crop_finetune(
     for path, role in ((cropper_path, "cropper"), (classifier_path, "classifier")):
         if not path.endswith(".keras"):
             raise UsageError(f"{role} {path} must be a .keras model to fine-tune with")
-    policy = _policy(scales, margin)
-    before = load_two_stage(cropper_path, classifier_path, resolution, policy)
-    dataset = _load_data(data_spec, before.image_shape[:2])
+    policy, names = _policy(scales, margin), (cropper_path, classifier_path)
+    cropper = load_stage_model(cropper_path, "cropper")
+    check_cropper(cropper, cropper_path)
     original = _load_keras(classifier_path)
+    before = TwoStage(cropper, with_input_size(original, resolution), policy, names)
+    dataset = _load_data(data_spec, before.image_shape[:2])
     with _cam_progress(settings, dataset, labels) as bar:
         truth = box_labels(dataset, labels, original, cache_dir, progress=bar)
+    val_boxes = predict_boxes(cropper, dataset.val.images)
     model, _ = train_on_crops(
         original,
         dataset,
         resolution=resolution,
-        predicted=predict_boxes(before.cropper, dataset.train.images),
+        predicted=predict_boxes(cropper, dataset.train.images),
         truth=truth.train,
-        val_boxes=predict_boxes(before.cropper, dataset.val.images),
+        val_boxes=val_boxes,
         mix=mix,
         policy=policy,
         epochs=epochs,
@@ -659,9 +663,11 @@ def crop_finetune(
         callbacks=settings.callbacks("fine-tune"),
     )
     save_model(model, output)
-    old, new = before.evaluate(dataset.val), TwoStage(before.cropper, model, policy).evaluate(dataset.val)
+    old = before.evaluate(dataset.val, val_boxes, macs=False)
+    new = TwoStage(cropper, model, policy, names).evaluate(dataset.val, val_boxes, macs=False)
     click.echo(
-        f"crop-then-classify at {resolution} px: accuracy {old['accuracy']:.4f} before, {new['accuracy']:.4f} after"
+        f"crop-then-classify at {resolution} px: accuracy {old['accuracy']:.4f} before, {new['accuracy']:.4f} after; "
+        f"{new['fallbacks']} whole-image fallbacks of {new['samples']}"
     )
     click.echo(f"saved {output}")
 
@@ -701,6 +707,8 @@ def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_out
     if not output.endswith(".tflite"):
         raise UsageError(f"output {output} must end in .tflite")
     check_not_input(output, model_path, cropper_path)
+    if cropper_output is not None and cropper_path is None:
+        raise UsageError("--cropper-output needs --cropper: give the .keras cropper to quantise with the classifier")
     if cropper_path is not None:
         return _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cropper_output)
     model = _load_keras(model_path)
@@ -859,7 +867,7 @@ def bench(settings, model_path, device, runs, warmup, threads, cropper_path, as_
     if cropper_path is not None:
         with progress_bar(total=2 * runs, desc="bench", enabled=settings.progress and not as_json) as bar:
             result = bench_cpu_pipeline(
-                model_path, cropper_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update
+                cropper_path, model_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update
             )
         stages = result["stages"]
         lines = [

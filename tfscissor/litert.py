@@ -40,6 +40,11 @@ def seeded_input(shape, dtype, seed=0):
     return rng.uniform(0, 255, size=shape).astype(dtype)
 
 
+def is_tflite(model):
+    """True for a :class:`TFLiteModel` (as opposed to a Keras model), where code serves both."""
+    return isinstance(model, TFLiteModel)
+
+
 class TFLiteModel:
     """A ``.tflite`` flatbuffer loaded in ``ai_edge_litert``'s interpreter, one image at a time.
 

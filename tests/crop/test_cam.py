@@ -187,3 +187,47 @@ def test_images_of_another_size_raise_model_error():
 
     with pytest.raises(ModelError, match="takes images of"):
         gradcam(identity_cam_model(8, 8), np.zeros((1, 16, 16, 1), np.float32), [0])
+
+
+def test_cam_explains_a_backbone_nested_as_one_layer():
+    """A keras.applications-style classifier (backbone model, then pooling and Dense) hides its feature maps in
+    the nested model: Grad-CAM explains the inlined graph, with the same boxes as the flat model."""
+    import keras
+
+    from tfscissor.crop.cam import cam_boxes
+
+    flat = identity_cam_model(8, 8)
+    inputs = keras.Input((8, 8, 1))
+    backbone = keras.Model(inputs, flat.get_layer("features")(inputs), name="backbone")
+    outer_in = keras.Input((8, 8, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(backbone(outer_in))
+    nested = keras.Model(outer_in, flat.get_layer("scores")(pooled), name="nested")
+    images = np.stack([bright_rectangle(8, 8, 2, 3, 5, 7), bright_rectangle(8, 8, 0, 0, 4, 4)])
+    labels = np.zeros(2, np.int32)
+    np.testing.assert_array_equal(cam_boxes(nested, images, labels), cam_boxes(flat, images, labels))
+
+
+def test_cam_of_a_sequential_model_whose_only_conv_is_its_first_layer():
+    import keras
+
+    from tfscissor.crop.cam import cam_boxes
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(1, 1),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.layers[0].set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    model.layers[-1].set_weights([np.array([[1.0, -1.0]], np.float32), np.zeros(2, np.float32)])
+    boxes = cam_boxes(model, bright_rectangle(8, 8, 2, 2, 6, 6)[None], np.zeros(1, np.int32))
+    np.testing.assert_allclose(boxes, [[0.25, 0.25, 0.75, 0.75]])
+
+
+def test_a_label_beyond_the_classifier_outputs_raises_model_error():
+    from tfscissor.crop.cam import cam_boxes
+
+    with pytest.raises(ModelError, match="2 outputs, the data has label 5"):
+        cam_boxes(identity_cam_model(8, 8), bright_rectangle(8, 8, 2, 2, 6, 6)[None], np.array([5]))

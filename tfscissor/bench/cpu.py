@@ -95,7 +95,7 @@ def bench_cpu(model, runs=100, warmup=10, num_threads=None, progress=None):
     }
 
 
-def bench_cpu_pipeline(classifier, cropper, runs=100, warmup=10, num_threads=None, policy=None, progress=None):
+def bench_cpu_pipeline(cropper, classifier, runs=100, warmup=10, num_threads=None, policy=None, progress=None):
     """Crop-then-classify on the host CPU: the cropper, the crop policy and the classifier, each timed alone.
 
     The models are timed as :func:`bench_cpu` times one model; the crop (numpy, the host's pre-processing) is
@@ -103,8 +103,10 @@ def bench_cpu_pipeline(classifier, cropper, runs=100, warmup=10, num_threads=Non
     so ``total_median_ms`` is the sum of the three medians. ``progress`` advances once per timed run of each
     model.
     """
+    from tfscissor.crop.boxes import check_box_outputs
     from tfscissor.crop.policy import CropPolicy
 
+    check_box_outputs(TFLiteModel.load(cropper).output["shape"][-1], cropper)
     stages = {
         "cropper": bench_cpu(cropper, runs=runs, warmup=warmup, num_threads=num_threads, progress=progress),
         "classifier": bench_cpu(classifier, runs=runs, warmup=warmup, num_threads=num_threads, progress=progress),

@@ -20,6 +20,7 @@ from tfscissor.compile import csource
 from tfscissor.compile._probe import Prober
 from tfscissor.compile.flatbuffer import read_model
 from tfscissor.compile.tflm_ops import resolver_methods
+from tfscissor.crop.boxes import check_box_outputs
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import atomic_dir
 from tfscissor.litert import quantize_image, read_tflite, seeded_input
@@ -327,6 +328,7 @@ def write_tflm_project(
     )
     if cropper is not None:
         cropper_data, cropper_name = read_tflite(cropper)
+        check_box_outputs(read_model(cropper_data).output.shape[-1], cropper_name)
         cropper_files, cropper_project = _project_files(
             cropper_data,
             cropper_name,

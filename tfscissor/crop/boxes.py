@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_iou", "valid_boxes", "jitter_boxes", "square_boxes", "FULL_IMAGE"]
+__all__ = ["box_iou", "valid_boxes", "jitter_boxes", "square_boxes", "check_box_outputs", "FULL_IMAGE"]
 
 FULL_IMAGE = np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32)
+
+
+def check_box_outputs(outputs, name):
+    """Refuse a model given as a cropper whose output is not one box (4 values)."""
+    from tfscissor.errors import ModelError
+
+    if int(outputs) != 4:
+        raise ModelError(
+            f"cropper {name} has {outputs} outputs, not a box (xmin, ymin, xmax, ymax): give a cropper made by "
+            "`tfscissor crop train` (and `quantize --cropper`)"
+        )
 
 
 def box_iou(a, b):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfscissor.crop.boxes import square_boxes
+from tfscissor.crop.boxes import FULL_IMAGE, square_boxes
 from tfscissor.crop.policy import resize_weights
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import atomic_path
@@ -27,11 +27,13 @@ _CACHE_FORMAT = b"tfscissor.cam/1"
 
 def _feature_layer(classifier):
     """The last layer whose output is a spatial (N, H, W, C) map: what Grad-CAM explains."""
+    import keras
+
     for layer in reversed(classifier.layers):
+        if isinstance(layer, keras.layers.InputLayer):
+            break
         output = getattr(layer, "output", None)
         if output is not None and not isinstance(output, (list, tuple)) and len(output.shape) == 4:
-            if layer is classifier.layers[0]:
-                break
             return layer
     raise ModelError(
         f"classifier {classifier.name} has no spatial feature map to explain: Grad-CAM needs a convolutional model"
@@ -58,20 +60,31 @@ def _logit_head(classifier):
     return classifier.output, lambda x: x
 
 
-def gradcam(classifier, images, labels, batch_size=64):
-    """Grad-CAM maps (float32 (N, h, w), at the feature map's resolution, not normalised) for ``labels``."""
+def gradcam(classifier, images, labels, batch_size=64, progress=None):
+    """Grad-CAM maps (float32 (N, h, w), at the feature map's resolution, not normalised) for ``labels``.
+
+    ``progress`` (a tqdm bar or anything with ``update(n)``) advances by the images done.
+    """
     import keras
     import tensorflow as tf
 
+    from tfscissor.models.graph import functional_graph, has_nested_models, inline_nested
+    from tfscissor.models.training import check_input
+
     images, labels = np.asarray(images), np.asarray(labels, np.int32)
-    if images.shape[1:] != tuple(classifier.input_shape[1:]):
+    if None not in classifier.input_shape[1:3]:  # a classifier of any size takes the images as they are
+        check_input(classifier, images.shape[1:], "the images to explain")
+    classifier = functional_graph(classifier, "Grad-CAM needs a functional or Sequential classifier")
+    if has_nested_models(classifier):  # a backbone used as one layer hides its feature maps
+        classifier = inline_nested(classifier)
+    classes = int(classifier.output_shape[-1])
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
         raise ModelError(
-            f"classifier {classifier.name} takes images of {tuple(classifier.input_shape[1:])}, "
-            f"the data has {images.shape[1:]}: use the data it was trained on"
+            f"classifier {classifier.name} has {classes} outputs, the data has label {int(labels.max())}: "
+            "use the classifier trained on this data"
         )
     scores_input, to_logits = _logit_head(classifier)
-    feature = _feature_layer(classifier).output
-    probe = keras.Model(classifier.inputs, [feature, scores_input])
+    probe = keras.Model(classifier.inputs, [_feature_layer(classifier).output, scores_input])
     maps = []
     for start in range(0, len(images), batch_size):
         x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)
@@ -82,6 +95,8 @@ def gradcam(classifier, images, labels, batch_size=64):
         grads = tape.gradient(score, features)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         maps.append(tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy())
+        if progress is not None:
+            progress.update(len(x))
     return np.concatenate(maps).astype(np.float32)
 
 
@@ -94,21 +109,17 @@ def cam_boxes(classifier, images, labels, threshold=0.5, batch_size=64, progress
         raise UsageError(f"CAM threshold must be in [0, 1), got {threshold!r}: e.g. 0.5")
     images = np.asarray(images)
     height, width = images.shape[1:3]
+    maps = gradcam(classifier, images, labels, batch_size, progress)
+    rows_y, rows_x = resize_weights(maps.shape[1], height), resize_weights(maps.shape[2], width)
     boxes = np.empty((len(images), 4), np.float32)
-    for start in range(0, len(images), batch_size):
-        stop = min(start + batch_size, len(images))
-        maps = gradcam(classifier, images[start:stop], np.asarray(labels)[start:stop], batch_size)
-        rows_y, rows_x = resize_weights(maps.shape[1], height), resize_weights(maps.shape[2], width)
-        for i, cam in enumerate(maps, start=start):
-            full = rows_y @ cam @ rows_x.T
-            low, high = float(full.min()), float(full.max())
-            if high <= low:  # a flat map says nothing about where the object is
-                boxes[i] = (0.0, 0.0, 1.0, 1.0)
-                continue
-            rows, cols = np.nonzero(full >= low + threshold * (high - low))
-            boxes[i] = (cols.min() / width, rows.min() / height, (cols.max() + 1) / width, (rows.max() + 1) / height)
-        if progress is not None:
-            progress.update(stop - start)
+    for i, cam in enumerate(maps):
+        full = rows_y @ cam @ rows_x.T
+        low, high = float(full.min()), float(full.max())
+        if high <= low:  # a flat map says nothing about where the object is
+            boxes[i] = FULL_IMAGE
+            continue
+        rows, cols = np.nonzero(full >= low + threshold * (high - low))
+        boxes[i] = (cols.min() / width, rows.min() / height, (cols.max() + 1) / width, (rows.max() + 1) / height)
     return square_boxes(boxes, aspect=width / height)
 
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from tfscissor.crop.boxes import jitter_boxes
 from tfscissor.crop.policy import CropPolicy
-from tfscissor.crop.training import box_report, predict_boxes
+from tfscissor.crop.training import box_report, predict_boxes, run_model
 from tfscissor.errors import ModelError, UsageError
+from tfscissor.litert import is_tflite
 
 __all__ = ["TwoStage", "train_on_crops", "quantize_two_stage", "JITTER"]
 
@@ -24,14 +25,13 @@ JITTER = {"shift": 0.15, "scale": (0.85, 1.2)}
 
 
 def _image_shape(model):
-    shape = model.input_shape if hasattr(model, "interpreter") else model.input_shape[1:]
+    shape = model.input_shape if is_tflite(model) else model.input_shape[1:]
+    if None in shape:
+        raise ModelError(
+            f"model {model.name} takes images of any size {tuple(shape)}: give the pipeline a fixed size "
+            "(--resolution R for a classifier)"
+        )
     return tuple(int(d) for d in shape)
-
-
-def _scores(classifier, images, batch_size=256):
-    if hasattr(classifier, "interpreter"):
-        return classifier.predict(images)
-    return classifier.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
 
 
 class TwoStage:
@@ -75,34 +75,35 @@ class TwoStage:
                 f"{tuple(np.asarray(images).shape[1:])}: use the data the cropper was trained on"
             )
 
-    def crops(self, images):
-        """``(CropResult, boxes)``: the crops the cropper's boxes give, and those boxes."""
+    def crops(self, images, boxes=None):
+        """``(CropResult, boxes)``: the crops of ``images`` at ``boxes`` (default: the cropper's), and the boxes."""
         self.check_data(images)
-        boxes = predict_boxes(self.cropper, images)
+        boxes = predict_boxes(self.cropper, images) if boxes is None else np.asarray(boxes, np.float32)
         return self.policy.crop(images, boxes, self.resolution), boxes
 
-    def predict(self, images):
-        """Class scores for whole images, and the :class:`CropResult` they were classified from."""
-        crops, _ = self.crops(images)
-        return _scores(self.classifier, crops.images), crops
+    def predict(self, images, boxes=None):
+        """``(scores, CropResult, boxes)``: class scores for whole images, the crops they were classified from
+        and the boxes those came from (the cropper's unless ``boxes`` are given, e.g. computed already)."""
+        crops, boxes = self.crops(images, boxes)
+        return run_model(self.classifier, crops.images), crops, boxes
 
     def macs(self):
         """MACs per image of each stage and in total, or None when either model is a ``.tflite``."""
-        if hasattr(self.cropper, "interpreter") or hasattr(self.classifier, "interpreter"):
+        if is_tflite(self.cropper) or is_tflite(self.classifier):
             return None
         from tfscissor.analysis import profile_model
 
         cropper, classifier = profile_model(self.cropper).macs, profile_model(self.classifier).macs
         return {"cropper": cropper, "classifier": classifier, "total": cropper + classifier}
 
-    def evaluate(self, split):
+    def evaluate(self, split, boxes=None, macs=True):
         """Accuracy on ``split``, how good the boxes were (IoU against true boxes where the split has them),
-        how many fell back to the whole image, and MACs per stage."""
+        how many fell back to the whole image, and (with ``macs``) MACs per stage. ``boxes``: the cropper's
+        boxes for ``split``, when they are at hand already."""
         if len(split) == 0:
             raise ModelError("cannot evaluate on an empty split: check the data spec")
         self.check_data(split.images, "the split")
-        crops, boxes = self.crops(split.images)
-        scores = _scores(self.classifier, crops.images)
+        scores, crops, boxes = self.predict(split.images, boxes)
         if scores.shape[-1] <= int(split.labels.max()):
             raise ModelError(
                 f"classifier {self.names[1]} has {scores.shape[-1]} outputs, the data has label "
@@ -116,9 +117,9 @@ class TwoStage:
             "boxes": box_report(boxes, split.boxes),
             "policy": self.policy.to_dict(),
         }
-        macs = self.macs()
-        if macs is not None:
-            report["macs"] = macs
+        costs = self.macs() if macs else None
+        if costs is not None:
+            report["macs"] = costs
         return report
 
 
@@ -199,7 +200,6 @@ def quantize_two_stage(pipeline, dataset, num_samples=200, seed=0):
 
     rng = np.random.default_rng(seed)
     chosen = dataset.train.images[rng.permutation(len(dataset.train))[:num_samples]]
-    pipeline.check_data(chosen, dataset.spec)
     crops, _ = pipeline.crops(chosen)
     cropper = quantize_int8(pipeline.cropper, chosen, num_samples=num_samples, seed=seed)
     classifier = quantize_int8(pipeline.classifier, crops.images, num_samples=num_samples, seed=seed)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfscissor.crop.boxes import valid_boxes
+from tfscissor.crop.boxes import FULL_IMAGE, valid_boxes
 from tfscissor.errors import UsageError
 
 __all__ = ["CropPolicy", "CropResult", "DEFAULT_SCALES", "crop_and_resize", "resize_weights"]
@@ -75,7 +75,7 @@ class CropPolicy:
         """Pixel windows ``[x0, y0, x1, y1)`` (int64 (N, 4)) and the fallback mask for normalised ``boxes``."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         fallbacks = ~valid_boxes(boxes)
-        safe = np.where(fallbacks[:, None], [0.0, 0.0, 1.0, 1.0], boxes)
+        safe = np.where(fallbacks[:, None], FULL_IMAGE, boxes)
         centre_x = (safe[:, 0] + safe[:, 2]) / 2 * width
         centre_y = (safe[:, 1] + safe[:, 3]) / 2 * height
         side = np.maximum((safe[:, 2] - safe[:, 0]) * width, (safe[:, 3] - safe[:, 1]) * height) * self.margin

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from tfscissor.crop.boxes import check_box_outputs
 from tfscissor.crop.training import box_report, predict_boxes, train_cropper
 from tfscissor.errors import DataError, UsageError
+from tfscissor.litert import is_tflite
 
 __all__ = [
     "BoxLabels",
     "CropperResult",
     "QuantizedPipeline",
     "box_labels",
+    "check_cropper",
     "load_stage_model",
     "load_two_stage",
     "quantize_pipeline",
@@ -24,6 +27,7 @@ __all__ = [
 ]
 
 LABEL_SOURCES = ("auto", "boxes", "cam")
+CROPPER_OPTIONS = {"view", "width", "blocks", "stages", "hidden"}  # build_cropper's architecture arguments
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +66,8 @@ def box_labels(dataset, source="auto", classifier=None, cache_dir=None, progress
     from tfscissor.crop.cam import cached_cam_boxes
     from tfscissor.data.dataset import resize_images
 
-    size = tuple(int(d) for d in classifier.input_shape[1:3])
+    size = tuple(classifier.input_shape[1:3])
+    size = dataset.image_shape[:2] if None in size else size  # a classifier of any size explains the data as is
     boxes, paths = [], []
     for split in (dataset.train, dataset.val):
         images = resize_images(split.images, size)
@@ -113,10 +118,10 @@ def train_cropper_stage(
     options = dict(cropper_options or {})
     classifier_macs = profile_model(classifier).macs if classifier is not None else None
     budget = MACS_SHARE * classifier_macs if classifier_macs and not options else None
-    try:
-        cropper = fitted_cropper(dataset.image_shape, budget, seed=seed, **options)
-    except TypeError as err:
-        raise UsageError(f"bad cropper option: {err}") from None
+    unknown = sorted(set(options) - CROPPER_OPTIONS)
+    if unknown:
+        raise UsageError(f"unknown cropper option(s) {', '.join(unknown)}: use {', '.join(sorted(CROPPER_OPTIONS))}")
+    cropper = fitted_cropper(dataset.image_shape, budget, seed=seed, **options)
     history = train_cropper(
         cropper,
         dataset.train.images,
@@ -155,24 +160,24 @@ def load_stage_model(path, role):
     raise UsageError(f"{role} {path} must be a .keras or .tflite file")
 
 
+def check_cropper(cropper, name):
+    """Refuse a Keras or ``.tflite`` model, named ``name`` in the error, whose output is not one box."""
+    check_box_outputs(cropper.output["shape"][-1] if is_tflite(cropper) else cropper.output_shape[-1], name)
+
+
 def load_two_stage(cropper_path, classifier_path, resolution=None, policy=None):
     """A :class:`TwoStage` from two model files; ``resolution`` moves a ``.keras`` classifier to that input
     size (weights unchanged: fine-tune it there with :func:`train_on_crops` for the accuracy it can have)."""
     from tfscissor.crop.pipeline import TwoStage
-    from tfscissor.errors import ModelError
     from tfscissor.models.graph import with_input_size
 
     cropper = load_stage_model(cropper_path, "cropper")
+    check_cropper(cropper, cropper_path)
     classifier = load_stage_model(classifier_path, "classifier")
-    outputs = cropper.output["shape"][-1] if hasattr(cropper, "interpreter") else cropper.output_shape[-1]
-    if outputs != 4:
-        raise ModelError(
-            f"cropper {cropper_path} has {outputs} outputs, not a box (4): train one with `tfscissor crop train`"
-        )
     if resolution is not None:
         side = TwoStage.side_of(classifier)
         if resolution != side:
-            if hasattr(classifier, "interpreter"):
+            if is_tflite(classifier):
                 raise UsageError(
                     f"classifier {classifier_path} is a .tflite model fixed at {side} px: drop --resolution, or "
                     f"quantize a classifier fine-tuned at {resolution} px"

@@ -7,7 +7,7 @@ import numpy as np
 from tfscissor.crop.boxes import box_iou, valid_boxes
 from tfscissor.errors import ModelError, UsageError
 
-__all__ = ["train_cropper", "predict_boxes", "box_report"]
+__all__ = ["train_cropper", "predict_boxes", "run_model", "box_report"]
 
 
 def _check_pairs(model, images, boxes, what):
@@ -95,12 +95,19 @@ def train_cropper(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def run_model(model, images, batch_size=256):
+    """float32 outputs of a Keras model, or of a ``TFLiteModel`` run one image at a time as deployed."""
+    from tfscissor.litert import is_tflite
+
+    images = np.asarray(images)
+    if is_tflite(model):
+        return model.predict(images).astype(np.float32)
+    return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).astype(np.float32)
+
+
 def predict_boxes(cropper, images, batch_size=256):
     """Normalised boxes (float32 (N, 4)) that a Keras cropper or a ``TFLiteModel`` cropper predicts."""
-    images = np.asarray(images)
-    if hasattr(cropper, "interpreter"):  # a TFLiteModel: one image at a time, as deployed
-        return cropper.predict(images).astype(np.float32)
-    return cropper.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).astype(np.float32)
+    return run_model(cropper, images, batch_size)
 
 
 def box_report(predicted, true=None):

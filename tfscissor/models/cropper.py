@@ -22,10 +22,17 @@ _VIEW = 48  # default view side: the whole image is averaged down to about this 
 MACS_SHARE = 0.05  # by default a cropper costs at most this share of the classifier it serves
 
 
-def default_view(image_side):
-    """The view side for images of ``image_side`` pixels: the side divided by the largest integer factor
-    that keeps it at least 48 pixels (the whole image when it is smaller)."""
-    return image_side // max(1, image_side // _VIEW)
+def default_view(height, width=None):
+    """The view side (of the image's short side) for ``height`` x ``width`` images: the image is pooled by
+    the largest factor of both sides that keeps the view at least 48 pixels (none when it is smaller)."""
+    width = height if width is None else width
+    side = min(height, width)
+    return side // max(_pools(height, width, side // _VIEW), default=1)
+
+
+def _pools(height, width, largest):
+    """Pooling factors that divide both sides, up to ``largest``."""
+    return [p for p in range(1, largest + 1) if height % p == 0 and width % p == 0]
 
 
 def build_cropper(input_shape, view=None, width=1.0, blocks=2, stages=4, hidden=64, seed=None, name="cropper"):
@@ -38,11 +45,12 @@ def build_cropper(input_shape, view=None, width=1.0, blocks=2, stages=4, hidden=
     """
     height, image_width, _ = (int(d) for d in input_shape)
     side = min(height, image_width)
-    view = default_view(side) if view is None else int(view)
-    if view < 8 or view > side or height % view or image_width % view:
+    view = default_view(height, image_width) if view is None else int(view)
+    pool = side // view if 0 < view <= side else 0
+    if view < 8 or pool == 0 or side % view or height % pool or image_width % pool:
         raise UsageError(
-            f"cropper view {view} does not divide the image size {height}x{image_width}: "
-            f"choose a divisor of both of at least 8, e.g. view={default_view(side)}"
+            f"cropper view {view} does not fit {height}x{image_width} images: the view is the short side pooled "
+            f"by a factor of both sides, at least 8 pixels, e.g. view={default_view(height, image_width)}"
         )
     if not 1 <= int(stages) <= len(CROPPER_WIDTHS) or int(blocks) < 1:
         raise UsageError(f"cropper needs 1-{len(CROPPER_WIDTHS)} stages and at least one block, got {stages}, {blocks}")
@@ -55,7 +63,6 @@ def build_cropper(input_shape, view=None, width=1.0, blocks=2, stages=4, hidden=
         return max(4, round(n * width))
 
     inputs = keras.Input(shape=tuple(input_shape), name="input")
-    pool = height // view
     # Pool before rescaling: the converter folds a rescale into the convolution after it, not through a pool.
     x = keras.layers.AveragePooling2D(pool, name="view")(inputs) if pool > 1 else inputs
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(x)
@@ -98,8 +105,8 @@ def fitted_cropper(input_shape, max_macs=None, seed=None, **options):
 
 
 def _coarser_views(input_shape):
-    """The default view, then every smaller one that divides the image, down to 16 pixels (an image
-    smaller than that is its own only view)."""
+    """The default view, then every coarser one down to 16 pixels (or the default, if it is smaller)."""
     height, width = int(input_shape[0]), int(input_shape[1])
-    first = default_view(min(height, width))
-    return [v for v in range(first, min(first, 16) - 1, -1) if height % v == 0 and width % v == 0]
+    side = min(height, width)
+    first = default_view(height, width)
+    return [side // p for p in _pools(height, width, side) if side // p <= first and side // p >= min(first, 16)]

@@ -29,7 +29,7 @@ bench: $(INSTALLED)
 bench-trim: $(INSTALLED)
 	$(BIN)/python bench/trim_criteria.py
 
-# Crop-then-classify against plain down-scaling and perfect crops on cluttered Fashion-MNIST (about 35
+# Crop-then-classify against plain down-scaling and perfect crops on cluttered Fashion-MNIST (about 30
 # minutes on 2 cores; needs Debian's dataset-fashion-mnist, see system-deps).
 bench-crop: $(INSTALLED)
 	$(BIN)/python bench/crop_pipeline.py

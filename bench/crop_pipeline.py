@@ -23,10 +23,10 @@ Writes ``bench/runs/crop_pipeline.json`` (after every row, so a stopped benchmar
 ``bench/runs/crop_pipeline.md`` (also its section of ``bench/RESULTS.md``, and printed) and the plot
 ``bench/crop_pipeline.png``. ``--quick`` is a smoke run (tiny data, 1 epoch, 2 resolutions) that writes
 ``bench/runs/crop_pipeline_quick.*`` and leaves ``bench/RESULTS.md`` alone. Progress goes to stderr.
-The full run took 37.6 minutes on 2 AMD EPYC cores shared with other work (load average 2.6-4.6): the 96-px
-baselines take about 40% of it, the cropper 4 minutes.
+The full run took 29.1 minutes on 2 AMD EPYC cores shared with a test run (load average 1.3-1.8): the 96-px
+baselines take about 35% of it, the cropper under 3 minutes.
 
-    .venv/bin/python bench/crop_pipeline.py              # about 35-40 minutes on 2 CPU cores
+    .venv/bin/python bench/crop_pipeline.py              # about 30 minutes on 2 CPU cores
     .venv/bin/python bench/crop_pipeline.py --quick      # about 2 minutes
 """
 
@@ -67,7 +67,7 @@ KINDS = {
 }
 BUDGET = 0.25  # the goals are checked at this share of the baseline's MACs, cropper included
 
-# Defaults, sized so that the whole benchmark runs in about 35 minutes on 2 CPU cores (see the docstring).
+# Defaults, sized so that the whole benchmark runs in about 30 minutes on 2 CPU cores (see the docstring).
 FULL = {
     "size": 96,
     "n": 2500,

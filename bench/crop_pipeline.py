@@ -36,7 +36,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -53,7 +52,7 @@ import numpy as np  # noqa: E402
 from tfscissor.io import write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from results import cpu_name, join_datasets, update_section  # noqa: E402
+from results import join_datasets, log, machine, update_section  # noqa: E402
 
 RUNS = ROOT / "bench" / "runs"
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -97,21 +96,6 @@ QUICK = {
     "crops": "32,40",
     "monitor": 0,
 }
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def machine():
-    import tensorflow as tf
-
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    return (
-        f"{cpu_name()}, {os.cpu_count()} cores, {f'{gpus} GPU' if gpus else 'no GPU'}, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
 
 
 def parse_args(argv=None):

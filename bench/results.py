@@ -23,6 +23,28 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
+def machine():
+    """CPU, cores, GPUs, OS and the versions that decide the numbers: the machine line of each section."""
+    import os
+
+    import keras
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return (
+        f"{cpu_name()}, {os.cpu_count()} cores, {f'{gpus} GPU' if gpus else 'no GPU'}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def log(message):
+    """A progress line on stderr."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
 def update_section(name, markdown, path=RESULTS):
     """Replace the section ``name`` of ``path`` with ``markdown`` (append it if new), atomically."""
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"

@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -41,7 +40,7 @@ import numpy as np  # noqa: E402
 from tfscissor.io import write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from results import cpu_name, join_datasets, update_section  # noqa: E402
+from results import join_datasets, log, machine, update_section  # noqa: E402
 
 RUNS = ROOT / "bench" / "runs"
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -84,19 +83,6 @@ QUICK = {
     "surgery_size": 64,
     "surgery_reps": 1,
 }
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def machine():
-    import tensorflow as tf
-
-    return (
-        f"{cpu_name()}, {os.cpu_count()} cores, no GPU, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
 
 
 def parse_args(argv=None):

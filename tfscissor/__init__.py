@@ -35,6 +35,8 @@ _API = {
     "train_on_crops": "tfscissor.crop",
     "build_cropper": "tfscissor.models.cropper",
     "fitted_cropper": "tfscissor.models.cropper",
+    "find_blocks": "tfscissor.shrink",
+    "remove_blocks": "tfscissor.shrink",
     "quantize_int8": "tfscissor.quantize",
     "quantize_model": "tfscissor.quantize",
     "to_tflite": "tfscissor.quantize",

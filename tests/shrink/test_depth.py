@@ -6,7 +6,7 @@ import pytest
 from tfscissor.analysis import profile_model
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.models import build_model
-from tfscissor.shrink import find_blocks, remove_blocks
+from tfscissor.shrink import block_relevance, find_blocks, remove_blocks
 
 BUILDERS = {
     "resnet": {},
@@ -112,3 +112,23 @@ def test_keras_applications_identity_blocks(name, count):
     smaller = remove_blocks(model, [blocks[-1].add])
     assert profile_model(model).macs - profile_model(smaller).macs == blocks[-1].macs
     assert smaller.predict(images((64, 64, 3), 2), verbose=0).shape == (2, 4)
+
+
+def test_block_relevance_is_branch_over_shortcut():
+    model = builder("resnet")
+    blocks = find_blocks(model)
+    last = model.get_layer(blocks[1].branch[-1])
+    gamma, beta, mean, variance = last.get_weights()
+    last.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, variance])
+    relevance = block_relevance(model, images(n=8), batch_size=3)
+    assert set(relevance) == {b.add for b in blocks}
+    assert relevance[blocks[1].add] == 0.0  # the zeroed branch adds nothing
+    assert all(r > 0 for name, r in relevance.items() if name != blocks[1].add)
+    # The ratio by hand for one block: mean |branch| / mean |shortcut| over the same images.
+    import keras
+
+    add = model.get_layer(blocks[0].add)
+    shortcut, branch = add.input
+    probe = keras.Model(model.inputs, [branch, shortcut])
+    b, s = probe.predict(images(n=8), verbose=0)
+    assert relevance[blocks[0].add] == pytest.approx(np.abs(b).sum() / np.abs(s).sum(), rel=1e-5)

@@ -1,5 +1,5 @@
 """Compound shrinking: depth (block removal), and later width and resolution under a budget."""
 
-from tfscissor.shrink.depth import ResidualBlock, find_blocks, remove_blocks
+from tfscissor.shrink.depth import ResidualBlock, block_relevance, find_blocks, remove_blocks
 
-__all__ = ["ResidualBlock", "find_blocks", "remove_blocks"]
+__all__ = ["ResidualBlock", "block_relevance", "find_blocks", "remove_blocks"]

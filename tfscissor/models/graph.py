@@ -66,13 +66,15 @@ def find_operation(model, name):
     raise ValueError(f"model {model.name!r} has no layer named {name!r}")
 
 
-def rebuild_graph(model, clone, image_size=None):
+def rebuild_graph(model, clone, image_size=None, bypass=None):
     """A new functional model with the graph of ``model``, each operation replaced by ``clone(operation)``.
 
     Nested models are inlined: their operations join the top graph under their own names. Returns the model
     and a dict from each original operation to its clone, so that the caller can copy (or slice) weights.
     With ``image_size`` = (height, width), every (N, H, W, C) input takes images of that size instead.
-    The input model is not changed.
+    ``bypass`` maps operation names to what replaces their call: the index of the input whose tensor stands
+    for the output, or None to drop the operation (nothing kept may read its output). The input model is
+    not changed.
     """
     graph = functional_graph(model)
     clones = {}
@@ -86,7 +88,7 @@ def rebuild_graph(model, clone, image_size=None):
         new_input = keras.Input(shape=shape, batch_size=tensor.shape[0], dtype=tensor.dtype, name=layer.name)
         tensors[id(tensor)] = new_input
         inputs.append(new_input)
-    _rebuild_into(graph, clone, clones, tensors)
+    _rebuild_into(graph, clone, clones, tensors, bypass or {})
     outputs = [tensors[id(tensor)] for tensor in graph.outputs]
     names = [new.name for _, new in clones.values()]
     clashes = sorted({name for name in names if names.count(name) > 1})
@@ -95,22 +97,31 @@ def rebuild_graph(model, clone, image_size=None):
             f"model {model.name!r} has nested models whose layer names clash with others ({', '.join(clashes)}): "
             f"rename them before trimming"
         )
-    rebuilt = keras.Model(inputs, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
+    # One input is passed as a tensor, not a list of one, as Keras builds such a model: calling it with a
+    # tensor then matches its structure.
+    rebuilt = keras.Model(
+        inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs, name=model.name
+    )
     return rebuilt, dict(clones.values())
 
 
-def _rebuild_into(graph, clone, clones, tensors):
+def _rebuild_into(graph, clone, clones, tensors, bypass):
     for node in nodes_in_order(graph):
         if node.is_input:
             continue
         operation = node.operation
+        if operation.name in bypass:
+            index = bypass[operation.name]
+            if index is not None:
+                tensors[id(node.outputs[0])] = tensors[id(node.input_tensors[index])]
+            continue
         if is_nested_model(operation):
             inner = functional_graph(operation)
             arguments = node.arguments
             outer_inputs = keras.tree.flatten(arguments.args[0] if arguments.args else arguments.kwargs["inputs"])
             for inner_input, outer_input in zip(inner.inputs, outer_inputs, strict=True):
                 tensors[id(inner_input)] = tensors[id(outer_input)]
-            _rebuild_into(inner, clone, clones, tensors)
+            _rebuild_into(inner, clone, clones, tensors, bypass)
             results = [tensors[id(tensor)] for tensor in inner.outputs]
         else:
             if id(operation) not in clones:
@@ -126,9 +137,10 @@ def copy_layer(operation):
     return type(operation).from_config(operation.get_config())
 
 
-def inline_nested(model):
-    """A functional copy of ``model`` with nested models' layers in the top graph and all weights copied."""
-    rebuilt, clones = rebuild_graph(model, copy_layer)
+def inline_nested(model, bypass=None):
+    """A functional copy of ``model`` with nested models' layers in the top graph and all weights copied;
+    ``bypass`` as in :func:`rebuild_graph`."""
+    rebuilt, clones = rebuild_graph(model, copy_layer, bypass=bypass)
     for original, clone in clones.items():
         if isinstance(original, keras.layers.Layer) and original.weights:
             clone.set_weights(original.get_weights())

@@ -19,9 +19,9 @@ import numpy as np
 from keras.src.ops import numpy as keras_numpy
 
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.models.graph import copy_layer, functional_graph, has_nested_models, inline_nested, nodes_in_order
+from tfscissor.models.graph import functional_graph, has_nested_models, inline_nested, nodes_in_order
 
-__all__ = ["ResidualBlock", "block_relevance", "find_blocks", "remove_blocks"]
+__all__ = ["ResidualBlock", "block_relevance", "find_blocks", "removal_order", "remove_blocks"]
 
 _ADDS = (keras.layers.Add, keras_numpy.Add)
 
@@ -138,6 +138,22 @@ def _check_stages(graph, removing, blocks):
             )
 
 
+def removal_order(model, relevance, blocks=None):
+    """Block names in the order depth removes them: lowest ``relevance`` first, skipping any block whose
+    removal (with those before it) would empty a stage."""
+    flat = inline_nested(model) if has_nested_models(model) else model
+    blocks = find_blocks(flat) if blocks is None else blocks
+    graph = functional_graph(flat)
+    chosen = []
+    for block in sorted(blocks, key=lambda b: relevance[b.add]):
+        try:
+            _check_stages(graph, [*chosen, block], blocks)
+        except ModelError:
+            continue
+        chosen.append(block)
+    return [block.add for block in chosen]
+
+
 def remove_blocks(model, names, keep_one_per_stage=True):
     """A new model without the blocks whose additions are named in ``names`` (weights copied).
 
@@ -156,39 +172,9 @@ def remove_blocks(model, names, keep_one_per_stage=True):
     graph = functional_graph(flat)
     if keep_one_per_stage:
         _check_stages(graph, [blocks[name] for name in names], list(blocks.values()))
-    bypass = set(names)
-    dropped = {layer for name in names for layer in blocks[name].branch}
-    tensors, clones = {}, {}
-    inputs = []
-    for tensor in graph.inputs:
-        new = keras.Input(
-            shape=tensor.shape[1:],
-            batch_size=tensor.shape[0],
-            dtype=tensor.dtype,
-            name=tensor._keras_history.operation.name,
-        )
-        tensors[id(tensor)] = new
-        inputs.append(new)
-    for node in nodes_in_order(graph):
-        operation = node.operation
-        if node.is_input or operation.name in dropped:
-            continue
-        if operation.name in bypass:
-            shortcut = next(t for t in node.input_tensors if id(t) in tensors)
-            tensors[id(node.outputs[0])] = tensors[id(shortcut)]
-            continue
-        if id(operation) not in clones:
-            clones[id(operation)] = (operation, copy_layer(operation))
-        args, kwargs = node.arguments.fill_in(tensors)
-        results = keras.tree.flatten(clones[id(operation)][1](*args, **kwargs))
-        for tensor, result in zip(node.outputs, results, strict=True):
-            tensors[id(tensor)] = result
-    outputs = [tensors[id(t)] for t in graph.outputs]
-    rebuilt = keras.Model(inputs, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
-    for original, clone in clones.values():
-        if isinstance(original, keras.layers.Layer) and original.weights:
-            clone.set_weights(original.get_weights())
-    return rebuilt
+    bypass = {name: blocks[name].shortcut for name in names}
+    bypass.update({layer: None for name in names for layer in blocks[name].branch})
+    return inline_nested(flat, bypass)
 
 
 def block_relevance(model, images, blocks=None, batch_size=64):

@@ -1,0 +1,75 @@
+"""The (depth, width, resolution) search against budgets."""
+
+import numpy as np
+import pytest
+
+from tfscissor.errors import ModelError
+from tfscissor.models import build_model
+from tfscissor.shrink import search as search_module
+from tfscissor.shrink.budget import parse_budget
+from tfscissor.shrink.search import Candidate, recalibrate_batch_norm, resized, search
+
+GRID = {"depths": (0, 1), "widths": (1.0, 0.5), "resolutions": (32, 24)}
+
+
+@pytest.fixture(scope="module")
+def model(tiny_data):
+    from tfscissor.models.training import train_classifier
+
+    model = build_model("resnet", tiny_data.image_shape, tiny_data.num_classes, widths=(8, 16, 16), seed=0)
+    train_classifier(model, tiny_data, epochs=2, learning_rate=3e-3)
+    return model
+
+
+def run(model, tiny_data, budget, **kwargs):
+    options = dict(GRID, calibration=64, score_samples=100, top=1, fine_tune_epochs=0, **kwargs)
+    return search(model, resized(tiny_data), parse_budget(budget), **options)
+
+
+@pytest.mark.slow
+def test_every_candidate_the_search_keeps_meets_every_budget(model, tiny_data):
+    from tfscissor.analysis import profile_model
+
+    result = run(model, tiny_data, "macs=0.5,params=0.9")
+    limits = {"macs": 0.5 * result.original["macs"], "params": 0.9 * result.original["params"]}
+    assert len(result.rows) == 8
+    for row in result.rows:
+        fits = all(row["costs"][axis] <= bound for axis, bound in limits.items())
+        assert row["feasible"] == fits, row
+        assert ("score" in row) == fits
+    assert any(row["feasible"] for row in result.rows) and not all(row["feasible"] for row in result.rows)
+    winner = profile_model(result.model)
+    assert winner.macs <= limits["macs"] and winner.params <= limits["params"]
+    assert result.model.input_shape[1] == result.candidate.resolution
+    assert isinstance(result.candidate, Candidate)
+
+
+@pytest.mark.slow
+def test_an_impossible_budget_states_the_smallest_reachable_cost(model, tiny_data):
+    with pytest.raises(ModelError, match=r"no candidate of 8 fits the budget macs=0.001.*smallest reachable: macs "):
+        run(model, tiny_data, "macs=0.001")
+
+
+@pytest.mark.slow
+def test_a_stopped_search_resumes_without_rebuilding_what_it_measured(model, tiny_data, tmp_path, monkeypatch):
+    path = tmp_path / "search.json"
+    first = run(model, tiny_data, "macs=0.6", resume=path)
+    builds = []
+    original = search_module.build_candidate
+    monkeypatch.setattr(search_module, "build_candidate", lambda *a: builds.append(a[1]) or original(*a))
+    again = run(model, tiny_data, "macs=0.6", resume=path)
+    assert builds == [first.candidate]  # only the winner, rebuilt to be returned
+    assert [r["candidate"] for r in again.rows] == [r["candidate"] for r in first.rows]
+    assert [r.get("score") for r in again.rows] == [r.get("score") for r in first.rows]
+
+
+def test_recalibrated_batch_norm_holds_the_mean_over_all_images():
+    import keras
+
+    inputs = keras.Input((4, 4, 2))
+    bn = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, bn(inputs))
+    images = np.random.default_rng(0).normal(3.0, 2.0, (96, 4, 4, 2)).astype(np.float32)
+    recalibrate_batch_norm(model, images, batch_size=32)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), images.mean(axis=(0, 1, 2)), rtol=1e-5)
+    assert bn.momentum == 0.99

@@ -1,0 +1,212 @@
+"""The (depth, width, resolution) search: candidates built by real surgery, measured on every budget axis,
+scored cheaply, the best few fine-tuned.
+
+A candidate removes the ``depth`` lowest-relevance residual blocks (:func:`block_relevance`), then trims
+channels by relevance until ``width`` of its MACs are left (:func:`tfscissor.trim.trim_model`, so the width
+is allocated per layer, not one multiplier), then moves to ``resolution`` (:func:`with_input_size`; the
+images come from ``data_at(resolution)``, whole images resized or a cropper's crops). Every candidate is
+measured on the budget's axes; those within it are scored by the ``bn`` method: batch-norm statistics
+re-estimated on calibration images at the candidate's resolution, then top-1 accuracy on validation images
+(no training, seconds per candidate). The ``top`` best are fine-tuned and the most accurate wins.
+
+Results are appended to a JSON file after every candidate when ``resume`` is given, and read back by a later
+call with the same model, data, budget and grid, so a stopped search continues where it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tfscissor.data.dataset import Dataset, Split, resize_images
+from tfscissor.errors import ModelError, UsageError
+from tfscissor.io import write_text
+from tfscissor.shrink.budget import measure_costs, violations
+
+__all__ = ["Candidate", "SearchResult", "recalibrate_batch_norm", "build_candidate", "resized", "search"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Blocks removed, the fraction of MACs width trimming keeps (1: none), the input side in pixels."""
+
+    depth: int
+    width: float
+    resolution: int
+
+    def __str__(self):
+        return f"d-{self.depth} w{self.width:g} r{self.resolution}"
+
+
+@dataclass
+class SearchResult:
+    """The winner (fine-tuned), its candidate, every candidate's row, and the original's costs."""
+
+    model: object
+    candidate: Candidate
+    rows: list
+    original: dict = field(default_factory=dict)
+
+
+def resized(dataset):
+    """``data_at`` for :func:`search` without a cropper: the whole images resized to each resolution (cached)."""
+    cache = {}
+
+    def data_at(resolution):
+        if resolution not in cache:
+            size = (resolution, resolution)
+            splits = [Split(resize_images(s.images, size), s.labels, s.boxes) for s in (dataset.train, dataset.val)]
+            cache[resolution] = Dataset(dataset.spec, dataset.class_names, *splits)
+        return cache[resolution]
+
+    return data_at
+
+
+def recalibrate_batch_norm(model, images, batch_size=64):
+    """Re-estimate every BatchNormalization's moving mean and variance on ``images``, in place.
+
+    Each batch runs in training mode with the momentum set so that the moving statistics end as the average
+    over all batches (i / (i + 1) at batch i); weights do not change. Surgery and a new resolution shift the
+    statistics a layer sees, and this is the cheapest repair before scoring a candidate.
+    """
+    import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for step, start in enumerate(range(0, len(images), batch_size)):
+            for layer in layers:
+                layer.momentum = step / (step + 1)
+            model(np.asarray(images[start : start + batch_size], np.float32), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return model
+
+
+def build_candidate(model, candidate, order, images):
+    """A new model for ``candidate``: blocks ``order[:depth]`` removed, width-trimmed with statistics
+    collected on ``images`` (at ``model``'s own resolution), moved to the candidate's resolution."""
+    from tfscissor.models.graph import with_input_size
+    from tfscissor.shrink.depth import remove_blocks
+    from tfscissor.trim import collect_statistics, tap_names, trim_model
+
+    if candidate.depth > len(order):
+        raise UsageError(f"depth {candidate.depth} asks for more blocks than the {len(order)} removable ones")
+    shrunk = remove_blocks(model, order[: candidate.depth]) if candidate.depth else model
+    if candidate.width < 1.0:
+        statistics = collect_statistics(shrunk, np.asarray(images, np.float32), tap_names(shrunk))
+        shrunk = trim_model(shrunk, statistics, target_macs=candidate.width).model
+    return with_input_size(shrunk, candidate.resolution)
+
+
+def _amount(value):
+    """A cost for a message: whole numbers with thousands separators, milliseconds to three digits."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _fingerprint(model, limits, grid, settings):
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+    digest.update(json.dumps([[str(x) for x in limits], [str(c) for c in grid], settings], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def search(
+    model,
+    data_at,
+    limits,
+    *,
+    depths=(0, 1, 2),
+    widths=(1.0, 0.75, 0.5),
+    resolutions=None,
+    calibration=256,
+    score_samples=1000,
+    top=2,
+    fine_tune_epochs=1,
+    learning_rate=1e-3,
+    seed=0,
+    resume=None,
+    progress=None,
+    callbacks=(),
+):
+    """Search (depth, width, resolution) for the most accurate ``model`` variant within ``limits``.
+
+    ``data_at(resolution)`` returns a :class:`Dataset` with images at that side (``resolutions`` defaults to
+    the model's own). ``limits`` come from :func:`parse_budget`. ``progress`` is called with each finished
+    row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest reachable cost on each
+    axis, when no candidate fits.
+    """
+    from tfscissor.models.training import evaluate_classifier, train_classifier
+    from tfscissor.shrink.depth import block_relevance, removal_order
+
+    own = int(model.input_shape[1])
+    resolutions = tuple(resolutions or (own,))
+    grid = [Candidate(d, float(w), int(r)) for d, w, r in itertools.product(depths, widths, resolutions)]
+    axes = tuple(limit.axis for limit in limits)
+    full = data_at(own)
+    rng = np.random.default_rng(seed)
+    calib = np.sort(rng.permutation(len(full.train))[:calibration])
+    original = measure_costs(model, axes, full.train.images[calib])
+    order = removal_order(model, block_relevance(model, full.train.images[calib]))
+    settings = {"calibration": calibration, "score_samples": score_samples, "seed": seed}
+    key = _fingerprint(model, limits, grid, settings)
+    done = {}
+    if resume is not None and Path(resume).is_file():
+        saved = json.loads(Path(resume).read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            done = {row["candidate"]: row for row in saved["rows"]}
+    rows = []
+    for candidate in grid:
+        row = done.get(str(candidate))
+        if row is None:
+            row = {"candidate": str(candidate), **asdict(candidate)}
+            if candidate.depth > len(order):
+                row.update(feasible=False, skipped=f"only {len(order)} removable blocks")
+            else:
+                data = data_at(candidate.resolution)
+                built = build_candidate(model, candidate, order, full.train.images[calib])
+                row["costs"] = measure_costs(built, axes, data.train.images[calib])
+                row["feasible"] = not violations(row["costs"], limits, original)
+                if row["feasible"]:
+                    recalibrate_batch_norm(built, data.train.images[calib])
+                    val = Split(data.val.images[:score_samples], data.val.labels[:score_samples])
+                    row["score"] = evaluate_classifier(built, val)
+        rows.append(row)
+        if resume is not None:
+            write_text(resume, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
+        if progress is not None:
+            progress(row)
+    feasible = [row for row in rows if row["feasible"]]
+    if not feasible:
+        measured = [row for row in rows if "costs" in row]
+        smallest = {axis: min(row["costs"][axis] for row in measured) for axis in axes} if measured else {}
+        bounds = {limit.axis: limit.bound(original[limit.axis]) for limit in limits}
+        reach = ", ".join(f"{axis} {_amount(smallest[axis])} (budget {_amount(bounds[axis])})" for axis in smallest)
+        raise ModelError(
+            f"no candidate of {len(grid)} fits the budget {', '.join(map(str, limits))}; the smallest reachable: "
+            f"{reach}: relax the budget or search deeper, narrower or lower (depths, widths, resolutions)"
+        )
+    best = None
+    for row in sorted(feasible, key=lambda r: -r["score"])[:top]:
+        candidate = Candidate(row["depth"], row["width"], row["resolution"])
+        data = data_at(candidate.resolution)
+        built = build_candidate(model, candidate, order, full.train.images[calib])
+        if fine_tune_epochs:
+            train_classifier(
+                built, data, epochs=fine_tune_epochs, learning_rate=learning_rate, seed=seed, callbacks=callbacks
+            )
+        else:
+            recalibrate_batch_norm(built, data.train.images[calib])
+        row["accuracy"] = evaluate_classifier(built, data.val)
+        if best is None or row["accuracy"] > best[0]["accuracy"]:
+            best = (row, built, candidate)
+    if resume is not None:
+        write_text(resume, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
+    return SearchResult(best[1], best[2], rows, original)

@@ -393,6 +393,141 @@ def _before_after(report):
     return rows
 
 
+def _int_list(text, option):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a comma-separated list of integers: e.g. 0,1,2") from None
+
+
+def _float_list(text, option):
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a comma-separated list of numbers: e.g. 1,0.75,0.5") from None
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@_data_option()
+@click.option(
+    "--budget", required=True, help="Limits, e.g. macs=0.5,arena=256KiB (axes: macs, params, bytes, arena, latency)."
+)
+@click.option(
+    "--cropper", "cropper_path", type=click.Path(dir_okay=False), default=None, help="Search on this cropper's crops."
+)
+@click.option(
+    "--search",
+    "method",
+    type=click.Choice(["grid"]),
+    default="grid",
+    show_default=True,
+    help="How candidates are chosen.",
+)
+@click.option("--depths", default="0,1,2", show_default=True, help="Residual blocks to remove, lowest relevance first.")
+@click.option("--widths", default="1,0.75,0.5", show_default=True, help="Fractions of MACs width trimming keeps.")
+@click.option("--resolutions", default=None, help="Input sides to try (default: the model's own).")
+@click.option(
+    "--calibration",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    help="Images for statistics and batch norm.",
+)
+@click.option("--top", type=click.IntRange(1), default=2, show_default=True, help="Candidates fine-tuned in full.")
+@click.option("--fine-tune-epochs", type=click.IntRange(0), default=1, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--resume", type=click.Path(dir_okay=False), default=None, help="JSON file of measured candidates to continue from."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras file.")
+@click.pass_obj
+def shrink(
+    settings,
+    model_path,
+    data_spec,
+    budget,
+    cropper_path,
+    method,
+    depths,
+    widths,
+    resolutions,
+    calibration,
+    top,
+    fine_tune_epochs,
+    lr,
+    resume,
+    output,
+):
+    """Shrink depth, width and resolution together to fit a budget.
+
+    \b
+    Example:
+      tfscissor shrink model.keras --data cluttered --budget macs=0.5 --resolutions 64,48 -o small.keras
+    """
+    from tfscissor.io import check_not_input
+    from tfscissor.models import save_model
+    from tfscissor.progress import note
+    from tfscissor.shrink import parse_budget, resized, search
+
+    if not output.endswith(".keras"):
+        raise UsageError(f"output {output} must end in .keras")
+    check_not_input(output, model_path, cropper_path, resume)
+    limits = parse_budget(budget)
+    model = _load_keras(model_path)
+    if cropper_path is not None:
+        from tfscissor.crop.pipeline import cropped
+        from tfscissor.crop.stage import check_cropper, load_stage_model
+
+        cropper = load_stage_model(cropper_path, "cropper")
+        check_cropper(cropper, cropper_path)
+        data_at = cropped(_load_data(data_spec, tuple(cropper.input_shape[1:3])), cropper)
+    else:
+        data_at = resized(_load_data(data_spec))
+    result = search(
+        model,
+        data_at,
+        limits,
+        depths=_int_list(depths, "--depths"),
+        widths=_float_list(widths, "--widths"),
+        resolutions=_int_list(resolutions, "--resolutions") if resolutions else None,
+        calibration=calibration,
+        top=top,
+        fine_tune_epochs=fine_tune_epochs,
+        learning_rate=lr,
+        resume=resume,
+        progress=lambda row: note(f"candidate {row['candidate']}: {_shrink_row(row)}", settings.progress),
+        callbacks=settings.callbacks("fine-tune"),
+    )
+    save_model(result.model, output)
+    rows = [
+        {
+            "candidate": r["candidate"],
+            **r.get("costs", {}),
+            "fits": "yes" if r["feasible"] else "no",
+            "score": r.get("score"),
+            "accuracy": r.get("accuracy"),
+        }
+        for r in result.rows
+    ]
+    axes = [limit.axis for limit in limits]
+    for line in _format_table(rows, ["candidate", *axes, "fits", "score", "accuracy"]):
+        click.echo(line)
+    chosen = next(r for r in result.rows if r["candidate"] == str(result.candidate))
+    costs = ", ".join(
+        f"{axis} {_cell(chosen['costs'][axis])} ({chosen['costs'][axis] / result.original[axis]:.0%})" for axis in axes
+    )
+    click.echo(f"chosen {result.candidate}: {costs}; accuracy {chosen['accuracy']:.4f}")
+    click.echo(f"saved {output}")
+
+
+def _shrink_row(row):
+    if "costs" not in row:
+        return row.get("skipped", "")
+    costs = ", ".join(f"{axis} {_cell(value)}" for axis, value in row["costs"].items())
+    return f"{costs}; " + (f"score {row['score']:.4f}" if row["feasible"] else "over budget")
+
+
 # -- crop: the cropper and the two-stage pipeline -----------------------------------------------------------
 
 

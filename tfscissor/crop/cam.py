@@ -68,7 +68,7 @@ def gradcam(classifier, images, labels, batch_size=64, progress=None):
     import keras
     import tensorflow as tf
 
-    from tfscissor.models.graph import functional_graph, has_nested_models, inline_nested
+    from tfscissor.models.graph import functional_graph, has_nested_models, inline_nested, model_inputs
     from tfscissor.models.training import check_input
 
     images, labels = np.asarray(images), np.asarray(labels, np.int32)
@@ -84,7 +84,7 @@ def gradcam(classifier, images, labels, batch_size=64, progress=None):
             "use the classifier trained on this data"
         )
     scores_input, to_logits = _logit_head(classifier)
-    probe = keras.Model(classifier.inputs, [_feature_layer(classifier).output, scores_input])
+    probe = keras.Model(model_inputs(classifier), [_feature_layer(classifier).output, scores_input])
     maps = []
     for start in range(0, len(images), batch_size):
         x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)

@@ -17,7 +17,7 @@ from tfscissor.crop.training import box_report, predict_boxes, run_model
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.litert import is_tflite
 
-__all__ = ["TwoStage", "train_on_crops", "quantize_two_stage", "JITTER"]
+__all__ = ["TwoStage", "cropped", "train_on_crops", "quantize_two_stage", "JITTER"]
 
 # How far jittered true boxes stray: up to 15% of the box's side off centre, 0.85x to 1.2x its size. These
 # are the errors measured in ../shared/PAPERS.md section 4.
@@ -204,3 +204,24 @@ def quantize_two_stage(pipeline, dataset, num_samples=200, seed=0):
     cropper = quantize_int8(pipeline.cropper, chosen, num_samples=num_samples, seed=seed)
     classifier = quantize_int8(pipeline.classifier, crops.images, num_samples=num_samples, seed=seed)
     return cropper, classifier
+
+
+def cropped(dataset, cropper, policy=None):
+    """``data_at`` for a shrink search with a cropper: the data set as crops at each resolution, cut at the
+    boxes ``cropper`` predicts for the train and val images (predicted once, crops cached per resolution)."""
+    from tfscissor.data.dataset import Dataset, Split
+
+    policy = policy if policy is not None else CropPolicy()
+    boxes = [predict_boxes(cropper, split.images) for split in (dataset.train, dataset.val)]
+    cache = {}
+
+    def data_at(resolution):
+        if resolution not in cache:
+            splits = [
+                Split(policy.crop(split.images, found, resolution).images, split.labels, split.boxes)
+                for split, found in zip((dataset.train, dataset.val), boxes, strict=True)
+            ]
+            cache[resolution] = Dataset(dataset.spec, dataset.class_names, *splits)
+        return cache[resolution]
+
+    return data_at

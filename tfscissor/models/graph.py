@@ -32,6 +32,14 @@ def functional_graph(model, advice="use a functional or Sequential model"):
     return model
 
 
+def model_inputs(graph):
+    """The graph's inputs as a model built on them should take them: one tensor, or a list of several.
+
+    A model built on a list of one input warns each time it is called with a plain tensor.
+    """
+    return graph.inputs[0] if len(graph.inputs) == 1 else graph.inputs
+
+
 def nodes_in_order(graph):
     """The graph's nodes in the order Keras runs them: deepest first, ties in the order of the operations."""
     operation_index = {id(operation): index for index, operation in enumerate(graph._operations)}

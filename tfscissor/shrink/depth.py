@@ -19,7 +19,13 @@ import numpy as np
 from keras.src.ops import numpy as keras_numpy
 
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.models.graph import functional_graph, has_nested_models, inline_nested, nodes_in_order
+from tfscissor.models.graph import (
+    functional_graph,
+    has_nested_models,
+    inline_nested,
+    model_inputs,
+    nodes_in_order,
+)
 
 __all__ = ["ResidualBlock", "block_relevance", "find_blocks", "removal_order", "remove_blocks"]
 
@@ -194,7 +200,7 @@ def block_relevance(model, images, blocks=None, batch_size=64):
     for block in blocks:
         inputs = adds[block.add].input_tensors
         taps += [inputs[1 - block.shortcut], inputs[block.shortcut]]
-    probe = keras.Model(graph.inputs, taps)
+    probe = keras.Model(model_inputs(graph), taps)
     sums = np.zeros(len(taps))
     for start in range(0, len(images), batch_size):
         outputs = probe(np.asarray(images[start : start + batch_size], np.float32), training=False)

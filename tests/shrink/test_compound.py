@@ -5,9 +5,9 @@ import pytest
 
 from tfscissor.errors import ModelError
 from tfscissor.models import build_model
-from tfscissor.shrink import search as search_module
+from tfscissor.shrink import compound
 from tfscissor.shrink.budget import parse_budget
-from tfscissor.shrink.search import Candidate, recalibrate_batch_norm, resized, search
+from tfscissor.shrink.compound import Candidate, recalibrate_batch_norm, resized, search
 
 GRID = {"depths": (0, 1), "widths": (1.0, 0.5), "resolutions": (32, 24)}
 
@@ -55,8 +55,8 @@ def test_a_stopped_search_resumes_without_rebuilding_what_it_measured(model, tin
     path = tmp_path / "search.json"
     first = run(model, tiny_data, "macs=0.6", resume=path)
     builds = []
-    original = search_module.build_candidate
-    monkeypatch.setattr(search_module, "build_candidate", lambda *a: builds.append(a[1]) or original(*a))
+    original = compound.build_candidate
+    monkeypatch.setattr(compound, "build_candidate", lambda *a: builds.append(a[1]) or original(*a))
     again = run(model, tiny_data, "macs=0.6", resume=path)
     assert builds == [first.candidate]  # only the winner, rebuilt to be returned
     assert [r["candidate"] for r in again.rows] == [r["candidate"] for r in first.rows]

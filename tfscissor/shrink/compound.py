@@ -155,7 +155,7 @@ def search(
     calib = np.sort(rng.permutation(len(full.train))[:calibration])
     original = measure_costs(model, axes, full.train.images[calib])
     order = removal_order(model, block_relevance(model, full.train.images[calib]))
-    settings = {"calibration": calibration, "score_samples": score_samples, "seed": seed}
+    settings = {"data": full.spec, "calibration": calibration, "score_samples": score_samples, "seed": seed}
     key = _fingerprint(model, limits, grid, settings)
     done = {}
     if resume is not None and Path(resume).is_file():

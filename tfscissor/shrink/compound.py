@@ -89,20 +89,29 @@ def recalibrate_batch_norm(model, images, batch_size=64):
     return model
 
 
-def build_candidate(model, candidate, order, images):
+def build_candidate(model, candidate, order, images, shrunk=None):
     """A new model for ``candidate``: blocks ``order[:depth]`` removed, width-trimmed with statistics
-    collected on ``images`` (at ``model``'s own resolution), moved to the candidate's resolution."""
+    collected on ``images`` (at ``model``'s own resolution), moved to the candidate's resolution.
+
+    ``shrunk``: a dict kept across calls, holding the depth- and width-shrunk model per (depth, width), so the
+    resolutions of one (depth, width) share one surgery.
+    """
     from tfscissor.models.graph import with_input_size
     from tfscissor.shrink.depth import remove_blocks
     from tfscissor.trim import collect_statistics, tap_names, trim_model
 
     if candidate.depth > len(order):
         raise UsageError(f"depth {candidate.depth} asks for more blocks than the {len(order)} removable ones")
-    shrunk = remove_blocks(model, order[: candidate.depth]) if candidate.depth else model
-    if candidate.width < 1.0:
-        statistics = collect_statistics(shrunk, np.asarray(images, np.float32), tap_names(shrunk))
-        shrunk = trim_model(shrunk, statistics, target_macs=candidate.width).model
-    return with_input_size(shrunk, candidate.resolution)
+    shrunk = {} if shrunk is None else shrunk
+    key = (candidate.depth, candidate.width)
+    if key not in shrunk:
+        smaller = remove_blocks(model, order[: candidate.depth]) if candidate.depth else model
+        if candidate.width < 1.0:
+            statistics = collect_statistics(smaller, np.asarray(images, np.float32), tap_names(smaller))
+            smaller = trim_model(smaller, statistics, target_macs=candidate.width).model
+        shrunk[key] = smaller
+    # A copy at the candidate's size: the cached model itself is never scored or trained.
+    return with_input_size(shrunk[key], candidate.resolution)
 
 
 def _amount(value):
@@ -162,7 +171,7 @@ def search(
         saved = json.loads(Path(resume).read_text(encoding="utf-8"))
         if saved.get("key") == key:
             done = {row["candidate"]: row for row in saved["rows"]}
-    rows = []
+    rows, shrunk = [], {}
     for candidate in grid:
         row = done.get(str(candidate))
         if row is None:
@@ -171,7 +180,7 @@ def search(
                 row.update(feasible=False, skipped=f"only {len(order)} removable blocks")
             else:
                 data = data_at(candidate.resolution)
-                built = build_candidate(model, candidate, order, full.train.images[calib])
+                built = build_candidate(model, candidate, order, full.train.images[calib], shrunk)
                 row["costs"] = measure_costs(built, axes, data.train.images[calib])
                 row["feasible"] = not violations(row["costs"], limits, original)
                 if row["feasible"]:
@@ -197,7 +206,7 @@ def search(
     for row in sorted(feasible, key=lambda r: -r["score"])[:top]:
         candidate = Candidate(row["depth"], row["width"], row["resolution"])
         data = data_at(candidate.resolution)
-        built = build_candidate(model, candidate, order, full.train.images[calib])
+        built = build_candidate(model, candidate, order, full.train.images[calib], shrunk)
         if fine_tune_epochs:
             train_classifier(
                 built, data, epochs=fine_tune_epochs, learning_rate=learning_rate, seed=seed, callbacks=callbacks

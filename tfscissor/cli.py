@@ -419,10 +419,11 @@ def _float_list(text, option):
 @click.option(
     "--search",
     "method",
-    type=click.Choice(["grid"]),
-    default="grid",
+    type=click.Choice(["refine", "grid"]),
+    default="refine",
     show_default=True,
-    help="How candidates are chosen.",
+    help="grid: the combinations of --depths, --widths and --resolutions; refine: then the width of each "
+    "(depth, resolution) bisected to the edge of the budget.",
 )
 @click.option("--depths", default="0,1,2", show_default=True, help="Residual blocks to remove, lowest relevance first.")
 @click.option("--widths", default="1,0.75,0.5", show_default=True, help="Fractions of MACs width trimming keeps.")
@@ -475,13 +476,18 @@ def shrink(
     check_not_input(output, model_path, cropper_path, resume)
     limits = parse_budget(budget)
     model = _load_keras(model_path)
+    beside = None
     if cropper_path is not None:
         from tfscissor.crop.pipeline import cropped
         from tfscissor.crop.stage import check_cropper, load_stage_model
+        from tfscissor.shrink import measure_costs
 
         cropper = load_stage_model(cropper_path, "cropper")
         check_cropper(cropper, cropper_path)
-        data_at = cropped(_load_data(data_spec, tuple(cropper.input_shape[1:3])), cropper)
+        dataset = _load_data(data_spec, tuple(cropper.input_shape[1:3]))
+        # The budget holds the whole pipeline: the cropper's cost is added to every candidate's.
+        beside = measure_costs(cropper, [limit.axis for limit in limits], dataset.train.images[:calibration])
+        data_at = cropped(dataset, cropper)
     else:
         data_at = resized(_load_data(data_spec))
     result = search(
@@ -491,6 +497,8 @@ def shrink(
         depths=_int_list(depths, "--depths"),
         widths=_float_list(widths, "--widths"),
         resolutions=_int_list(resolutions, "--resolutions") if resolutions else None,
+        refine_steps=3 if method == "refine" else 0,
+        beside=beside,
         calibration=calibration,
         top=top,
         fine_tune_epochs=fine_tune_epochs,
@@ -503,6 +511,7 @@ def shrink(
     rows = [
         {
             "candidate": r["candidate"],
+            "stage": r["stage"],
             **r.get("costs", {}),
             "fits": "yes" if r["feasible"] else "no",
             "score": r.get("score"),
@@ -511,7 +520,7 @@ def shrink(
         for r in result.rows
     ]
     axes = [limit.axis for limit in limits]
-    for line in _format_table(rows, ["candidate", *axes, "fits", "score", "accuracy"]):
+    for line in _format_table(rows, ["candidate", "stage", *axes, "fits", "score", "accuracy"]):
         click.echo(line)
     chosen = next(r for r in result.rows if r["candidate"] == str(result.candidate))
     costs = ", ".join(

@@ -32,13 +32,44 @@ def test_shrink_prints_every_candidate_and_the_choice_within_budget(trained):
     result = invoke("shrink", d / "r.keras", "--data", DATA, "--budget", "macs=0.5", *args, "-o", d / "s.keras")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["candidate", "macs", "fits", "score", "accuracy"]
-    assert sum(line.startswith("d-") for line in lines) == 8
+    assert lines[0].split() == ["candidate", "stage", "macs", "fits", "score", "accuracy"]
+    rows = [line.split() for line in lines if line.startswith("d-")]
+    assert [row[3] for row in rows[:8]] == ["grid"] * 8
+    assert rows[8:] and {row[3] for row in rows[8:]} == {"refine"}  # the default search refines the grid
     chosen = next(line for line in lines if line.startswith("chosen "))
     original = profile_model(load_model(d / "r.keras")).macs
     small = load_model(d / "s.keras")
     assert profile_model(small).macs <= 0.5 * original
     assert f"r{small.input_shape[1]}" in chosen and "accuracy" in chosen
+
+
+@pytest.mark.slow
+def test_shrink_with_a_cropper_counts_its_macs_in_the_budget(trained):
+    from tfscissor.analysis import profile_model
+    from tfscissor.models import load_model
+
+    d = trained
+    result = invoke("crop", "train", "--data", DATA, "--epochs", "1", "-o", d / "c.keras")
+    assert result.exit_code == 0, result.output
+    args = ["--depths", "0", "--widths", "1,0.5", "--resolutions", "24,16", "--search", "grid", "--top", "1"]
+    out = d / "sc.keras"
+    result = invoke(
+        "shrink", d / "r.keras", "--data", DATA, "--budget", "macs=0.5", "--cropper", d / "c.keras", *args, "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    cropper = profile_model(load_model(d / "c.keras")).macs
+    original = profile_model(load_model(d / "r.keras")).macs
+    chosen = (
+        next(line for line in result.output.splitlines() if line.startswith("chosen "))
+        .rstrip(":")
+        .split(":")[0]
+        .split()[1:]
+    )
+    row = next(line.split() for line in result.output.splitlines() if line.split()[:3] == chosen)
+    assert (
+        int(row[4].replace(",", "")) == profile_model(load_model(out)).macs + cropper
+    )  # the table's cost is the pipeline's
+    assert profile_model(load_model(out)).macs + cropper <= 0.5 * original
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from tfscissor.errors import ModelError
 from tfscissor.models import build_model
 from tfscissor.shrink import compound
 from tfscissor.shrink.budget import parse_budget
-from tfscissor.shrink.compound import Candidate, recalibrate_batch_norm, resized, search
+from tfscissor.shrink.compound import Candidate, _brackets, recalibrate_batch_norm, resized, search
 
 GRID = {"depths": (0, 1), "widths": (1.0, 0.5), "resolutions": (32, 24)}
 
@@ -22,7 +22,8 @@ def model(tiny_data):
 
 
 def run(model, tiny_data, budget, **kwargs):
-    options = dict(GRID, calibration=64, score_samples=100, top=1, fine_tune_epochs=0, **kwargs)
+    options = dict(GRID, calibration=64, score_samples=100, top=1, fine_tune_epochs=0, refine_steps=0)
+    options.update(kwargs)
     return search(model, resized(tiny_data), parse_budget(budget), **options)
 
 
@@ -73,3 +74,71 @@ def test_recalibrated_batch_norm_holds_the_mean_over_all_images():
     recalibrate_batch_norm(model, images, batch_size=32)
     np.testing.assert_allclose(bn.moving_mean.numpy(), images.mean(axis=(0, 1, 2)), rtol=1e-5)
     assert bn.momentum == 0.99
+
+
+def test_brackets_pair_the_widest_width_that_fits_with_the_next_wider_one_that_does_not():
+    def row(depth, width, resolution, feasible):
+        return {"depth": depth, "width": width, "resolution": resolution, "feasible": feasible, "costs": {}}
+
+    rows = [
+        row(0, 1.0, 32, False),
+        row(0, 0.75, 32, False),
+        row(0, 0.5, 32, True),
+        row(0, 0.25, 32, True),
+        row(1, 1.0, 32, True),  # all fit: nothing to refine
+        row(0, 1.0, 24, False),  # none fits: nothing to refine
+        {"depth": 2, "width": 1.0, "resolution": 32, "feasible": False, "skipped": "only 1 removable blocks"},
+    ]
+    assert list(_brackets(rows)) == [(0, 32, 0.5, 0.75)]
+
+
+@pytest.mark.slow
+def test_refinement_bisects_the_width_to_the_edge_of_the_budget(model, tiny_data):
+    result = run(model, tiny_data, "macs=0.6", refine_steps=3)
+    bound = 0.6 * result.original["macs"]
+    grid = [row for row in result.rows if row["stage"] == "grid"]
+    refined = [row for row in result.rows if row["stage"] == "refine"]
+    assert [row["candidate"] for row in grid] == [str(c) for c in _grid()]
+    assert refined, "a macs=0.6 budget leaves a width bracket to refine"
+    for depth, resolution, fits, over in _brackets(grid):
+        steps = [row for row in refined if (row["depth"], row["resolution"]) == (depth, resolution)]
+        assert len(steps) == 3 and all(fits < row["width"] < over for row in steps)
+        edge = max(
+            row["costs"]["macs"]
+            for row in steps + grid
+            if row["feasible"] and row["depth"] == depth and row["resolution"] == resolution
+        )
+        widest = max(
+            row["costs"]["macs"]
+            for row in grid
+            if row["feasible"] and row["depth"] == depth and row["resolution"] == resolution
+        )
+        assert widest < edge <= bound  # closer to the budget than any grid width
+    for row in result.rows:
+        assert row["feasible"] == (row["costs"]["macs"] <= bound)
+        assert ("score" in row) == row["feasible"]
+
+
+@pytest.mark.slow
+def test_costs_beside_the_model_count_against_the_budget(model, tiny_data):
+    alone = run(model, tiny_data, "macs=0.6")
+    cropper = {"macs": 0.2 * alone.original["macs"]}
+    together = run(model, tiny_data, "macs=0.6", beside=cropper)
+    for a, b in zip(alone.rows, together.rows, strict=True):
+        assert b["costs"]["macs"] == a["costs"]["macs"] + cropper["macs"]
+        assert b["feasible"] == (b["costs"]["macs"] <= 0.6 * alone.original["macs"])
+    assert sum(r["feasible"] for r in together.rows) < sum(r["feasible"] for r in alone.rows)
+
+
+def test_stages_in_turn_add_their_costs_and_share_one_arena():
+    from tfscissor.shrink import combine_costs
+
+    costs = {"macs": 10, "params": 5, "bytes": 100, "arena": 2048, "latency": 1.5}
+    cropper = {"macs": 2, "params": 1, "bytes": 30, "arena": 4096, "latency": 0.25}
+    assert combine_costs(costs, cropper) == {"macs": 12, "params": 6, "bytes": 130, "arena": 4096, "latency": 1.75}
+
+
+def _grid():
+    import itertools
+
+    return [Candidate(d, float(w), r) for d, w, r in itertools.product(*GRID.values())]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tfscissor.errors import UsageError
 
-__all__ = ["AXES", "Limit", "parse_budget", "measure_costs", "violations"]
+__all__ = ["AXES", "Limit", "parse_budget", "measure_costs", "combine_costs", "violations"]
 
 AXES = ("macs", "params", "bytes", "arena", "latency")
 _UNITS = {
@@ -109,6 +109,14 @@ def measure_costs(model, axes, representative_images=None, latency_runs=50):
         if "latency" in axes:
             costs["latency"] = bench_cpu(tflite, runs=latency_runs, warmup=5)["median_ms"]
     return {axis: costs[axis] for axis in axes}
+
+
+def combine_costs(costs, beside):
+    """The costs of two stages run one after the other (a cropper, then the classifier): MACs, parameters,
+    bytes and latency add up; the arena is the larger one, because the stages can share one arena in turn."""
+    return {
+        axis: max(value, beside[axis]) if axis == "arena" else value + beside[axis] for axis, value in costs.items()
+    }
 
 
 def violations(costs, limits, original):

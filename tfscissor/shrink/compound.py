@@ -7,7 +7,9 @@ is allocated per layer, not one multiplier), then moves to ``resolution`` (:func
 images come from ``data_at(resolution)``, whole images resized or a cropper's crops). Every candidate is
 measured on the budget's axes; those within it are scored by the ``bn`` method: batch-norm statistics
 re-estimated on calibration images at the candidate's resolution, then top-1 accuracy on validation images
-(no training, seconds per candidate). The ``top`` best are fine-tuned and the most accurate wins.
+(no training, seconds per candidate). Then a refinement bisects the width of each (depth, resolution) to the
+edge of the budget, since grid widths leave part of it unused. The ``top`` best are fine-tuned and the most
+accurate wins.
 
 Results are appended to a JSON file after every candidate when ``resume`` is given, and read back by a later
 call with the same model, data, budget and grid, so a stopped search continues where it was.
@@ -26,7 +28,7 @@ import numpy as np
 from tfscissor.data.dataset import Dataset, Split, resize_images
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import write_text
-from tfscissor.shrink.budget import measure_costs, violations
+from tfscissor.shrink.budget import combine_costs, measure_costs, violations
 
 __all__ = ["Candidate", "SearchResult", "recalibrate_batch_norm", "build_candidate", "resized", "search"]
 
@@ -127,6 +129,21 @@ def _fingerprint(model, limits, grid, settings):
     return digest.hexdigest()[:16]
 
 
+def _brackets(rows):
+    """Per (depth, resolution) in a fixed order: the widest width that fits and the narrowest wider one that
+    does not, as (depth, resolution, fits, over); pairs with no such bracket are left out."""
+    groups = {}
+    for row in rows:
+        if "costs" in row:
+            groups.setdefault((row["depth"], row["resolution"]), []).append(row)
+    for (depth, resolution), group in sorted(groups.items()):
+        fits = [row["width"] for row in group if row["feasible"]]
+        if fits:
+            over = [row["width"] for row in group if not row["feasible"] and row["width"] > max(fits)]
+            if over:
+                yield depth, resolution, max(fits), min(over)
+
+
 def search(
     model,
     data_at,
@@ -135,6 +152,8 @@ def search(
     depths=(0, 1, 2),
     widths=(1.0, 0.75, 0.5),
     resolutions=None,
+    refine_steps=3,
+    beside=None,
     calibration=256,
     score_samples=1000,
     top=2,
@@ -148,9 +167,17 @@ def search(
     """Search (depth, width, resolution) for the most accurate ``model`` variant within ``limits``.
 
     ``data_at(resolution)`` returns a :class:`Dataset` with images at that side (``resolutions`` defaults to
-    the model's own). ``limits`` come from :func:`parse_budget`. ``progress`` is called with each finished
-    row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest reachable cost on each
-    axis, when no candidate fits.
+    the model's own). ``limits`` come from :func:`parse_budget`; fractions are of ``model``'s own costs.
+
+    The grid is every combination of ``depths``, ``widths`` and ``resolutions``. Grid widths leave part of the
+    budget unused, so ``refine_steps`` (0: the grid alone) then bisects, for each (depth, resolution), between
+    the widest grid width that fits and the next wider one that does not: the refined candidates sit at the
+    edge of the budget, and are scored like the rest.
+
+    ``beside``: the costs of a stage that runs with every candidate (a cropper, from :func:`measure_costs`),
+    added to each candidate's before the budget is checked (:func:`combine_costs`). ``progress`` is called
+    with each finished row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest
+    reachable cost on each axis, when no candidate fits.
     """
     from tfscissor.models.training import evaluate_classifier, train_classifier
     from tfscissor.shrink.depth import block_relevance, removal_order
@@ -163,8 +190,17 @@ def search(
     rng = np.random.default_rng(seed)
     calib = np.sort(rng.permutation(len(full.train))[:calibration])
     original = measure_costs(model, axes, full.train.images[calib])
+    if beside is not None and set(axes) - set(beside):
+        raise UsageError(f"the costs beside the model lack {', '.join(sorted(set(axes) - set(beside)))}")
     order = removal_order(model, block_relevance(model, full.train.images[calib]))
-    settings = {"data": full.spec, "calibration": calibration, "score_samples": score_samples, "seed": seed}
+    settings = {
+        "data": full.spec,
+        "calibration": calibration,
+        "score_samples": score_samples,
+        "seed": seed,
+        "refine_steps": refine_steps,
+        "beside": beside,
+    }
     key = _fingerprint(model, limits, grid, settings)
     done = {}
     if resume is not None and Path(resume).is_file():
@@ -172,16 +208,18 @@ def search(
         if saved.get("key") == key:
             done = {row["candidate"]: row for row in saved["rows"]}
     rows, shrunk = [], {}
-    for candidate in grid:
+
+    def visit(candidate, stage):
         row = done.get(str(candidate))
         if row is None:
-            row = {"candidate": str(candidate), **asdict(candidate)}
+            row = {"candidate": str(candidate), **asdict(candidate), "stage": stage}
             if candidate.depth > len(order):
                 row.update(feasible=False, skipped=f"only {len(order)} removable blocks")
             else:
                 data = data_at(candidate.resolution)
                 built = build_candidate(model, candidate, order, full.train.images[calib], shrunk)
-                row["costs"] = measure_costs(built, axes, data.train.images[calib])
+                costs = measure_costs(built, axes, data.train.images[calib])
+                row["costs"] = costs if beside is None else combine_costs(costs, beside)
                 row["feasible"] = not violations(row["costs"], limits, original)
                 if row["feasible"]:
                     recalibrate_batch_norm(built, data.train.images[calib])
@@ -192,6 +230,17 @@ def search(
             write_text(resume, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
         if progress is not None:
             progress(row)
+        return row
+
+    for candidate in grid:
+        visit(candidate, "grid")
+    for depth, resolution, fits, over in list(_brackets(rows)):
+        for _ in range(refine_steps):
+            middle = round((fits + over) / 2, 4)
+            if visit(Candidate(depth, middle, resolution), "refine")["feasible"]:
+                fits = middle
+            else:
+                over = middle
     feasible = [row for row in rows if row["feasible"]]
     if not feasible:
         measured = [row for row in rows if "costs" in row]

@@ -95,8 +95,9 @@ def build_candidate(model, candidate, order, images, shrunk=None):
     """A new model for ``candidate``: blocks ``order[:depth]`` removed, width-trimmed with statistics
     collected on ``images`` (at ``model``'s own resolution), moved to the candidate's resolution.
 
-    ``shrunk``: a dict kept across calls, holding the depth- and width-shrunk model per (depth, width), so the
-    resolutions of one (depth, width) share one surgery.
+    ``shrunk``: a dict kept across calls, holding per depth the model without its blocks and that model's
+    statistics, and per (depth, width) the trimmed model: the widths of one depth share one statistics pass
+    and the resolutions of one (depth, width) share one surgery.
     """
     from tfscissor.models.graph import with_input_size
     from tfscissor.shrink.depth import remove_blocks
@@ -105,15 +106,20 @@ def build_candidate(model, candidate, order, images, shrunk=None):
     if candidate.depth > len(order):
         raise UsageError(f"depth {candidate.depth} asks for more blocks than the {len(order)} removable ones")
     shrunk = {} if shrunk is None else shrunk
-    key = (candidate.depth, candidate.width)
-    if key not in shrunk:
-        smaller = remove_blocks(model, order[: candidate.depth]) if candidate.depth else model
+    depth, trimmed = candidate.depth, ("width", candidate.depth, candidate.width)
+    if ("blocks", depth) not in shrunk:
+        shrunk["blocks", depth] = remove_blocks(model, order[:depth]) if depth else model
+    if trimmed not in shrunk:
+        smaller = shrunk["blocks", depth]
         if candidate.width < 1.0:
-            statistics = collect_statistics(smaller, np.asarray(images, np.float32), tap_names(smaller))
-            smaller = trim_model(smaller, statistics, target_macs=candidate.width).model
-        shrunk[key] = smaller
+            if ("statistics", depth) not in shrunk:
+                shrunk["statistics", depth] = collect_statistics(
+                    smaller, np.asarray(images, np.float32), tap_names(smaller)
+                )
+            smaller = trim_model(smaller, shrunk["statistics", depth], target_macs=candidate.width).model
+        shrunk[trimmed] = smaller
     # A copy at the candidate's size: the cached model itself is never scored or trained.
-    return with_input_size(shrunk[key], candidate.resolution)
+    return with_input_size(shrunk[trimmed], candidate.resolution)
 
 
 def _amount(value):
@@ -153,6 +159,7 @@ def search(
     widths=(1.0, 0.75, 0.5),
     resolutions=None,
     refine_steps=3,
+    refine_pairs=4,
     beside=None,
     calibration=256,
     score_samples=1000,
@@ -172,7 +179,8 @@ def search(
     The grid is every combination of ``depths``, ``widths`` and ``resolutions``. Grid widths leave part of the
     budget unused, so ``refine_steps`` (0: the grid alone) then bisects, for each (depth, resolution), between
     the widest grid width that fits and the next wider one that does not: the refined candidates sit at the
-    edge of the budget, and are scored like the rest.
+    edge of the budget, and are scored like the rest. Only the ``refine_pairs`` pairs whose best grid score is
+    highest are refined, since each step is a new surgery.
 
     ``beside``: the costs of a stage that runs with every candidate (a cropper, from :func:`measure_costs`),
     added to each candidate's before the budget is checked (:func:`combine_costs`). ``progress`` is called
@@ -198,7 +206,7 @@ def search(
         "calibration": calibration,
         "score_samples": score_samples,
         "seed": seed,
-        "refine_steps": refine_steps,
+        "refine": [refine_steps, refine_pairs],
         "beside": beside,
     }
     key = _fingerprint(model, limits, grid, settings)
@@ -234,7 +242,12 @@ def search(
 
     for candidate in grid:
         visit(candidate, "grid")
-    for depth, resolution, fits, over in list(_brackets(rows)):
+
+    def best_score(bracket):
+        depth, resolution = bracket[:2]
+        return max(r["score"] for r in rows if r["feasible"] and (r["depth"], r["resolution"]) == (depth, resolution))
+
+    for depth, resolution, fits, over in sorted(_brackets(rows), key=best_score, reverse=True)[:refine_pairs]:
         for _ in range(refine_steps):
             middle = round((fits + over) / 2, 4)
             if visit(Candidate(depth, middle, resolution), "refine")["feasible"]:

@@ -425,7 +425,14 @@ def _float_list(text, option):
     help="grid: the combinations of --depths, --widths and --resolutions; refine: then the width of each "
     "(depth, resolution) bisected to the edge of the budget.",
 )
-@click.option("--depths", default="0,1,2", show_default=True, help="Residual blocks to remove, lowest relevance first.")
+@click.option("--depths", default="0,1,2", show_default=True, help="Residual blocks to remove, lowest score first.")
+@click.option(
+    "--depth-criterion",
+    type=click.Choice(["relevance", "bypass"]),
+    default="relevance",
+    show_default=True,
+    help="Block score: relevance (branch over shortcut activations) or bypass (loss increase when removed).",
+)
 @click.option("--widths", default="1,0.75,0.5", show_default=True, help="Fractions of MACs width trimming keeps.")
 @click.option("--resolutions", default=None, help="Input sides to try (default: the model's own).")
 @click.option(
@@ -451,6 +458,7 @@ def shrink(
     cropper_path,
     method,
     depths,
+    depth_criterion,
     widths,
     resolutions,
     calibration,
@@ -498,6 +506,7 @@ def shrink(
         widths=_float_list(widths, "--widths"),
         resolutions=_int_list(resolutions, "--resolutions") if resolutions else None,
         refine_steps=3 if method == "refine" else 0,
+        depth_criterion=depth_criterion,
         beside=beside,
         calibration=calibration,
         top=top,

@@ -155,3 +155,17 @@ def test_only_the_best_scored_pairs_are_refined(model, tiny_data):
         for pair in pairs
     }
     assert [(row["depth"], row["resolution"]) for row in refined] == [max(pairs, key=scores.get)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("criterion", ["relevance", "bypass"])
+def test_depth_removes_the_lowest_scored_block_by_the_chosen_criterion(model, tiny_data, criterion):
+    from tfscissor.shrink import removal_order, score_blocks
+
+    options = {"depths": (1,), "widths": (1.0,), "resolutions": (32,), "calibration": 64}
+    result = run(model, tiny_data, "macs=1.0", depth_criterion=criterion, **options)
+    calib = np.sort(np.random.default_rng(0).permutation(len(tiny_data.train))[:64])
+    scores = score_blocks(model, tiny_data.train.images[calib], tiny_data.train.labels[calib], criterion)
+    first = removal_order(model, scores)[0]
+    names = {layer.name for layer in result.model.layers}
+    assert first not in names and set(scores) - {first} <= names

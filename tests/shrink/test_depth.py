@@ -6,7 +6,7 @@ import pytest
 from tfscissor.analysis import profile_model
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.models import build_model
-from tfscissor.shrink import block_relevance, find_blocks, remove_blocks
+from tfscissor.shrink import block_relevance, bypass_loss, find_blocks, remove_blocks, score_blocks
 
 BUILDERS = {
     "resnet": {},
@@ -132,3 +132,33 @@ def test_block_relevance_is_branch_over_shortcut():
     probe = keras.Model(model.inputs, [branch, shortcut])
     b, s = probe.predict(images(n=8), verbose=0)
     assert relevance[blocks[0].add] == pytest.approx(np.abs(b).sum() / np.abs(s).sum(), rel=1e-5)
+
+
+def test_bypass_loss_is_the_loss_increase_when_the_block_alone_is_removed():
+    model = builder("resnet")
+    blocks = find_blocks(model)
+    last = model.get_layer(blocks[1].branch[-1])
+    gamma, beta, mean, variance = last.get_weights()
+    last.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, variance])
+    x, labels = images(n=8), np.arange(8) % model.output_shape[-1]
+    scores = bypass_loss(model, x, labels, batch_size=3)
+    assert set(scores) == {b.add for b in blocks}
+    assert scores[blocks[1].add] == pytest.approx(0.0, abs=1e-6)  # removing the zeroed branch changes nothing
+    # By hand for another block: the mean cross-entropy with it removed minus the model's.
+    import keras
+
+    def loss(m):
+        return float(keras.losses.sparse_categorical_crossentropy(labels, m.predict(x, verbose=0)).numpy().mean())
+
+    without = remove_blocks(model, [blocks[0].add], keep_one_per_stage=False)
+    assert scores[blocks[0].add] == pytest.approx(loss(without) - loss(model), rel=1e-4, abs=1e-6)
+    assert score_blocks(model, x, labels, "bypass") == pytest.approx(scores, abs=1e-5)
+
+
+def test_score_blocks_names_its_criteria_and_needs_labels_for_bypass():
+    model = builder("resnet")
+    assert score_blocks(model, images(n=4)) == block_relevance(model, images(n=4))
+    with pytest.raises(UsageError, match="unknown depth criterion 'magnitude': use relevance, bypass"):
+        score_blocks(model, images(n=4), criterion="magnitude")
+    with pytest.raises(UsageError, match="bypass depth criterion needs labels"):
+        score_blocks(model, images(n=4), criterion="bypass")

@@ -3,14 +3,25 @@ budget (``tfscissor shrink``)."""
 
 from tfscissor.shrink.budget import Limit, combine_costs, measure_costs, parse_budget, violations
 from tfscissor.shrink.compound import Candidate, SearchResult, recalibrate_batch_norm, resized, search
-from tfscissor.shrink.depth import ResidualBlock, block_relevance, find_blocks, removal_order, remove_blocks
+from tfscissor.shrink.depth import (
+    DEPTH_CRITERIA,
+    ResidualBlock,
+    block_relevance,
+    bypass_loss,
+    find_blocks,
+    removal_order,
+    remove_blocks,
+    score_blocks,
+)
 
 __all__ = [
+    "DEPTH_CRITERIA",
     "Candidate",
     "Limit",
     "ResidualBlock",
     "SearchResult",
     "block_relevance",
+    "bypass_loss",
     "combine_costs",
     "find_blocks",
     "measure_costs",
@@ -19,6 +30,7 @@ __all__ = [
     "removal_order",
     "remove_blocks",
     "resized",
+    "score_blocks",
     "search",
     "violations",
 ]

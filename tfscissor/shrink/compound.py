@@ -1,7 +1,7 @@
 """The (depth, width, resolution) search: candidates built by real surgery, measured on every budget axis,
 scored cheaply, the best few fine-tuned.
 
-A candidate removes the ``depth`` lowest-relevance residual blocks (:func:`block_relevance`), then trims
+A candidate removes the ``depth`` lowest-scored residual blocks (:func:`score_blocks`), then trims
 channels by relevance until ``width`` of its MACs are left (:func:`tfscissor.trim.trim_model`, so the width
 is allocated per layer, not one multiplier), then moves to ``resolution`` (:func:`with_input_size`; the
 images come from ``data_at(resolution)``, whole images resized or a cropper's crops). Every candidate is
@@ -160,6 +160,7 @@ def search(
     resolutions=None,
     refine_steps=3,
     refine_pairs=4,
+    depth_criterion="relevance",
     beside=None,
     calibration=256,
     score_samples=1000,
@@ -182,13 +183,17 @@ def search(
     edge of the budget, and are scored like the rest. Only the ``refine_pairs`` pairs whose best grid score is
     highest are refined, since each step is a new surgery.
 
+    Blocks are removed in the order of ``depth_criterion`` (:data:`DEPTH_CRITERIA`: ``relevance``, the
+    branch's activations over the shortcut's; ``bypass``, the loss increase when the block alone is removed),
+    measured on the calibration images.
+
     ``beside``: the costs of a stage that runs with every candidate (a cropper, from :func:`measure_costs`),
     added to each candidate's before the budget is checked (:func:`combine_costs`). ``progress`` is called
     with each finished row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest
     reachable cost on each axis, when no candidate fits.
     """
     from tfscissor.models.training import evaluate_classifier, train_classifier
-    from tfscissor.shrink.depth import block_relevance, removal_order
+    from tfscissor.shrink.depth import removal_order, score_blocks
 
     own = int(model.input_shape[1])
     resolutions = tuple(resolutions or (own,))
@@ -200,13 +205,15 @@ def search(
     original = measure_costs(model, axes, full.train.images[calib])
     if beside is not None and set(axes) - set(beside):
         raise UsageError(f"the costs beside the model lack {', '.join(sorted(set(axes) - set(beside)))}")
-    order = removal_order(model, block_relevance(model, full.train.images[calib]))
+    scores = score_blocks(model, full.train.images[calib], full.train.labels[calib], depth_criterion)
+    order = removal_order(model, scores)
     settings = {
         "data": full.spec,
         "calibration": calibration,
         "score_samples": score_samples,
         "seed": seed,
         "refine": [refine_steps, refine_pairs],
+        "depth_criterion": depth_criterion,
         "beside": beside,
     }
     key = _fingerprint(model, limits, grid, settings)

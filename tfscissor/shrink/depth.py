@@ -27,7 +27,16 @@ from tfscissor.models.graph import (
     nodes_in_order,
 )
 
-__all__ = ["ResidualBlock", "block_relevance", "find_blocks", "removal_order", "remove_blocks"]
+__all__ = [
+    "DEPTH_CRITERIA",
+    "ResidualBlock",
+    "block_relevance",
+    "bypass_loss",
+    "find_blocks",
+    "removal_order",
+    "remove_blocks",
+    "score_blocks",
+]
 
 _ADDS = (keras.layers.Add, keras_numpy.Add)
 
@@ -208,3 +217,47 @@ def block_relevance(model, images, blocks=None, batch_size=64):
     branch, shortcut = sums[0::2], sums[1::2]
     ratios = np.divide(branch, shortcut, out=np.full(len(blocks), np.inf), where=shortcut > 0)
     return {block.add: float(ratio) for block, ratio in zip(blocks, ratios, strict=True)}
+
+
+def bypass_loss(model, images, labels, blocks=None, batch_size=64):
+    """How much bypassing each block alone raises the cross-entropy on ``images`` and ``labels``, a dict
+    {addition name: loss with the block removed minus the model's loss}.
+
+    Costlier than :func:`block_relevance` (one surgery and one pass per block) and it needs labels, but it
+    measures what removal does to the prediction rather than to one block's activations. A block whose
+    branch outputs zeros scores 0.
+    """
+    flat = inline_nested(model) if has_nested_models(model) else model
+    blocks = find_blocks(flat) if blocks is None else blocks
+    images, labels = np.asarray(images, np.float32), np.asarray(labels)
+
+    def loss(candidate):
+        total = 0.0
+        for start in range(0, len(images), batch_size):
+            probabilities = candidate(images[start : start + batch_size], training=False)
+            rows = keras.ops.convert_to_numpy(probabilities)[
+                np.arange(len(probabilities)), labels[start : start + batch_size]
+            ]
+            total += float(-np.log(np.clip(rows, 1e-7, 1.0)).sum())
+        return total / len(images)
+
+    before = loss(flat)
+    return {block.add: loss(remove_blocks(flat, [block.add], keep_one_per_stage=False)) - before for block in blocks}
+
+
+def _relevance(model, images, labels):
+    return block_relevance(model, images)
+
+
+# How blocks are ranked for removal: name -> function(model, images, labels) -> {addition name: score}.
+DEPTH_CRITERIA = {"relevance": _relevance, "bypass": bypass_loss}
+
+
+def score_blocks(model, images, labels=None, criterion="relevance"):
+    """Each removable block's score by ``criterion`` (a name in :data:`DEPTH_CRITERIA`): the lower, the
+    sooner :func:`removal_order` removes it."""
+    if criterion not in DEPTH_CRITERIA:
+        raise UsageError(f"unknown depth criterion {criterion!r}: use {', '.join(DEPTH_CRITERIA)}")
+    if criterion == "bypass" and labels is None:
+        raise UsageError("the bypass depth criterion needs labels for its images")
+    return DEPTH_CRITERIA[criterion](model, images, labels)

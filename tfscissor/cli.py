@@ -442,6 +442,13 @@ def _float_list(text, option):
     show_default=True,
     help="Images for statistics and batch norm.",
 )
+@click.option(
+    "--score",
+    type=click.Choice(["bn", "tune"]),
+    default="bn",
+    show_default=True,
+    help="Candidate score: bn (accuracy after batch-norm re-estimation) or tune (also one epoch on 1,024 images).",
+)
 @click.option("--top", type=click.IntRange(1), default=2, show_default=True, help="Candidates fine-tuned in full.")
 @click.option("--fine-tune-epochs", type=click.IntRange(0), default=1, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
@@ -462,6 +469,7 @@ def shrink(
     widths,
     resolutions,
     calibration,
+    score,
     top,
     fine_tune_epochs,
     lr,
@@ -509,6 +517,7 @@ def shrink(
         depth_criterion=depth_criterion,
         beside=beside,
         calibration=calibration,
+        score=score,
         top=top,
         fine_tune_epochs=fine_tune_epochs,
         learning_rate=lr,

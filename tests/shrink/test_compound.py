@@ -169,3 +169,33 @@ def test_depth_removes_the_lowest_scored_block_by_the_chosen_criterion(model, ti
     first = removal_order(model, scores)[0]
     names = {layer.name for layer in result.model.layers}
     assert first not in names and set(scores) - {first} <= names
+
+
+@pytest.mark.slow
+def test_the_tune_score_trains_each_candidate_briefly_before_scoring(model, tiny_data):
+    from tfscissor.shrink.compound import build_candidate, score_tune
+    from tfscissor.shrink.depth import removal_order, score_blocks
+
+    bn = run(model, tiny_data, "macs=0.6", depths=(0,), widths=(1.0,))
+    tuned = run(model, tiny_data, "macs=0.6", depths=(0,), widths=(1.0,), score="tune", tune_images=128)
+    [bn_row], [tuned_row] = [[r for r in x.rows if r["feasible"]] for x in (bn, tuned)]
+    assert tuned_row["candidate"] == bn_row["candidate"] == "d-0 w1 r24"
+    assert tuned_row["score"] != bn_row["score"]
+    # By hand: the same candidate, calibration and tune images, then score_tune.
+    rng = np.random.default_rng(0)
+    data = resized(tiny_data)(24)
+    calib = np.sort(rng.permutation(len(data.train))[:64])
+    tune = np.sort(rng.permutation(len(data.train))[:128])
+    full = resized(tiny_data)(32)  # blocks and channels are measured at the model's own size
+    order = removal_order(model, score_blocks(model, full.train.images[calib]))
+    built = build_candidate(model, Candidate(0, 1.0, 24), order, full.train.images[calib])
+    val = data.val.__class__(data.val.images[:100], data.val.labels[:100])
+    expected = score_tune(built, data, data.train.images[calib], val, tune=tune, learning_rate=1e-3, seed=0)
+    assert tuned_row["score"] == pytest.approx(expected, abs=0.011)
+
+
+def test_an_unknown_score_is_refused(model, tiny_data):
+    from tfscissor.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown score 'loss': use bn, tune"):
+        run(model, tiny_data, "macs=0.6", score="loss")

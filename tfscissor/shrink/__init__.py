@@ -2,7 +2,7 @@
 budget (``tfscissor shrink``)."""
 
 from tfscissor.shrink.budget import Limit, combine_costs, measure_costs, parse_budget, violations
-from tfscissor.shrink.compound import Candidate, SearchResult, recalibrate_batch_norm, resized, search
+from tfscissor.shrink.compound import SCORES, Candidate, SearchResult, recalibrate_batch_norm, resized, search
 from tfscissor.shrink.depth import (
     DEPTH_CRITERIA,
     ResidualBlock,
@@ -16,6 +16,7 @@ from tfscissor.shrink.depth import (
 
 __all__ = [
     "DEPTH_CRITERIA",
+    "SCORES",
     "Candidate",
     "Limit",
     "ResidualBlock",

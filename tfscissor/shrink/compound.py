@@ -5,9 +5,11 @@ A candidate removes the ``depth`` lowest-scored residual blocks (:func:`score_bl
 channels by relevance until ``width`` of its MACs are left (:func:`tfscissor.trim.trim_model`, so the width
 is allocated per layer, not one multiplier), then moves to ``resolution`` (:func:`with_input_size`; the
 images come from ``data_at(resolution)``, whole images resized or a cropper's crops). Every candidate is
-measured on the budget's axes; those within it are scored by the ``bn`` method: batch-norm statistics
-re-estimated on calibration images at the candidate's resolution, then top-1 accuracy on validation images
-(no training, seconds per candidate). Then a refinement bisects the width of each (depth, resolution) to the
+measured on the budget's axes; those within it are scored by one of :data:`SCORES`: ``bn`` (batch-norm
+statistics re-estimated on calibration images at the candidate's resolution, then top-1 accuracy on validation
+images; no training, seconds per candidate) or ``tune`` (the same, then one short fine-tune on a fixed subset
+of the training images before the accuracy; slower, and closer to how a candidate ranks after fine-tuning
+when the surgery or the new resolution moves it far from the original). Then a refinement bisects the width of each (depth, resolution) to the
 edge of the budget, since grid widths leave part of it unused. The ``top`` best are fine-tuned and the most
 accurate wins.
 
@@ -30,7 +32,17 @@ from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import write_text
 from tfscissor.shrink.budget import combine_costs, measure_costs, violations
 
-__all__ = ["Candidate", "SearchResult", "recalibrate_batch_norm", "build_candidate", "resized", "search"]
+__all__ = [
+    "SCORES",
+    "Candidate",
+    "SearchResult",
+    "build_candidate",
+    "recalibrate_batch_norm",
+    "resized",
+    "score_bn",
+    "score_tune",
+    "search",
+]
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,29 @@ def build_candidate(model, candidate, order, images, shrunk=None):
     return with_input_size(shrunk[trimmed], candidate.resolution)
 
 
+def score_bn(model, data, calibration, val, **_):
+    """Accuracy on ``val`` after re-estimating batch-norm statistics on the ``calibration`` images."""
+    from tfscissor.models.training import evaluate_classifier
+
+    recalibrate_batch_norm(model, calibration)
+    return evaluate_classifier(model, val)
+
+
+def score_tune(model, data, calibration, val, *, tune, learning_rate, seed):
+    """Accuracy on ``val`` after :func:`score_bn`'s re-estimation and one epoch on the ``tune`` training
+    images (the same indices for every candidate, so the scores compare)."""
+    from tfscissor.models.training import train_classifier
+
+    recalibrate_batch_norm(model, calibration)
+    short = Dataset(data.spec, data.class_names, Split(data.train.images[tune], data.train.labels[tune]), val)
+    return train_classifier(model, short, epochs=1, learning_rate=learning_rate, seed=seed)["val_accuracy"][-1]
+
+
+# How a candidate within budget is scored: name -> function(model, data, calibration images, val split, *,
+# tune, learning_rate, seed) -> accuracy.
+SCORES = {"bn": score_bn, "tune": score_tune}
+
+
 def _amount(value):
     """A cost for a message: whole numbers with thousands separators, milliseconds to three digits."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
@@ -163,6 +198,8 @@ def search(
     depth_criterion="relevance",
     beside=None,
     calibration=256,
+    score="bn",
+    tune_images=1024,
     score_samples=1000,
     top=2,
     fine_tune_epochs=1,
@@ -187,6 +224,9 @@ def search(
     branch's activations over the shortcut's; ``bypass``, the loss increase when the block alone is removed),
     measured on the calibration images.
 
+    Candidates within the budget are scored by ``score`` (:data:`SCORES`; ``tune`` trains each on
+    ``tune_images`` training images for one epoch) on ``score_samples`` validation images.
+
     ``beside``: the costs of a stage that runs with every candidate (a cropper, from :func:`measure_costs`),
     added to each candidate's before the budget is checked (:func:`combine_costs`). ``progress`` is called
     with each finished row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest
@@ -201,7 +241,10 @@ def search(
     axes = tuple(limit.axis for limit in limits)
     full = data_at(own)
     rng = np.random.default_rng(seed)
+    if score not in SCORES:
+        raise UsageError(f"unknown score {score!r}: use {', '.join(SCORES)}")
     calib = np.sort(rng.permutation(len(full.train))[:calibration])
+    tune = np.sort(rng.permutation(len(full.train))[:tune_images])
     original = measure_costs(model, axes, full.train.images[calib])
     if beside is not None and set(axes) - set(beside):
         raise UsageError(f"the costs beside the model lack {', '.join(sorted(set(axes) - set(beside)))}")
@@ -210,6 +253,7 @@ def search(
     settings = {
         "data": full.spec,
         "calibration": calibration,
+        "score": [score, tune_images if score == "tune" else None],
         "score_samples": score_samples,
         "seed": seed,
         "refine": [refine_steps, refine_pairs],
@@ -237,9 +281,10 @@ def search(
                 row["costs"] = costs if beside is None else combine_costs(costs, beside)
                 row["feasible"] = not violations(row["costs"], limits, original)
                 if row["feasible"]:
-                    recalibrate_batch_norm(built, data.train.images[calib])
                     val = Split(data.val.images[:score_samples], data.val.labels[:score_samples])
-                    row["score"] = evaluate_classifier(built, val)
+                    row["score"] = SCORES[score](
+                        built, data, data.train.images[calib], val, tune=tune, learning_rate=learning_rate, seed=seed
+                    )
         rows.append(row)
         if resume is not None:
             write_text(resume, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")

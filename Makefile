@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-trim bench-crop lint system-deps clean
+.PHONY: install demo test bench bench-trim bench-crop bench-shrink lint system-deps clean
 
 $(INSTALLED): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench-trim: $(INSTALLED)
 # minutes on 2 cores; needs Debian's dataset-fashion-mnist, see system-deps).
 bench-crop: $(INSTALLED)
 	$(BIN)/python bench/crop_pipeline.py
+
+# Width, depth and resolution alone against the compound search, with and without the cropper, at 50% and 30%
+# of the MACs (about 45 minutes on 2 cores after bench-crop, whose baseline and cropper it reuses; about 10
+# more without them).
+bench-shrink: $(INSTALLED)
+	$(BIN)/python bench/compound_shrink.py --reuse
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check tfscissor tests bench

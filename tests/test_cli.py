@@ -331,3 +331,47 @@ def test_trim_checks_the_statistics_path_before_working(chain, tmp_path):
         "also an input",
     )
     assert not out.exists()
+
+
+def test_the_command_line_trains_what_tensorflows_onednn_kernels_crash_on(tmp_path):
+    """A 1x1 stride-2 projection reading 14 channels at 48x48 (what trimming makes of a ResNet shortcut) kills
+    the process in TensorFlow 2.21's oneDNN backward pass on this project's machines; the entry point turns
+    oneDNN off by default, so ``tfscissor train`` finishes."""
+    import os
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    command = [
+        str(Path(sys.executable).with_name("tfscissor")),
+        "--quiet",
+        "train",
+        "--data",
+        "cluttered:size=96,n=64,classes=2,seed=0",
+        "--model",
+        "resnet",
+        "--arg",
+        "widths=[14,15,16]",
+        "--arg",
+        "stem_stride=2",
+        "--epochs",
+        "1",
+        "-o",
+        str(tmp_path / "m.keras"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "m.keras").is_file()
+
+
+def test_an_explicit_onednn_setting_wins(tmp_path):
+    import os
+
+    code = (
+        "import os, sys; sys.argv = ['tfscissor', '--help']; from tfscissor.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ['TF_ENABLE_ONEDNN_OPTS'], file=sys.__stdout__)"
+    )
+    for given, expected in ((None, "0"), ("1", "1")):
+        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        env.update({} if given is None else {"TF_ENABLE_ONEDNN_OPTS": given})
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert result.stdout.strip().splitlines()[-1] == expected

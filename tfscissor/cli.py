@@ -1076,8 +1076,17 @@ def run(settings, recipe, output):
     click.echo(f"\nresults in {run_dir}/ (summary.md, summary.json, models, firmware/)")
 
 
+# TensorFlow 2.21's oneDNN kernels crash the process (segfault, "double free") in the backward pass of some 1x1
+# stride-2 convolutions with few input channels, for example 14 channels at 48x48: the projection shortcut of a
+# trimmed ResNet. TensorFlow's own kernels train them; they are slower (1.7-2x per epoch on 2 cores), which is
+# better than a crash. An explicit TF_ENABLE_ONEDNN_OPTS=1 in the environment opts back in.
+ONEDNN_DEFAULT = "0"
+
+
 def main():
-    """Console entry point: keeps native libraries' log lines off the terminal unless ``--debug``."""
+    """Console entry point: keeps native libraries' log lines off the terminal unless ``--debug``, and turns
+    TensorFlow's oneDNN kernels off unless the environment asks for them (see ``ONEDNN_DEFAULT``)."""
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)
     if "--debug" not in sys.argv[1:]:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # TensorFlow's Python logger warns on every retrace; the statistics callback retraces on purpose.

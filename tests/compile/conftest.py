@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 # The three project builders plus a hand-made graph whose ops the builders never emit (AVERAGE_POOL_2D,
-# CONCATENATION, and Flatten's SHAPE / STRIDED_SLICE / PACK / RESHAPE with int32 shape tensors).
+# CONCATENATION, and Flatten's RESHAPE).
 MODEL_NAMES = ("plain", "resnet", "mobilenetv2", "zoo")
 INPUT_SHAPE = (16, 16, 3)
 NUM_CLASSES = 3

@@ -35,15 +35,13 @@ def test_tensors_and_io_match_litert(int8_model, model_name):
     assert info.size == len(data) and info.version == 3 and info.num_subgraphs == 1
 
 
-def test_builder_models_are_fully_int8_and_flatten_is_not(int8_model, model_name):
+def test_builder_models_are_fully_int8_with_static_shapes(int8_model, model_name):
     info = read_model(int8_model(model_name))
     assert info.float_activations == ()
-    if model_name == "zoo":
-        # Flatten computes its shape at run time: int32 activations, integer-only but not fully int8.
-        assert not info.fully_int8
-        assert {"SHAPE", "PACK"} <= set(info.ops)
-    else:
-        assert info.fully_int8 and info.non_int8_tensors == ()
+    assert info.fully_int8 and info.non_int8_tensors == ()
+    # The batch is fixed at 1, so no tensor is dynamic and Keras's Flatten needs no run-time SHAPE / PACK.
+    assert not any(t.dynamic for t in info.tensors)
+    assert not {"SHAPE", "PACK"} & set(info.ops)
 
 
 def test_float_activation_is_reported(int8_model):

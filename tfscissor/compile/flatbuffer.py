@@ -1,4 +1,5 @@
-"""Reading a ``.tflite`` flatbuffer without TensorFlow: its ops, tensors, quantisation and int8-ness.
+"""Reading a ``.tflite`` flatbuffer without TensorFlow: its ops (with their options), tensors (with constants'
+data), quantisation and int8-ness.
 
 The schema bindings come with ``ai_edge_litert``, so this runs wherever the deployment path runs. Python's
 flatbuffers reader does no verification, so every parse happens inside one guard that turns any failure on
@@ -35,6 +36,8 @@ class TensorInfo:
     constant: bool
     scale: tuple = ()
     zero_point: tuple = ()
+    shape_signature: tuple = ()  # the shape with -1 where a dimension is dynamic; () when the file has none
+    data: bytes = field(default=b"", repr=False, compare=False)  # a constant's raw little-endian bytes
 
     @property
     def quantization(self):
@@ -42,6 +45,29 @@ class TensorInfo:
         if not self.scale:
             return 0.0, 0
         return float(self.scale[0]), int(self.zero_point[0]) if self.zero_point else 0
+
+    @property
+    def dynamic(self):
+        """True when a dimension is only known at run time."""
+        return any(d < 0 for d in self.shape_signature)
+
+    def values(self):
+        """A constant's values as a numpy array of its shape (int8, int32, float32, ...)."""
+        import numpy as np
+
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    """One operator of the main subgraph: its name, input and output tensor indices (-1: an absent optional
+    input) and its builtin options as a dict of the schema's field names (``fusedActivationFunction``, ...)."""
+
+    index: int
+    name: str
+    inputs: tuple
+    outputs: tuple
+    options: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +89,7 @@ class TFLiteInfo:
     outputs: tuple
     non_int8_tensors: tuple = field(default=())
     float_activations: tuple = field(default=())
+    operators: tuple = field(default=(), repr=False)  # the main subgraph's, as OperatorInfo, in execution order
 
     @property
     def distinct_ops(self):
@@ -73,8 +100,8 @@ class TFLiteInfo:
     def fully_int8(self):
         """True when every activation is int8 and every constant int8 or int32 (biases, shapes, axes).
 
-        Keras's Flatten, for one, computes its target shape at run time in int32 (SHAPE, STRIDED_SLICE, PACK):
-        such a model is not fully int8 but still integer-only, see ``float_activations``.
+        A model converted with a dynamic batch computes some shapes at run time in int32 (Keras's Flatten:
+        SHAPE, STRIDED_SLICE, PACK): it is not fully int8 but still integer-only, see ``float_activations``.
         """
         return not self.non_int8_tensors
 
@@ -126,7 +153,16 @@ def _is_constant(buffers, tensor, size):
     return buffer.data is not None and len(buffer.data) > 0
 
 
-def _tensor_info(index, tensor, buffers, size, type_names):
+def _constant_bytes(data, buffers, tensor):
+    buffer = buffers[tensor.buffer] if 0 <= tensor.buffer < len(buffers) else None
+    if buffer is None:
+        return b""
+    if buffer.offset > 1:
+        return bytes(data[buffer.offset : buffer.offset + buffer.size])
+    return b"" if buffer.data is None else bytes(buffer.data)
+
+
+def _tensor_info(index, tensor, buffers, size, type_names, data=b""):
     quant = tensor.quantization
     scale = tuple(float(s) for s in quant.scale) if quant is not None and quant.scale is not None else ()
     zero = tuple(int(z) for z in quant.zeroPoint) if quant is not None and quant.zeroPoint is not None else ()
@@ -138,7 +174,14 @@ def _tensor_info(index, tensor, buffers, size, type_names):
         constant=_is_constant(buffers, tensor, size),
         scale=scale,
         zero_point=zero,
+        shape_signature=tuple(int(d) for d in tensor.shapeSignature) if tensor.shapeSignature is not None else (),
+        data=_constant_bytes(data, buffers, tensor),
     )
+
+
+def _options(op):
+    options = op.builtinOptions
+    return {} if options is None else {k: v for k, v in vars(options).items() if not k.startswith("_")}
 
 
 def _ints(vector):
@@ -165,9 +208,15 @@ def _parse(data, name):
                 if t >= len(tensors):  # -1 marks an optional input that is absent
                     raise ValueError(f"an operator refers to tensor {t} of {len(tensors)}")
             ops.append(_op_name(schema, opcodes[op.opcodeIndex], builtin_names))
-        subgraph_tensors.append([_tensor_info(i, t, buffers, len(data), type_names) for i, t in enumerate(tensors)])
+        subgraph_tensors.append(
+            [_tensor_info(i, t, buffers, len(data), type_names, data) for i, t in enumerate(tensors)]
+        )
     main = model.subgraphs[0]
     tensors = subgraph_tensors[0]
+    operators = tuple(
+        OperatorInfo(i, ops[i], tuple(_ints(op.inputs)), tuple(_ints(op.outputs)), _options(op))
+        for i, op in enumerate(main.operators or [])
+    )
     inputs, outputs = _ints(main.inputs), _ints(main.outputs)
     for i in inputs + outputs:
         if not 0 <= i < len(tensors):
@@ -193,6 +242,7 @@ def _parse(data, name):
         outputs=tuple(tensors[i] for i in outputs),
         non_int8_tensors=non_int8,
         float_activations=floats,
+        operators=operators,
     )
 
 

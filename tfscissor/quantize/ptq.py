@@ -20,8 +20,11 @@ def to_tflite(model, representative_images=None, num_samples=200, seed=0):
     """
     import tensorflow as tf
 
+    # A batch of one in the signature makes every tensor's shape static: the Edge TPU compiler and delegate
+    # refuse a graph with a dynamic (-1) batch dimension, and a device runs one image at a time anyway.
+    signature = [tf.TensorSpec((1, *tensor.shape[1:]), tensor.dtype) for tensor in model.inputs]
     with tempfile.TemporaryDirectory() as export_dir:
-        model.export(export_dir, verbose=False)
+        model.export(export_dir, verbose=False, input_signature=signature)
         converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
         if representative_images is not None:
             chosen = _calibration_images(model, representative_images, num_samples, seed)

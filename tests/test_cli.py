@@ -292,7 +292,7 @@ def test_compile_never_replaces_a_directory_it_did_not_write(chain, tmp_path):
     _assert_clean_error(
         invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "mine"),
         2,
-        "not a tfscissor TFLM project",
+        "not a tfscissor output",
     )
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     # A project it wrote is replaced whole.

@@ -353,6 +353,6 @@ def test_an_existing_directory_of_the_users_is_never_replaced(int8_model, tmp_pa
     out = tmp_path / "p"
     out.mkdir()
     (out / "main.c").write_text("int main(void) { return 0; }")
-    with pytest.raises(UsageError, match="not a tfscissor TFLM project"):
+    with pytest.raises(UsageError, match="not a tfscissor output"):
         write_tflm_project(int8_model("plain"), out, labels=LABELS)
     assert [p.name for p in out.iterdir()] == ["main.c"]

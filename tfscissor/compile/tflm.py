@@ -9,7 +9,6 @@ interpreter (``tflite-micro``) runs the exact model bytes to measure the arena a
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tfscissor import __version__
 from tfscissor.compile import csource
 from tfscissor.compile._probe import Prober
 from tfscissor.compile.flatbuffer import read_model
+from tfscissor.compile.outputs import FORMATS, check_deployable, check_labels, check_out_dir, tensor_entry
 from tfscissor.compile.tflm_ops import resolver_methods
 from tfscissor.crop.boxes import check_box_outputs
 from tfscissor.errors import ModelError, UsageError
@@ -28,7 +28,6 @@ from tfscissor.litert import quantize_image, read_tflite, seeded_input
 ARENA_GRANULARITY = 16  # TFLM aligns every allocation to 16 bytes, so finer steps measure nothing
 DEFAULT_MAX_ARENA = 64 << 20  # past this, a model is no longer a microcontroller model
 _FIRST_GUESS = 4096  # small models then need ~10 probes rather than log2(64 MiB / 16) = 22
-MANIFEST_FORMAT = "tfscissor.tflm/1"  # marks a directory tfscissor may replace
 _SAMPLE_SEED = 0
 BOX_LABELS = ("xmin", "ymin", "xmax", "ymax")  # a cropper's four outputs, named in its project
 
@@ -147,66 +146,6 @@ def measure_arena(model_bytes, *, max_arena=DEFAULT_MAX_ARENA):
     return _measure(data, info, _sample_input(info), max_arena)[0]
 
 
-def _check_deployable(info):
-    """The generated C++ handles one int8 image in and one int8 score vector out; refuse anything else."""
-    if len(info.inputs) != 1 or len(info.outputs) != 1:
-        raise ModelError(
-            f"{info.name} has {len(info.inputs)} inputs and {len(info.outputs)} outputs: the firmware runs "
-            "single-input, single-output classifiers"
-        )
-    if info.input.dtype != "int8" or info.output.dtype != "int8" or info.float_activations:
-        shown = ", ".join(info.float_activations[:3]) or f"input {info.input.dtype}, output {info.output.dtype}"
-        raise ModelError(
-            f"{info.name} is not an int8 model ({shown}): quantise it with `tfscissor quantize` (full-int8 PTQ)"
-        )
-    if len(info.input.shape) != 4 or info.input.shape[0] != 1:
-        raise ModelError(
-            f"{info.name} takes input of shape {info.input.shape}: the firmware feeds one image (1, H, W, C)"
-        )
-    if not info.output.shape or math.prod(info.output.shape[:-1]) != 1:
-        raise ModelError(
-            f"{info.name} gives output of shape {info.output.shape}: the firmware reads one score vector (1, N)"
-        )
-
-
-def _check_labels(labels, num_classes):
-    if labels is None:
-        return tuple(str(i) for i in range(num_classes))
-    try:
-        labels = None if isinstance(labels, (str, bytes)) else tuple(labels)
-    except TypeError:
-        labels = None
-    if labels is None or not all(isinstance(label, str) for label in labels):
-        raise UsageError("labels must be a list of strings, one per class (--labels a,b,c)")
-    if len(labels) != num_classes:
-        raise UsageError(f"{len(labels)} labels given for a model with {num_classes} outputs: give one label per class")
-    return labels
-
-
-def _check_out_dir(out_dir, model):
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"output {out_dir} exists and is not a directory: choose a directory path for the project")
-    # The project directory is replaced whole, so a model file inside it would be deleted.
-    if isinstance(model, (str, os.PathLike)) and out_dir.resolve() in Path(model).resolve().parents:
-        raise UsageError(
-            f"output {out_dir} holds the input model {model}, and would be replaced: choose another directory"
-        )
-    # Only a project tfscissor wrote may be replaced: anything else in an existing directory is the user's.
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not _is_project(out_dir):
-        raise UsageError(
-            f"output {out_dir} exists and is not a tfscissor TFLM project: choose a new or empty directory"
-        )
-    return out_dir
-
-
-def _is_project(path):
-    try:
-        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("format") == MANIFEST_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _render_files(data, info, *, name, labels, methods, arena, measured, margin, sample_in, sample_out, sample_source):
     """Every file of the project as {filename: str or bytes}."""
     rows, cols, channels = info.input.shape[1:]
@@ -256,7 +195,7 @@ def _render_files(data, info, *, name, labels, methods, arena, measured, margin,
     files["sample_data.cc"] = csource.render(csource.template("tflm", "sample_data.cc"), **values)
     files["model.tflite"] = data
     manifest = {
-        "format": MANIFEST_FORMAT,
+        "format": FORMATS["tflm"],
         "name": name,
         "tfscissor_version": __version__,
         "model": {
@@ -269,13 +208,8 @@ def _render_files(data, info, *, name, labels, methods, arena, measured, margin,
         "ops": [op for op, _ in methods],
         "op_counts": dict(info.op_counts),
         "arena": {"bytes": arena, "measured_bytes": measured, "margin": margin, "granularity": ARENA_GRANULARITY},
-        "input": {"shape": list(info.input.shape), "dtype": info.input.dtype, "scale": in_scale, "zero_point": in_zero},
-        "output": {
-            "shape": list(info.output.shape),
-            "dtype": info.output.dtype,
-            "scale": out_scale,
-            "zero_point": out_zero,
-        },
+        "input": tensor_entry(info.input),
+        "output": tensor_entry(info.output),
         "labels": list(labels),
         "sample": {"source": sample_source, "output": [int(v) for v in sample_out.ravel()], "class": best},
     }
@@ -320,9 +254,7 @@ def write_tflm_project(
     csource.c_identifier(name, "project name")
     if isinstance(arena_margin, bool) or not isinstance(arena_margin, (int, float)) or not 0 <= arena_margin <= 10:
         raise UsageError(f"arena_margin must be a fraction between 0 and 10 (0.1 = 10%), got {arena_margin!r}")
-    out_dir = _check_out_dir(out_dir, model_bytes)
-    if cropper is not None:
-        _check_out_dir(out_dir, cropper)
+    out_dir = check_out_dir(out_dir, model_bytes, cropper)
     files, project = _project_files(
         data, model_name, out_dir, labels=labels, name=name, margin=arena_margin, sample=sample_image, limit=max_arena
     )
@@ -351,8 +283,8 @@ def write_tflm_project(
 def _project_files(data, model_name, out_dir, *, labels, name, margin, sample, limit):
     """Every file of one model's project, and the :class:`TFLMProject` describing it once written."""
     info = read_model(data, name=model_name)
-    _check_deployable(info)
-    labels = _check_labels(labels, info.output.shape[-1])
+    check_deployable(info, "the firmware")
+    labels = check_labels(labels, info.output.shape[-1])
     methods = resolver_methods(info.ops, model_name)
     sample_in = _sample_input(info, sample)
     measured, raw_output = _measure(data, info, sample_in, limit)

@@ -1,0 +1,92 @@
+"""What every compile target shares: the output directory it may replace, the labels, and how its manifest
+describes a model."""
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+from tfscissor.errors import ModelError, UsageError
+
+# Each target's manifest names its format; a directory whose manifest names one of these is tfscissor's to
+# replace, anything else is the user's.
+FORMATS = {"tflm": "tfscissor.tflm/1", "tflite": "tfscissor.tflite/1", "edgetpu": "tfscissor.edgetpu/1"}
+
+
+def check_out_dir(out_dir, *models):
+    """``out_dir`` as a Path, refused when it is a file, holds an input model (replacing it would delete the
+    model), or is a non-empty directory tfscissor did not write."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"output {out_dir} exists and is not a directory: choose a directory path for the output")
+    for model in models:
+        if isinstance(model, (str, os.PathLike)) and out_dir.resolve() in Path(model).resolve().parents:
+            raise UsageError(
+                f"output {out_dir} holds the input model {model}, and would be replaced: choose another directory"
+            )
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_tfscissor_output(out_dir):
+        raise UsageError(f"output {out_dir} exists and is not a tfscissor output: choose a new or empty directory")
+    return out_dir
+
+
+def is_tfscissor_output(path):
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+        return manifest.get("format") in FORMATS.values()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_labels(labels, num_classes):
+    """One string per class (default: the class indices)."""
+    if labels is None:
+        return tuple(str(i) for i in range(num_classes))
+    try:
+        labels = None if isinstance(labels, (str, bytes)) else tuple(labels)
+    except TypeError:
+        labels = None
+    if labels is None or not all(isinstance(label, str) for label in labels):
+        raise UsageError("labels must be a list of strings, one per class (--labels a,b,c)")
+    if len(labels) != num_classes:
+        raise UsageError(f"{len(labels)} labels given for a model with {num_classes} outputs: give one label per class")
+    return labels
+
+
+def tensor_entry(tensor):
+    """A model input or output for a manifest: shape, type and the int8 encoding ``q = round(x / scale) + zero``."""
+    scale, zero_point = tensor.quantization
+    return {"shape": list(tensor.shape), "dtype": tensor.dtype, "scale": scale, "zero_point": zero_point}
+
+
+def model_entry(data, info, file):
+    """A ``.tflite`` model for a manifest: its file, size, hash, ops and tensors."""
+    return {
+        "file": file,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "schema_version": info.version,
+        "fully_int8": info.fully_int8,
+        "ops": dict(info.op_counts),
+        "input": tensor_entry(info.input),
+        "output": tensor_entry(info.output),
+    }
+
+
+def check_deployable(info, runner):
+    """Refuse what ``runner`` (the firmware, the Edge TPU) cannot take: anything but one int8 image in and one
+    int8 vector out."""
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise ModelError(
+            f"{info.name} has {len(info.inputs)} inputs and {len(info.outputs)} outputs: {runner} runs "
+            "single-input, single-output models"
+        )
+    if info.input.dtype != "int8" or info.output.dtype != "int8" or info.float_activations:
+        shown = ", ".join(info.float_activations[:3]) or f"input {info.input.dtype}, output {info.output.dtype}"
+        raise ModelError(
+            f"{info.name} is not an int8 model ({shown}): quantise it with `tfscissor quantize` (full-int8 PTQ)"
+        )
+    if len(info.input.shape) != 4 or info.input.shape[0] != 1:
+        raise ModelError(f"{info.name} takes input of shape {info.input.shape}: {runner} feeds one image (1, H, W, C)")
+    if not info.output.shape or math.prod(info.output.shape[:-1]) != 1:
+        raise ModelError(f"{info.name} gives output of shape {info.output.shape}: {runner} reads one vector (1, N)")

@@ -913,7 +913,11 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
 @cli.command(name="compile")
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @click.option(
-    "--target", type=click.Choice(["tflm"]), required=True, help="tflm: a TensorFlow Lite Micro firmware project."
+    "--target",
+    type=click.Choice(["tflite", "edgetpu", "tflm"]),
+    required=True,
+    help="tflite: the int8 models and a manifest; edgetpu: also the predicted Edge TPU mapping and, with Coral's "
+    "compiler, the compiled models; tflm: a TensorFlow Lite Micro firmware project.",
 )
 @click.option(
     "--labels", default=None, help="Class names, comma-separated, or a file with one per line (default: 0..N-1)."
@@ -924,25 +928,74 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
     "cropper_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The cropper's int8 .tflite: its own project goes in OUTPUT/cropper/.",
+    help="The cropper's int8 .tflite (tflm: its own project goes in OUTPUT/cropper/).",
 )
+@click.option(
+    "--compiler",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="edgetpu: the edgetpu_compiler to run (default: the one on PATH).",
+)
+@_policy_options
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.pass_obj
-def compile_(settings, model_path, target, labels, name, cropper_path, output):
-    """Turn an int8 .tflite into a deployable project.
+def compile_(settings, model_path, target, labels, name, cropper_path, compiler, scales, margin, output):
+    """Turn an int8 .tflite (and its cropper) into what a device runs.
 
     \b
     Examples:
+      tfscissor compile trimmed.tflite --target edgetpu -o trimmed_tpu/
       tfscissor compile trimmed.tflite --target tflm -o trimmed_fw/
       tfscissor compile model32.tflite --cropper model32.cropper.tflite --target tflm -o model32_fw/
     """
-    from tfscissor.compile import write_tflm_project
-
     for path in (model_path, cropper_path):
         if path is not None and Path(path).suffix != ".tflite":
             raise UsageError(f"{path} is not a .tflite model: quantize it first with `tfscissor quantize`")
+    if compiler is not None and target != "edgetpu":
+        raise UsageError("--compiler is for --target edgetpu")
+    labels = _parse_labels(labels)
+    policy = _policy(scales, margin) if cropper_path is not None else None
+    if target == "tflm":
+        return _compile_tflm(model_path, output, labels, name, cropper_path)
+    from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
+    from tfscissor.compile.edgetpu import CompilerMissing
+
+    if target == "tflite":
+        bundle = write_tflite_bundle(model_path, output, labels=labels, cropper=cropper_path, policy=policy)
+        click.echo(f"wrote {output}: {', '.join(bundle.manifest['files'])}")
+        return
+    bundle = write_edgetpu_bundle(
+        model_path, output, labels=labels, cropper=cropper_path, policy=policy, compiler=compiler
+    )
+    for role, analysis in bundle.analyses.items():
+        compiled = bundle.compiled.get(role)
+        source = "compiled" if compiled else "predicted"
+        rows = compiled.rows if compiled else analysis.table()
+        mapped = compiled.mapped if compiled else analysis.mapped
+        refused = "; but the compiler refuses the model as it is" if analysis.problems and not compiled else ""
+        click.echo(f"{role}: {mapped} of {len(analysis.verdicts)} operations on the Edge TPU ({source}){refused}")
+        for line in _format_table(list(rows), ["operator", "count", "status"]):
+            click.echo(f"  {line}")
+        for problem in analysis.problems:
+            click.echo(f"  problem: {problem}")
+        if compiled and compiled.on_chip_bytes is not None:
+            click.echo(
+                f"  on-chip parameter cache {compiled.on_chip_bytes:,} bytes, streamed off-chip "
+                f"{compiled.off_chip_bytes:,} bytes"
+            )
+    if bundle.missing:
+        raise CompilerMissing(
+            f"wrote {output} (int8 models, predicted mapping in edgetpu_analysis.md) but did not compile: "
+            f"{bundle.missing}"
+        )
+    click.echo(f"wrote {output}")
+
+
+def _compile_tflm(model_path, output, labels, name, cropper_path):
+    from tfscissor.compile import write_tflm_project
+
     project = write_tflm_project(
-        model_path, output, labels=_parse_labels(labels), name=name or _c_name(model_path), cropper=cropper_path
+        model_path, output, labels=labels, name=name or _c_name(model_path), cropper=cropper_path
     )
     for part, where in ((project, output), (project.cropper, f"{output}/cropper")):
         if part is not None:

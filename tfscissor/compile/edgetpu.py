@@ -1,0 +1,472 @@
+"""The Edge TPU: which operators of an int8 ``.tflite`` it runs, predicted from the flatbuffer alone, and
+Coral's ``edgetpu_compiler`` when it is installed.
+
+The prediction applies Coral's model requirements and supported-operation table (as of compiler 16 and its
+default runtime 14) to each operator in execution order:
+
+* every tensor an operator reads or writes is 8-bit (int32 only for constants: biases, shapes, axes);
+* a tensor of more than 3 dimensions has sizes above 1 only in its 3 innermost ones;
+* the operator is on the supported list and meets its constraints (no fused activation on pooling, equal
+  dilations, a 1-D softmax of at most 16,000 elements, unit strides in a strided slice, ...).
+
+The compiler maps the supported operators up to the first one it cannot map into one Edge TPU subgraph; that
+operator and every later one run on the CPU. The analysis reports each operator with the compiler's own status
+strings ("Mapped to Edge TPU", "More than one subgraph is not supported", ...), so its table reads line for
+line like the compiler's log, plus a reason in plain words. Whole-model problems that make the compiler fail
+(dynamic tensor shapes) are listed apart. The analysis is for the full-int8 models tfscissor writes: a float
+input or output (QUANTIZE and DEQUANTIZE at the ends, which the compiler leaves to the CPU without cutting the
+graph) is predicted conservatively, as a cut.
+
+:func:`compile_models` runs the real compiler on one or several models in one call (co-compiled, so they share
+the on-chip parameter cache) and parses what it prints and the ``.log`` it writes (:func:`parse_compiler_output`,
+:func:`parse_operation_log`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tfscissor.compile.flatbuffer import read_model
+from tfscissor.errors import ModelError, TfscissorError, UsageError
+
+__all__ = [
+    "COMPILER",
+    "CompiledModel",
+    "EdgeTPUAnalysis",
+    "OpVerdict",
+    "analyse_edgetpu",
+    "compile_models",
+    "find_compiler",
+    "parse_compiler_output",
+    "parse_operation_log",
+]
+
+COMPILER = "edgetpu_compiler"
+INSTALL = (
+    "install Coral's compiler (x86-64 Debian or Ubuntu: add the apt repository "
+    "'deb https://packages.cloud.google.com/apt coral-edgetpu-stable main', then `apt-get install "
+    "edgetpu-compiler`; elsewhere Coral's Colab notebook compiles) or pass --compiler PATH"
+)
+
+# The compiler's status strings, as its operation log prints them.
+MAPPED = "Mapped to Edge TPU"
+AFTER_CPU_OP = "More than one subgraph is not supported"
+NOT_SUPPORTED = "Operation not supported"
+DATA_TYPE = "Operation is working on an unsupported data type"
+RANK = "Tensor has unsupported rank (up to 3 innermost dimensions mapped)"
+UNMAPPED = "Operation is otherwise supported, but not mapped due to some unspecified limitation"
+STRIDES = "Only Strided-Slice with unitary strides supported"
+
+_SOFTMAX_MAX = 16_000
+
+
+class CompilerMissing(TfscissorError):
+    """``edgetpu_compiler`` is not installed (or not where ``--compiler`` points)."""
+
+
+@dataclass(frozen=True)
+class OpVerdict:
+    """One operator: its position in execution order, name, predicted status and why."""
+
+    index: int
+    op: str
+    status: str
+    reason: str = ""
+
+    @property
+    def mapped(self):
+        return self.status == MAPPED
+
+
+@dataclass(frozen=True)
+class EdgeTPUAnalysis:
+    """The predicted mapping of one model: a verdict per operator, and the problems that stop compilation."""
+
+    name: str
+    verdicts: tuple
+    problems: tuple = ()
+
+    @property
+    def mapped(self):
+        return sum(v.mapped for v in self.verdicts)
+
+    @property
+    def on_cpu(self):
+        return len(self.verdicts) - self.mapped
+
+    @property
+    def first_cpu_op(self):
+        """The first operator that runs on the CPU (it and all later ones do), or None."""
+        return next((v for v in self.verdicts if not v.mapped), None)
+
+    def table(self):
+        """Rows of operator, count, status and reason, one per distinct (operator, status, reason), in order of
+        first appearance: the layout of the compiler's operation log."""
+        rows = {}
+        for v in self.verdicts:
+            key = (v.op, v.status, v.reason)
+            rows[key] = rows.get(key, 0) + 1
+        return [{"operator": op, "count": n, "status": s, "reason": r} for (op, s, r), n in rows.items()]
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "operations": len(self.verdicts),
+            "mapped": self.mapped,
+            "on_cpu": self.on_cpu,
+            "first_cpu_op": asdict(self.first_cpu_op) if self.first_cpu_op else None,
+            "problems": list(self.problems),
+            "table": self.table(),
+        }
+
+
+# --- operator rules ----------------------------------------------------------------------------------------
+
+# The supported builtin operators -> their constraint check, or None when only the general checks apply. A check
+# takes the operator and the model's tensors and returns (status, reason) when the Edge TPU cannot take it.
+SUPPORTED = {}
+
+
+def _rule(*ops):
+    def register(check):
+        for op in ops:
+            SUPPORTED[op] = check
+        return check
+
+    return register
+
+
+for _op in (
+    "ADD",
+    "EXPAND_DIMS",
+    "L2_NORMALIZATION",
+    "LOGISTIC",
+    "MAXIMUM",
+    "MINIMUM",
+    "MUL",
+    "QUANTIZE",
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
+    "RSQRT",
+    "SLICE",
+    "SPACE_TO_DEPTH",
+    "SQUARED_DIFFERENCE",
+    "SQUEEZE",
+    "SUB",
+    "TANH",
+    "TRANSPOSE",
+    "TRANSPOSE_CONV",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+):
+    SUPPORTED[_op] = None
+
+
+def _constant(tensors, index):
+    tensor = tensors[index] if index >= 0 else None
+    return tensor.values() if tensor is not None and tensor.constant and tensor.data else None
+
+
+def _axes(tensors, op, position, rank):
+    values = _constant(tensors, op.inputs[position])
+    return None if values is None else {int(a) % rank for a in np.ravel(values)}
+
+
+@_rule("AVERAGE_POOL_2D", "MAX_POOL_2D")
+def _pool(op, tensors):
+    if op.options.get("fusedActivationFunction", 0):
+        return UNMAPPED, "fused activation function on pooling"
+    return None
+
+
+@_rule("CONCATENATION")
+def _concatenation(op, tensors):
+    if op.options.get("fusedActivationFunction", 0):
+        return UNMAPPED, "fused activation function on concatenation"
+    constants = {i: _constant(tensors, i) for i in op.inputs}
+    constants = {i: values for i, values in constants.items() if values is not None}
+    # A real zero is the zero point in the int8 encoding.
+    zeros = all(np.all(values == tensors[i].quantization[1]) for i, values in constants.items())
+    if constants and (len(op.inputs) != 2 or not zeros):
+        return UNMAPPED, "a constant input is allowed only as one of 2 inputs and all zeros (zero padding)"
+    return None
+
+
+@_rule("CONV_2D", "DEPTHWISE_CONV_2D")
+def _convolution(op, tensors):
+    if op.options.get("dilationHFactor", 1) != op.options.get("dilationWFactor", 1):
+        return UNMAPPED, "different dilations in x and y"
+    return None
+
+
+@_rule("FULLY_CONNECTED")
+def _fully_connected(op, tensors):
+    if op.options.get("weightsFormat", 0):
+        return UNMAPPED, "weights not in the default format"
+    if sum(d > 1 for d in tensors[op.outputs[0]].shape) > 1:
+        return UNMAPPED, "output is not one-dimensional"
+    return None
+
+
+@_rule("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN")
+def _reduction(op, tensors):
+    shape = tensors[op.inputs[0]].shape
+    axes = _axes(tensors, op, 1, len(shape))
+    if axes is None:
+        return UNMAPPED, "reduction axes are not constant"
+    if 0 in axes and len(shape) > 1:
+        return UNMAPPED, "reduces the batch dimension"
+    if op.name == "MEAN" and len(shape) == 4 and 3 in axes and shape[3] % 4:
+        return UNMAPPED, f"a reduction over channels needs a multiple of 4 channels, not {shape[3]}"
+    return None
+
+
+@_rule("PACK")
+def _pack(op, tensors):
+    return (UNMAPPED, "packs along the batch dimension") if op.options.get("axis", 0) == 0 else None
+
+
+@_rule("PAD")
+def _pad(op, tensors):
+    paddings = _constant(tensors, op.inputs[1])
+    if paddings is None:
+        return UNMAPPED, "paddings are not constant"
+    return (UNMAPPED, "pads the batch dimension") if np.any(paddings[0] != 0) else None
+
+
+@_rule("SPLIT")
+def _split(op, tensors):
+    rank = len(tensors[op.inputs[1]].shape)
+    axes = _axes(tensors, op, 0, rank)
+    return (UNMAPPED, "splits the batch dimension") if axes is None or 0 in axes else None
+
+
+@_rule("PRELU")
+def _prelu(op, tensors):
+    if sum(d > 1 for d in tensors[op.inputs[1]].shape) > 1:
+        return UNMAPPED, "alpha varies along more than the innermost dimension (use shared_axes=[1, 2])"
+    return None
+
+
+@_rule("RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+def _size_dependent(op, tensors):
+    # Coral: mapped or not depending on the sizes, which only the compiler decides; predicted mapped.
+    return None
+
+
+@_rule("SOFTMAX")
+def _softmax(op, tensors):
+    shape = tensors[op.inputs[0]].shape
+    if sum(d > 1 for d in shape) > 1 or int(np.prod(shape)) > _SOFTMAX_MAX:
+        return UNMAPPED, f"softmax input {list(shape)} is not 1-D with at most {_SOFTMAX_MAX:,} elements"
+    return None
+
+
+@_rule("STRIDED_SLICE")
+def _strided_slice(op, tensors):
+    strides = _constant(tensors, op.inputs[3])
+    if strides is None or np.any(strides != 1):
+        return STRIDES, "strides other than 1"
+    if op.options.get("ellipsisMask", 0) or op.options.get("newAxisMask", 0):
+        return UNMAPPED, "ellipsis or new-axis mask"
+    return None
+
+
+# --- the analysis ------------------------------------------------------------------------------------------
+
+
+def _general(op, tensors):
+    """The checks every operator must pass: 8-bit tensors, and activations with sizes above 1 only in their 3
+    innermost dimensions."""
+    used = [tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
+    for tensor in used:
+        allowed = ("int8", "uint8", "int32") if tensor.constant else ("int8", "uint8")
+        if tensor.dtype not in allowed:
+            return DATA_TYPE, f"tensor {tensor.name} is {tensor.dtype}"
+    for tensor in used:
+        # Weights are laid out by the compiler; the rule is about the data flowing between operators.
+        if not tensor.constant and len(tensor.shape) > 3 and any(d > 1 for d in tensor.shape[:-3]):
+            return (
+                RANK,
+                f"tensor {tensor.name} {list(tensor.shape)} has sizes above 1 outside its 3 innermost dimensions",
+            )
+    return None
+
+
+def analyse_edgetpu(model, *, name=None):
+    """Predict how ``model`` (``.tflite`` bytes or path) maps to the Edge TPU: an :class:`EdgeTPUAnalysis`."""
+    info = read_model(model, name=name)
+    tensors = info.tensors
+    problems = []
+    dynamic = [t.name for t in tensors if t.dynamic]
+    if dynamic:
+        problems.append(
+            f"{len(dynamic)} tensors have a dynamic shape (first: {dynamic[0]}); the compiler refuses the model: "
+            "convert with a fixed batch of 1 (`tfscissor quantize` does)"
+        )
+    if info.num_subgraphs > 1:
+        problems.append(f"{info.num_subgraphs} subgraphs (control flow); only the main one is analysed")
+    verdicts, cut = [], False
+    for op in info.operators:
+        if op.name not in SUPPORTED:
+            found = (NOT_SUPPORTED, f"{op.name} is not on the Edge TPU's operator list")
+        else:
+            found = _general(op, tensors) or (SUPPORTED[op.name] and SUPPORTED[op.name](op, tensors))
+        if found:
+            status, reason = found
+            cut = True
+        elif cut:
+            status, reason = AFTER_CPU_OP, "after the first operator on the CPU"
+        else:
+            status, reason = MAPPED, ""
+        verdicts.append(OpVerdict(op.index, op.name, status, reason))
+    return EdgeTPUAnalysis(info.name, tuple(verdicts), tuple(problems))
+
+
+# --- the compiler ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """One model as the compiler left it: the ``_edgetpu.tflite``, its operation log parsed into rows, and the
+    memory and counts the compiler printed (bytes; None where it printed nothing)."""
+
+    name: str
+    tflite: bytes = field(repr=False)
+    log: str = field(repr=False)
+    rows: tuple
+    on_chip_bytes: int | None = None
+    on_chip_remaining_bytes: int | None = None
+    off_chip_bytes: int | None = None
+    subgraphs: int | None = None
+    operations: int | None = None
+
+    @property
+    def mapped(self):
+        return sum(r["count"] for r in self.rows if r["status"] == MAPPED)
+
+    def to_dict(self):
+        summary = {k: v for k, v in asdict(self).items() if k not in ("tflite", "log")}
+        return {**summary, "rows": list(self.rows), "mapped": self.mapped, "bytes": len(self.tflite)}
+
+
+def find_compiler(path=None):
+    """The compiler to run: ``path`` when given (UsageError when it is not an executable file), else
+    ``edgetpu_compiler`` on PATH (CompilerMissing when there is none)."""
+    if path is not None:
+        if not (Path(path).is_file() and os.access(path, os.X_OK)):
+            raise UsageError(f"--compiler {path} is not an executable file: give the path of edgetpu_compiler")
+        return str(path)
+    found = shutil.which(COMPILER)
+    if found is None:
+        raise CompilerMissing(f"{COMPILER} is not on PATH: {INSTALL}")
+    return found
+
+
+_SIZE = re.compile(r"^([0-9.]+)\s*(B|KiB|MiB|GiB)$")
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+_ROW = re.compile(r"^(\S+)\s+(\d+)\s+(\S.*?)\s*$")
+_FIELDS = {
+    "On-chip memory used for caching model parameters": "on_chip_bytes",
+    "On-chip memory remaining for caching model parameters": "on_chip_remaining_bytes",
+    "Off-chip memory used for streaming uncached model parameters": "off_chip_bytes",
+    "Number of Edge TPU subgraphs": "subgraphs",
+    "Total number of operations": "operations",
+}
+
+
+def _bytes(text):
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    return round(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_operation_log(text):
+    """The operator table of a compiler ``.log`` (or of console output with ``-s``): a list of rows
+    ``{"operator", "count", "status"}``, in the order printed."""
+    rows, in_table = [], False
+    for line in text.splitlines():
+        if line.split()[:3] == ["Operator", "Count", "Status"]:
+            in_table = True
+            continue
+        match = _ROW.match(line) if in_table else None
+        if match and match.group(1).isupper():
+            rows.append({"operator": match.group(1), "count": int(match.group(2)), "status": match.group(3)})
+        elif in_table and rows and line.strip():
+            in_table = False  # the table ends at the first line that is not a row
+    return rows
+
+
+def parse_compiler_output(text):
+    """What the compiler printed: ``{"version", "models": [{"input", "output", <size and count fields>}],
+    "errors"}``; sizes in bytes. A model's block starts at its ``Input model:`` line."""
+    version = re.search(r"Edge TPU Compiler version (\S+)", text)
+    models, current = [], None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "Input model":
+            current = {"input": value}
+            models.append(current)
+        elif current is not None and key == "Output model":
+            current["output"] = value
+        elif current is not None and key in _FIELDS:
+            field_name = _FIELDS[key]
+            current[field_name] = int(value) if field_name in ("subgraphs", "operations") else _bytes(value)
+    errors = [
+        line.strip() for line in text.splitlines() if line.startswith(("ERROR", "Compilation failed", "Internal"))
+    ]
+    return {"version": version.group(1) if version else None, "models": models, "errors": errors}
+
+
+def compile_models(models, *, compiler=None, timeout=180):
+    """Run ``edgetpu_compiler`` on ``models`` ({name: int8 ``.tflite`` bytes}) in one call, so that they are
+    co-compiled and share the on-chip cache (in the given order: the first gets it first).
+
+    Runs in a private directory; returns (console text, {name: :class:`CompiledModel`}). Raises CompilerMissing
+    without the compiler and ModelError, with the compiler's own error lines, when it fails.
+    """
+    executable = find_compiler(compiler)
+    for name in models:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise UsageError(f"model name {name!r} for the compiler: use letters, digits, '.', '_' and '-'")
+    with tempfile.TemporaryDirectory(prefix="tfscissor-edgetpu-") as work:
+        work = Path(work)
+        inputs = []
+        for name, data in models.items():
+            (work / f"{name}.tflite").write_bytes(data)
+            inputs.append(f"{name}.tflite")
+        command = [executable, "--show_operations", "--out_dir", "out", "--timeout_sec", str(timeout), *inputs]
+        try:
+            run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout + 60)
+        except subprocess.TimeoutExpired:
+            raise ModelError(f"{COMPILER} did not finish in {timeout + 60} s: give it a longer timeout") from None
+        console = run.stdout + run.stderr
+        parsed = parse_compiler_output(console)
+        outputs = {name: work / "out" / f"{name}_edgetpu.tflite" for name in models}
+        if run.returncode != 0 or not all(path.is_file() for path in outputs.values()):
+            said = parsed["errors"] or console.strip().splitlines()[-1:] or ["it printed nothing"]
+            raise ModelError(f"{COMPILER} failed (exit {run.returncode}): {'; '.join(said)}")
+        blocks = {Path(block["input"]).name: block for block in parsed["models"]}
+        compiled = {}
+        for name, path in outputs.items():
+            log_path = path.with_suffix(".log")
+            log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
+            block = blocks.get(f"{name}.tflite", {})
+            compiled[name] = CompiledModel(
+                name=name,
+                tflite=path.read_bytes(),
+                log=log,
+                rows=tuple(parse_operation_log(log)),
+                **{k: block.get(k) for k in _FIELDS.values()},
+            )
+        return console, compiled

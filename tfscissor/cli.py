@@ -411,7 +411,10 @@ def _float_list(text, option):
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @_data_option()
 @click.option(
-    "--budget", required=True, help="Limits, e.g. macs=0.5,arena=256KiB (axes: macs, params, bytes, arena, latency)."
+    "--budget",
+    required=True,
+    help="Limits, e.g. macs=0.5,arena=256KiB (axes: macs, params, bytes, arena, latency); fractions are of the "
+    "model's own costs, and with --cropper the limits hold cropper and classifier together.",
 )
 @click.option(
     "--cropper", "cropper_path", type=click.Path(dir_okay=False), default=None, help="Search on this cropper's crops."
@@ -422,8 +425,8 @@ def _float_list(text, option):
     type=click.Choice(["refine", "grid"]),
     default="refine",
     show_default=True,
-    help="grid: the combinations of --depths, --widths and --resolutions; refine: then the width of each "
-    "(depth, resolution) bisected to the edge of the budget.",
+    help="grid: the combinations of --depths, --widths and --resolutions; refine: then the width of the four "
+    "best-scored (depth, resolution) pairs bisected to the edge of the budget.",
 )
 @click.option("--depths", default="0,1,2", show_default=True, help="Residual blocks to remove, lowest score first.")
 @click.option(

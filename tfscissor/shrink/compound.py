@@ -9,12 +9,13 @@ measured on the budget's axes; those within it are scored by one of :data:`SCORE
 statistics re-estimated on calibration images at the candidate's resolution, then top-1 accuracy on validation
 images; no training, seconds per candidate) or ``tune`` (the same, then one short fine-tune on a fixed subset
 of the training images before the accuracy; slower, and closer to how a candidate ranks after fine-tuning
-when the surgery or the new resolution moves it far from the original). Then a refinement bisects the width of each (depth, resolution) to the
-edge of the budget, since grid widths leave part of it unused. The ``top`` best are fine-tuned and the most
+when the surgery or the new resolution moves it far from the original). Then a refinement bisects the width of the best-scored (depth, resolution)
+pairs to the edge of the budget, since grid widths leave part of it unused. The ``top`` best are fine-tuned and the most
 accurate wins.
 
 Results are appended to a JSON file after every candidate when ``resume`` is given, and read back by a later
-call with the same model, data, budget and grid, so a stopped search continues where it was.
+call with the same model, data (as seen: the calibration images), budget, grid and scoring, so a stopped
+search continues where it was; the fine-tunes of the best few always run again.
 """
 
 from __future__ import annotations
@@ -162,10 +163,11 @@ def _amount(value):
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _fingerprint(model, limits, grid, settings):
+def _fingerprint(model, limits, grid, settings, images):
     digest = hashlib.sha256()
     for weight in model.weights:
         digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+    digest.update(np.ascontiguousarray(images).tobytes())
     digest.update(json.dumps([[str(x) for x in limits], [str(c) for c in grid], settings], sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -239,36 +241,48 @@ def search(
     resolutions = tuple(resolutions or (own,))
     grid = [Candidate(d, float(w), int(r)) for d, w, r in itertools.product(depths, widths, resolutions)]
     axes = tuple(limit.axis for limit in limits)
-    full = data_at(own)
-    rng = np.random.default_rng(seed)
     if score not in SCORES:
         raise UsageError(f"unknown score {score!r}: use {', '.join(SCORES)}")
+    if beside is not None and set(axes) - set(beside):
+        raise UsageError(f"the costs beside the model lack {', '.join(sorted(set(axes) - set(beside)))}")
+    full = data_at(own)
+    rng = np.random.default_rng(seed)
     calib = np.sort(rng.permutation(len(full.train))[:calibration])
     tune = np.sort(rng.permutation(len(full.train))[:tune_images])
     original = measure_costs(model, axes, full.train.images[calib])
-    if beside is not None and set(axes) - set(beside):
-        raise UsageError(f"the costs beside the model lack {', '.join(sorted(set(axes) - set(beside)))}")
+    broken = violations(beside, limits, original) if beside is not None else {}
+    if broken:
+        raise ModelError(
+            "the stage beside the model (the cropper) alone breaks the budget: "
+            + ", ".join(f"{axis} {_amount(cost)} (budget {_amount(bound)})" for axis, (cost, bound) in broken.items())
+            + ": relax the budget or use a smaller cropper"
+        )
     scores = score_blocks(model, full.train.images[calib], full.train.labels[calib], depth_criterion)
     order = removal_order(model, scores)
     settings = {
         "data": full.spec,
         "calibration": calibration,
-        "score": [score, tune_images if score == "tune" else None],
+        "score": [score, tune_images, learning_rate] if score == "tune" else [score],
         "score_samples": score_samples,
         "seed": seed,
         "refine": [refine_steps, refine_pairs],
         "depth_criterion": depth_criterion,
-        "beside": beside,
+        # Latency is measured anew each run: rounded, so that a resumed search with a cropper matches.
+        "beside": {axis: float(f"{cost:.2g}") if axis == "latency" else cost for axis, cost in (beside or {}).items()},
     }
-    key = _fingerprint(model, limits, grid, settings)
+    # The calibration images identify the data as seen (crops of a particular cropper, not just the spec).
+    key = _fingerprint(model, limits, grid, settings, full.train.images[calib])
     done = {}
     if resume is not None and Path(resume).is_file():
         saved = json.loads(Path(resume).read_text(encoding="utf-8"))
         if saved.get("key") == key:
-            done = {row["candidate"]: row for row in saved["rows"]}
-    rows, shrunk = [], {}
+            # Accuracies after fine-tuning belong to the run that measured them: they are measured again.
+            done = {row["candidate"]: {k: v for k, v in row.items() if k != "accuracy"} for row in saved["rows"]}
+    rows, shrunk, seen = [], {}, {}
 
     def visit(candidate, stage):
+        if str(candidate) in seen:  # a width given twice, or a bisection that can no longer move
+            return seen[str(candidate)]
         row = done.get(str(candidate))
         if row is None:
             row = {"candidate": str(candidate), **asdict(candidate), "stage": stage}
@@ -286,6 +300,7 @@ def search(
                         built, data, data.train.images[calib], val, tune=tune, learning_rate=learning_rate, seed=seed
                     )
         rows.append(row)
+        seen[str(candidate)] = row
         if resume is not None:
             write_text(resume, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
         if progress is not None:
@@ -302,6 +317,8 @@ def search(
     for depth, resolution, fits, over in sorted(_brackets(rows), key=best_score, reverse=True)[:refine_pairs]:
         for _ in range(refine_steps):
             middle = round((fits + over) / 2, 4)
+            if middle in (fits, over):
+                break
             if visit(Candidate(depth, middle, resolution), "refine")["feasible"]:
                 fits = middle
             else:

@@ -225,7 +225,8 @@ def bypass_loss(model, images, labels, blocks=None, batch_size=64):
 
     Costlier than :func:`block_relevance` (one surgery and one pass per block) and it needs labels, but it
     measures what removal does to the prediction rather than to one block's activations. A block whose
-    branch outputs zeros scores 0.
+    branch outputs zeros scores 0. The model's outputs must be class probabilities (a softmax), as the
+    classifiers tfscissor builds and trains give.
     """
     flat = inline_nested(model) if has_nested_models(model) else model
     blocks = find_blocks(flat) if blocks is None else blocks

@@ -1,5 +1,9 @@
 """Tiny int8 models for the compile tests, built once per session (TF conversion takes about a second each)."""
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -57,3 +61,30 @@ def int8_model():
 @pytest.fixture(params=MODEL_NAMES)
 def model_name(request):
     return request.param
+
+
+class FakeCompiler:
+    """fake_edgetpu_compiler.py installed as ``bin/edgetpu_compiler`` under a test's tmp_path."""
+
+    def __init__(self, root):
+        self.path = root / "bin" / "edgetpu_compiler"
+        self.path.parent.mkdir()
+        # The shebang runs it with this interpreter, which has tfscissor and the schema.
+        body = Path(__file__).with_name("fake_edgetpu_compiler.py").read_text().split("\n", 1)[1]
+        self.path.write_text(f"#!{sys.executable}\n{body}")
+        self.path.chmod(0o755)
+        self.calls_file = root / "calls.jsonl"
+
+    def calls(self):
+        """The argument lists it was run with, one per run."""
+        if not self.calls_file.is_file():
+            return []
+        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
+
+
+@pytest.fixture
+def fake_compiler(tmp_path, monkeypatch):
+    fake = FakeCompiler(tmp_path)
+    monkeypatch.setenv("FAKE_EDGETPU_CALLS", str(fake.calls_file))
+    monkeypatch.delenv("FAKE_EDGETPU_MODE", raising=False)
+    return fake

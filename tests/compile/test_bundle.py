@@ -2,70 +2,17 @@
 
 import hashlib
 import json
-import stat
-import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.compile.fake_edgetpu_compiler import MARKER
 from tfscissor.cli import cli
 from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
 from tfscissor.compile.edgetpu import MAPPED
+from tfscissor.compile.flatbuffer import read_model
 from tfscissor.errors import ModelError, UsageError
-
-LOG = """Edge TPU Compiler version 16.0.384591198
-Input: {name}.tflite
-Output: {name}_edgetpu.tflite
-
-Operator                       Count      Status
-
-CONV_2D                        {convs:<11d}Mapped to Edge TPU
-"""
-
-# A stand-in for edgetpu_compiler (Coral ships it for x86-64 Debian only; it is not obtainable here): it takes
-# the command line tfscissor builds, writes <name>_edgetpu.tflite and .log into --out_dir, prints the console
-# report in the compiler's format, and records its arguments. FAIL=1 in the environment makes it fail as the
-# real one does on a dynamic-shape model.
-FAKE = f"""#!{sys.executable}
-import os, sys
-from pathlib import Path
-args = sys.argv[1:]
-Path(os.environ["FAKE_ARGV"]).write_text(" ".join(args))
-if os.environ.get("FAKE_FAIL"):
-    print("Edge TPU Compiler version 16.0.384591198")
-    print("ERROR: Attempting to use a delegate that only supports static-sized tensors with a graph that has "
-          "dynamic-sized tensors.")
-    print("Compilation failed!")
-    sys.exit(1)
-out = Path(args[args.index("--out_dir") + 1])
-out.mkdir(parents=True, exist_ok=True)
-print("Edge TPU Compiler version 16.0.384591198")
-print("Models compiled successfully in 12 ms.")
-for model in [a for a in args if a.endswith(".tflite")]:
-    name = Path(model).stem
-    data = Path(model).read_bytes()
-    (out / f"{{name}}_edgetpu.tflite").write_bytes(data + b"EDGETPU")
-    (out / f"{{name}}_edgetpu.log").write_text({LOG!r}.format(name=name, convs=3))
-    print(f"Input model: {{model}}")
-    print("Input size: 7.37KiB")
-    print(f"Output model: out/{{name}}_edgetpu.tflite")
-    print("On-chip memory used for caching model parameters: 6.00KiB")
-    print("On-chip memory remaining for caching model parameters: 7.50MiB")
-    print("Off-chip memory used for streaming uncached model parameters: 0.00B")
-    print("Number of Edge TPU subgraphs: 1")
-    print("Total number of operations: 3")
-"""
-
-
-@pytest.fixture
-def fake_compiler(tmp_path, monkeypatch):
-    path = tmp_path / "bin" / "edgetpu_compiler"
-    path.parent.mkdir()
-    path.write_text(FAKE)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("FAKE_ARGV", str(tmp_path / "argv.txt"))
-    return path
 
 
 @pytest.fixture
@@ -156,25 +103,27 @@ def test_edgetpu_without_the_compiler_writes_the_models_and_the_prediction(int8_
 
 
 def test_edgetpu_compiles_both_stages_in_one_call(int8_model, cropper_int8, fake_compiler, tmp_path):
-    bundle = write_edgetpu_bundle(int8_model("resnet"), tmp_path / "out", cropper=cropper_int8, compiler=fake_compiler)
+    classifier = int8_model("resnet")
+    bundle = write_edgetpu_bundle(classifier, tmp_path / "out", cropper=cropper_int8, compiler=fake_compiler.path)
     out = tmp_path / "out"
-    argv = (tmp_path / "argv.txt").read_text().split()
-    assert [a for a in argv if a.endswith(".tflite")] == ["classifier.tflite", "cropper.tflite"]  # one call, in order
-    assert (out / "classifier_edgetpu.tflite").read_bytes() == int8_model("resnet") + b"EDGETPU"
-    assert (out / "cropper_edgetpu.tflite").read_bytes() == cropper_int8 + b"EDGETPU"
+    [argv] = fake_compiler.calls()  # one call, the classifier first so that its parameters are cached first
+    assert [a for a in argv if a.endswith(".tflite")] == ["classifier.tflite", "cropper.tflite"]
+    assert (out / "classifier_edgetpu.tflite").read_bytes() == classifier + MARKER
+    assert (out / "cropper_edgetpu.tflite").read_bytes() == cropper_int8 + MARKER
     assert "Total number of operations" in (out / "edgetpu_compiler.txt").read_text()
     compiled = json.loads((out / "manifest.json").read_text())["edgetpu"]["compiler"]
     assert compiled["version"] == "16.0.384591198"
-    classifier = compiled["models"]["classifier"]
-    assert classifier["on_chip_bytes"] == 6 * 1024 and classifier["off_chip_bytes"] == 0
-    assert classifier["rows"] == [{"operator": "CONV_2D", "count": 3, "status": MAPPED}]
+    entry = compiled["models"]["classifier"]
+    assert entry["on_chip_bytes"] == 1536 and entry["off_chip_bytes"] == 0
+    expected = [{"operator": op, "count": n, "status": MAPPED} for op, n in read_model(classifier).op_counts.items()]
+    assert entry["rows"] == expected
     assert bundle.missing == "" and set(bundle.compiled) == {"classifier", "cropper"}
 
 
 def test_a_failing_compiler_leaves_nothing_behind(int8_model, fake_compiler, tmp_path, monkeypatch):
-    monkeypatch.setenv("FAKE_FAIL", "1")
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "fail")
     with pytest.raises(ModelError, match="edgetpu_compiler failed .*static-sized tensors"):
-        write_edgetpu_bundle(int8_model("plain"), tmp_path / "out", compiler=fake_compiler)
+        write_edgetpu_bundle(int8_model("plain"), tmp_path / "out", compiler=fake_compiler.path)
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary directory left
 
@@ -198,10 +147,11 @@ def test_cli_edgetpu_without_the_compiler_prints_the_table_and_exits_1(int8_mode
 
 def test_cli_edgetpu_with_a_compiler_prints_what_it_mapped(int8_model, fake_compiler, tmp_path):
     model = _write_model(tmp_path, int8_model("plain"))
-    result = invoke("compile", model, "--target", "edgetpu", "--compiler", fake_compiler, "-o", tmp_path / "tpu")
+    ops = len(read_model(int8_model("plain")).ops)
+    result = invoke("compile", model, "--target", "edgetpu", "--compiler", fake_compiler.path, "-o", tmp_path / "tpu")
     assert result.exit_code == 0, result.output
-    assert "classifier: 3 of " in result.output and "(compiled)" in result.output
-    assert "on-chip parameter cache 6,144 bytes" in result.output
+    assert f"classifier: {ops} of {ops} operations on the Edge TPU (compiled)" in result.output
+    assert "on-chip parameter cache 1,536 bytes" in result.output
 
 
 def test_cli_tflite_target_and_option_mistakes(int8_model, tmp_path):

@@ -108,13 +108,15 @@ class EdgeTPUAnalysis:
         return next((v for v in self.verdicts if not v.mapped), None)
 
     def table(self):
-        """Rows of operator, count, status and reason, one per distinct (operator, status, reason), in order of
-        first appearance: the layout of the compiler's operation log."""
+        """Rows of operator, count, status and reasons, one per distinct (operator, status) in order of first
+        appearance: the layout of the compiler's operation log (the distinct reasons joined by '; ')."""
         rows = {}
         for v in self.verdicts:
-            key = (v.op, v.status, v.reason)
-            rows[key] = rows.get(key, 0) + 1
-        return [{"operator": op, "count": n, "status": s, "reason": r} for (op, s, r), n in rows.items()]
+            row = rows.setdefault((v.op, v.status), {"operator": v.op, "count": 0, "status": v.status, "reason": []})
+            row["count"] += 1
+            if v.reason and v.reason not in row["reason"]:
+                row["reason"].append(v.reason)
+        return [{**row, "reason": "; ".join(row["reason"])} for row in rows.values()]
 
     def to_dict(self):
         return {
@@ -437,8 +439,11 @@ def compile_models(models, *, compiler=None, timeout=180):
     """
     executable = find_compiler(compiler)
     for name in models:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            raise UsageError(f"model name {name!r} for the compiler: use letters, digits, '.', '_' and '-'")
+        # A leading '-' would reach the compiler as an option.
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+            raise UsageError(
+                f"model name {name!r} for the compiler: start with a letter, digit or '_', then use those, '.' or '-'"
+            )
     with tempfile.TemporaryDirectory(prefix="tfscissor-edgetpu-") as work:
         work = Path(work)
         inputs = []

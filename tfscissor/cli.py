@@ -939,10 +939,16 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
     default=None,
     help="edgetpu: the edgetpu_compiler to run (default: the one on PATH).",
 )
+@click.option(
+    "--board",
+    type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
+    default=None,
+    help="tflm: check that the project fits this board's flash and RAM.",
+)
 @_policy_options
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.pass_obj
-def compile_(settings, model_path, target, labels, name, cropper_path, compiler, scales, margin, output):
+def compile_(settings, model_path, target, labels, name, cropper_path, compiler, board, scales, margin, output):
     """Turn an int8 .tflite (and its cropper) into what a device runs.
 
     \b
@@ -956,10 +962,12 @@ def compile_(settings, model_path, target, labels, name, cropper_path, compiler,
             raise UsageError(f"{path} is not a .tflite model: quantize it first with `tfscissor quantize`")
     if compiler is not None and target != "edgetpu":
         raise UsageError("--compiler is for --target edgetpu")
+    if board is not None and target != "tflm":
+        raise UsageError("--board is for --target tflm")
     labels = _parse_labels(labels)
     policy = _policy(scales, margin) if cropper_path is not None else None
     if target == "tflm":
-        return _compile_tflm(model_path, output, labels, name, cropper_path)
+        return _compile_tflm(model_path, output, labels, name, cropper_path, board)
     from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
     from tfscissor.compile.edgetpu import CompilerMissing
 
@@ -994,11 +1002,11 @@ def compile_(settings, model_path, target, labels, name, cropper_path, compiler,
     click.echo(f"wrote {output}")
 
 
-def _compile_tflm(model_path, output, labels, name, cropper_path):
+def _compile_tflm(model_path, output, labels, name, cropper_path, board):
     from tfscissor.compile import write_tflm_project
 
     project = write_tflm_project(
-        model_path, output, labels=labels, name=name or _c_name(model_path), cropper=cropper_path
+        model_path, output, labels=labels, name=name or _c_name(model_path), cropper=cropper_path, board=board
     )
     for part, where in ((project, output), (project.cropper, f"{output}/cropper")):
         if part is not None:
@@ -1006,6 +1014,10 @@ def _compile_tflm(model_path, output, labels, name, cropper_path):
                 f"wrote {where}: {len(part.ops)} ops ({', '.join(part.ops)}), arena {part.arena_bytes:,} bytes, "
                 f"model {part.model_bytes:,} bytes"
             )
+    if project.fit is not None:
+        click.echo(project.fit.summary())
+        for warning in project.fit.warnings:
+            click.echo(f"warning: {warning}", err=True)
 
 
 def _keras_info_lines(result):

@@ -17,6 +17,7 @@ import numpy as np
 from tfscissor import __version__
 from tfscissor.compile import csource
 from tfscissor.compile._probe import Prober
+from tfscissor.compile.boards import BoardFit, check_fit
 from tfscissor.compile.flatbuffer import read_model
 from tfscissor.compile.outputs import FORMATS, check_deployable, check_labels, check_out_dir, tensor_entry
 from tfscissor.compile.tflm_ops import resolver_methods
@@ -65,6 +66,7 @@ class TFLMProject:
     model_bytes: int
     labels: tuple
     cropper: "TFLMProject | None" = None
+    fit: "BoardFit | None" = None  # with a board: what the project needs of it
 
     def file(self, name):
         return self.path / name
@@ -236,6 +238,7 @@ def write_tflm_project(
     sample_image=None,
     max_arena=DEFAULT_MAX_ARENA,
     cropper=None,
+    board=None,
 ):
     """Write a TFLM firmware project for an int8 classifier into ``out_dir`` (replaced whole, atomically).
 
@@ -249,6 +252,9 @@ def write_tflm_project(
     ``cropper``: the int8 cropper of a two-stage pipeline (bytes or a path); its own project, with its own
     arena measurement and known-good box, goes in ``out_dir/cropper/`` in the same atomic write. The
     returned project's ``cropper`` describes it.
+    ``board``: a preset of :data:`tfscissor.compile.boards.BOARDS`; a project that does not fit its flash and
+    RAM (both models, both arenas) is refused before anything is written, and the returned ``fit`` says what it
+    needs and warns when it is nearly full.
     """
     data, model_name = read_tflite(model_bytes)
     csource.c_identifier(name, "project name")
@@ -273,6 +279,10 @@ def write_tflm_project(
         )
         files.update({f"cropper/{fname}": content for fname, content in cropper_files.items()})
         project = replace(project, files=tuple(sorted(files)), cropper=cropper_project)
+    if board is not None:
+        parts = [project, project.cropper] if project.cropper else [project]
+        flash, ram = sum(p.model_bytes for p in parts), sum(p.arena_bytes for p in parts)
+        project = replace(project, fit=check_fit(board, flash, ram))
     with atomic_dir(out_dir) as tmp:
         for fname, content in files.items():
             (tmp / fname).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,99 @@
+"""Board presets: the flash and RAM a firmware project has on common TFLM boards, and whether a model fits.
+
+The sizes are the chips' own (datasheets): flash holds the program and the model array, RAM the tensor arena
+and everything else. The firmware around the model needs part of both; ``RUNTIME_FLASH`` and ``RUNTIME_RAM``
+are the allowances assumed for TFLM with a few kernels, the application and the stack, not measurements of a
+particular build (TFLM's sources are not available where this was written), so a model that fits only within
+the last 10% is reported as a warning, not as a fit.
+"""
+
+from dataclasses import dataclass
+
+from tfscissor.errors import ModelError, UsageError
+
+__all__ = ["BOARDS", "Board", "BoardFit", "check_fit"]
+
+KIB = 1024
+MIB = 1024 * KIB
+RUNTIME_FLASH = 160 * KIB  # TFLM interpreter and reference kernels, the application, start-up code
+RUNTIME_RAM = 48 * KIB  # stack, interpreter objects, the application's buffers
+WARN_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board: its flash and the RAM one contiguous arena can use, in bytes."""
+
+    name: str
+    title: str
+    flash: int
+    ram: int
+    note: str = ""
+
+
+BOARDS = {
+    board.name: board
+    for board in (
+        Board(
+            "esp32s3",
+            "ESP32-S3 (DevKitC-1 N8R8)",
+            8 * MIB,
+            512 * KIB,
+            "8 MiB of PSRAM can hold a larger arena, slower than internal SRAM",
+        ),
+        Board("nano33ble", "Arduino Nano 33 BLE (nRF52840)", 1 * MIB, 256 * KIB),
+        Board(
+            "stm32h7", "STM32H743 (NUCLEO-H743ZI2)", 2 * MIB, 512 * KIB, "512 KiB is the largest contiguous SRAM (AXI)"
+        ),
+        Board("rp2040", "Raspberry Pi Pico (RP2040)", 2 * MIB, 264 * KIB),
+    )
+}
+
+
+@dataclass(frozen=True)
+class BoardFit:
+    """Flash and RAM a project needs on ``board`` (runtime allowances included) and the warnings it earns."""
+
+    board: Board
+    flash: int
+    ram: int
+    warnings: tuple
+
+    def summary(self):
+        b = self.board
+        return (
+            f"{b.title}: flash {self.flash:,} of {b.flash:,} bytes ({self.flash / b.flash:.0%}), "
+            f"RAM {self.ram:,} of {b.ram:,} bytes ({self.ram / b.ram:.0%}), runtime allowances included"
+        )
+
+
+def board(name):
+    """The preset named ``name``; UsageError listing the presets otherwise."""
+    if name not in BOARDS:
+        raise UsageError(f"unknown board {name!r}: use one of {', '.join(BOARDS)}")
+    return BOARDS[name]
+
+
+def check_fit(name, model_bytes, arena_bytes):
+    """Whether models of ``model_bytes`` (flash) with arenas of ``arena_bytes`` (RAM, each stage its own) fit the
+    board ``name``: a :class:`BoardFit`, or ModelError stating the numbers when they do not."""
+    preset = board(name)
+    fit = BoardFit(preset, model_bytes + RUNTIME_FLASH, arena_bytes + RUNTIME_RAM, ())
+    over = [
+        f"{what} {need:,} bytes > {have:,}"
+        for what, need, have in (("flash", fit.flash, preset.flash), ("RAM", fit.ram, preset.ram))
+        if need > have
+    ]
+    if over:
+        raise ModelError(
+            f"the model does not fit the {preset.title}: {'; '.join(over)} (model {model_bytes:,} bytes, arena "
+            f"{arena_bytes:,} bytes, plus {RUNTIME_FLASH:,} bytes of flash and {RUNTIME_RAM:,} of RAM for the "
+            "runtime): trim or shrink it (tfscissor trim, tfscissor shrink --budget arena=...), or pick a larger board"
+        )
+    warnings = tuple(
+        f"{what} is {need / have:.0%} full on the {preset.title}: the runtime allowance is an estimate, check the "
+        "real build's map file"
+        for what, need, have in (("flash", fit.flash, preset.flash), ("RAM", fit.ram, preset.ram))
+        if need > WARN_SHARE * have
+    )
+    return BoardFit(preset, fit.flash, fit.ram, warnings)

@@ -114,12 +114,18 @@ def test_keras_applications_identity_blocks(name, count):
     assert smaller.predict(images((64, 64, 3), 2), verbose=0).shape == (2, 4)
 
 
-def test_block_relevance_is_branch_over_shortcut():
+def zeroed_resnet():
+    """A ResNet whose second block's branch outputs zeros (its last batch norm has gamma = beta = 0)."""
     model = builder("resnet")
     blocks = find_blocks(model)
     last = model.get_layer(blocks[1].branch[-1])
     gamma, beta, mean, variance = last.get_weights()
     last.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, variance])
+    return model, blocks
+
+
+def test_block_relevance_is_branch_over_shortcut():
+    model, blocks = zeroed_resnet()
     relevance = block_relevance(model, images(n=8), batch_size=3)
     assert set(relevance) == {b.add for b in blocks}
     assert relevance[blocks[1].add] == 0.0  # the zeroed branch adds nothing
@@ -135,11 +141,7 @@ def test_block_relevance_is_branch_over_shortcut():
 
 
 def test_bypass_loss_is_the_loss_increase_when_the_block_alone_is_removed():
-    model = builder("resnet")
-    blocks = find_blocks(model)
-    last = model.get_layer(blocks[1].branch[-1])
-    gamma, beta, mean, variance = last.get_weights()
-    last.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, variance])
+    model, blocks = zeroed_resnet()
     x, labels = images(n=8), np.arange(8) % model.output_shape[-1]
     scores = bypass_loss(model, x, labels, batch_size=3)
     assert set(scores) == {b.add for b in blocks}

@@ -722,7 +722,7 @@ def test_model_name_never_reaches_the_compiler_as_an_option(fake_compiler, int8_
 def test_real_compiler_maps_what_the_analysis_predicts(int8_model):
     if shutil.which("edgetpu_compiler") is None:
         pytest.skip(
-            "edgetpu_compiler is not installed: Coral ships it for x86-64 Debian/Ubuntu only "
+            reason="edgetpu_compiler is not installed: Coral ships it for x86-64 Debian/Ubuntu only "
             "(apt-get install edgetpu-compiler)"
         )
     data = int8_model("resnet")

@@ -1,20 +1,30 @@
-"""Deployment: reading ``.tflite`` files and writing TensorFlow Lite Micro firmware projects.
+"""Deployment: reading ``.tflite`` files, the Edge TPU mapping, and the compile targets (``tflite`` and
+``edgetpu`` bundles, TensorFlow Lite Micro firmware projects).
 
 Nothing here imports TensorFlow, so the deployment path runs where only ``ai-edge-litert`` and
 ``tflite-micro`` are installed.
 """
 
+from tfscissor.compile.boards import BOARDS, check_fit
+from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
+from tfscissor.compile.edgetpu import analyse_edgetpu, compile_models
 from tfscissor.compile.flatbuffer import TensorInfo, TFLiteInfo, read_model
 from tfscissor.compile.tflm import TFLMProject, measure_arena, write_tflm_project
 from tfscissor.compile.tflm_ops import RESOLVER_METHODS, resolver_methods
 
 __all__ = [
+    "BOARDS",
     "RESOLVER_METHODS",
     "TFLMProject",
     "TFLiteInfo",
     "TensorInfo",
+    "analyse_edgetpu",
+    "check_fit",
+    "compile_models",
     "measure_arena",
     "read_model",
     "resolver_methods",
+    "write_edgetpu_bundle",
+    "write_tflite_bundle",
     "write_tflm_project",
 ]

@@ -719,12 +719,14 @@ def test_model_name_never_reaches_the_compiler_as_an_option(fake_compiler, int8_
     ]
 
 
+COMPILER_ABSENT = (
+    "edgetpu_compiler is not installed: Coral ships it for x86-64 Debian/Ubuntu only (apt-get install edgetpu-compiler)"
+)
+
+
 def test_real_compiler_maps_what_the_analysis_predicts(int8_model):
     if shutil.which("edgetpu_compiler") is None:
-        pytest.skip(
-            reason="edgetpu_compiler is not installed: Coral ships it for x86-64 Debian/Ubuntu only "
-            "(apt-get install edgetpu-compiler)"
-        )
+        pytest.skip(reason=COMPILER_ABSENT)
     data = int8_model("resnet")
     _, compiled = compile_models({"resnet": data})
 

@@ -35,7 +35,7 @@ bench-crop: $(INSTALLED)
 	$(BIN)/python bench/crop_pipeline.py
 
 # Width, depth and resolution alone against the compound search, with and without the cropper, at 50% and 30%
-# of the MACs (about 45 minutes on 2 cores after bench-crop, whose baseline and cropper it reuses; about 10
+# of the MACs (about 70 minutes on 2 cores after bench-crop, whose baseline and cropper it reuses; about 10
 # more without them).
 bench-shrink: $(INSTALLED)
 	$(BIN)/python bench/compound_shrink.py --reuse

@@ -29,8 +29,9 @@ section of ``bench/RESULTS.md``, and printed) and the plot ``bench/compound_shri
 run (tiny data, 1 epoch, one budget, a small grid) that writes ``bench/runs/compound_shrink_quick.*`` and leaves
 ``bench/RESULTS.md`` alone. Progress goes to stderr.
 
-    .venv/bin/python bench/compound_shrink.py --reuse    # about 45 minutes on 2 CPU cores, plus about 10
+    .venv/bin/python bench/compound_shrink.py --reuse    # about 70 minutes on 2 CPU cores, plus about 10
                                                          # to train the baseline and cropper when not cached
+    .venv/bin/python bench/compound_shrink.py --report   # render the saved run again
     .venv/bin/python bench/compound_shrink.py --quick    # about 3 minutes
 """
 
@@ -82,7 +83,7 @@ SEARCHES = {
 }
 SINGLE = ("width", "depth", "resolution", "crop_resolution")
 
-# Defaults, sized so that the whole benchmark runs in about 45 minutes on 2 CPU cores (see the docstring). The
+# Defaults, sized so that the whole benchmark runs in about 70 minutes on 2 CPU cores (see the docstring). The
 # data, baseline and cropper settings are the crop benchmark's, so its cached models are reused.
 FULL = {
     **crop_pipeline.FULL,
@@ -352,7 +353,11 @@ def goals(result):
         # Width trimming and the resolution steps can land above the budget; such a row does not count.
         singles = {k: rows[k]["accuracy"] for k in SINGLE if k in rows and rows[k]["macs"] <= budget * base_macs}
         moved = [compound["depth"] > 0, compound["width"] < 1, compound["resolution"] != result["settings"]["size"]]
+        whole_singles = {k: v for k, v in singles.items() if k != "crop_resolution"}
         out[str(budget)] = {
+            "whole_compound": whole["accuracy"] if whole else None,
+            "whole_singles": whole_singles,
+            "whole_beats_singles": bool(whole) and all(whole["accuracy"] > a for a in whole_singles.values()),
             "singles": singles,
             "dimensions_moved": sum(moved),
             "compound_kind": compound["kind"],
@@ -440,6 +445,16 @@ def markdown(result):
             + ".",
             "",
         ]
+        if g.get("whole_compound") is not None:
+            margins = ", ".join(
+                f"{100 * (g['whole_compound'] - v):+.2f} vs {KINDS[k]}" for k, v in g["whole_singles"].items()
+            )
+            lines += [
+                f"Without the cropper, at {float(budget):.0%}: the whole-image search {g['whole_compound']:.4f} "
+                f"beats every whole-image single dimension within budget: "
+                f"{'**yes**' if g['whole_beats_singles'] else '**no**'} ({margins} points).",
+                "",
+            ]
     se = 100 * standard_error(base["accuracy"], result["test_images"])
     lines += [
         f"Noise: one seed; the binomial standard error of an accuracy near {100 * base['accuracy']:.0f}% on "
@@ -459,15 +474,11 @@ def plot(result, path):
     import matplotlib.pyplot as plt
 
     s, base = result["settings"], result["baseline"]
-    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.2, 1]})
-    kinds = [k for k in KINDS if k != "control"]
-    colours = dict(
-        zip(
-            kinds,
-            ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:purple", "tab:pink", "tab:red", "tab:brown"],
-            strict=True,
-        )
-    )
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1.2, 1]})
+    shown_kinds = [k for k in KINDS if k != "control"]
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:purple", "tab:pink", "tab:red", "tab:brown"]
+    colours = dict(zip(shown_kinds, palette, strict=True))
+    kinds = [k for k in shown_kinds if any(r["kind"] == k for r in result["rows"])]  # the searches that ran
     step = 0.8 / len(kinds)
     for i, budget in enumerate(s["budgets"]):
         for j, kind in enumerate(kinds):
@@ -495,7 +506,7 @@ def plot(result, path):
     bars.set_xticklabels([f"{b:.0%} of the baseline's MACs" for b in s["budgets"]])
     bars.set_ylabel("test accuracy (%), after the same fine-tune")
     bars.set_title("Each method at each budget (bar label: MACs used; hatched: over budget)", fontsize=9)
-    bars.legend(fontsize=7, loc="lower left")
+    bars.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
     bars.grid(axis="y", alpha=0.3)
 
     shown = result["settings"]["scores"][0]
@@ -530,7 +541,7 @@ def plot(result, path):
     scatter.set_xlabel("MACs / baseline MACs (cropper included for crops)")
     scatter.set_ylabel(f"candidate score (%), {shown}: accuracy on the selection split")
     scatter.set_title("The searches' candidates within budget (marker size: blocks removed)", fontsize=9)
-    legend = scatter.legend(fontsize=7)
+    legend = scatter.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     for handle in legend.legend_handles[: len(searched)]:
         handle.set_color("grey")  # the markers, not the colours, tell the two searches apart
     scatter.grid(alpha=0.3)

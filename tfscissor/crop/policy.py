@@ -13,11 +13,15 @@ For each image of height H and width W (pixels) and its normalised box:
    half up) and shifted back inside the image;
 5. **crop and resize** to the classifier's resolution with a separable triangle filter whose support grows
    with the zoom-out factor (bilinear when enlarging, area-like when shrinking, as Pillow's BILINEAR), on
-   half-pixel centres, rounded back to uint8 pixels.
+   half-pixel centres, rounded half up back to uint8 pixels.
 
 A box that is not finite or has no area (a degenerate prediction) gets the whole image instead, resized to
-the classifier's resolution, and is counted as a fallback. Every step is plain integer and float arithmetic
-on small tables, so the firmware port can reproduce it exactly.
+the classifier's resolution, and is counted as a fallback.
+
+The firmware runs the same policy in plain C (``firmware/tflm/two_stage/crop_policy.c``) and must give the
+same pixels, so nothing here depends on the order of float sums: the windows are a few float64 operations
+that C's double repeats one for one, and the filter's weights are integers (:func:`filter_taps`), so each
+output pixel is an exact fraction of integer sums, rounded once.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import numpy as np
 from tfscissor.crop.boxes import FULL_IMAGE, valid_boxes
 from tfscissor.errors import UsageError
 
-__all__ = ["CropPolicy", "CropResult", "DEFAULT_SCALES", "crop_and_resize", "resize_weights"]
+__all__ = ["CropPolicy", "CropResult", "DEFAULT_SCALES", "crop_and_resize", "filter_taps", "resize_weights"]
 
 DEFAULT_SCALES = (0.25, 0.5, 0.75, 1.0)
-_CHUNK = 512  # images resized at once: bounds the float32 copies to a few tens of MB
+_CHUNK = 256  # images resized at once: bounds the float64 copies to a few tens of MB
+_EXACT = 2**53  # float64 holds every integer below this exactly, whatever the order of a sum
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,22 +114,33 @@ class CropPolicy:
         return CropResult(crop_and_resize(images, windows, resolution), windows, fallbacks)
 
 
-def resize_weights(in_size, out_size):
-    """The (out_size, in_size) matrix that resamples one axis: rows are triangle-filter weights summing to 1.
+def filter_taps(in_size, out_size):
+    """The triangle filter that resamples one axis as integers: an int64 (out_size, in_size) matrix.
 
-    Output pixel ``i`` is centred at source coordinate ``(i + 0.5) * in_size / out_size`` (pixel ``j``
-    covers ``[j, j + 1)``); the triangle's half-width is the zoom-out factor, at least one pixel.
+    Output pixel ``i`` is centred at source coordinate ``(i + 0.5) * in_size / out_size`` (pixel ``j`` covers
+    ``[j, j + 1)``) and the triangle's half-width is the zoom-out factor, at least one pixel. In units of
+    ``1 / (2 * out_size)`` source pixels every distance is an integer, so the weight of tap ``j`` is
+    ``max(0, 2M - |(2j + 1) * out_size - (2i + 1) * in_size|)`` with ``M = max(in_size, out_size)``, to be
+    divided by its row's sum.
     """
-    scale = in_size / out_size
-    support = max(scale, 1.0)
-    centres = (np.arange(out_size) + 0.5) * scale
-    taps = np.arange(in_size) + 0.5
-    weights = np.clip(1.0 - np.abs(taps[None, :] - centres[:, None]) / support, 0.0, None)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+    reach = 2 * max(in_size, out_size)
+    taps = (2 * np.arange(in_size, dtype=np.int64) + 1) * out_size
+    centres = (2 * np.arange(out_size, dtype=np.int64) + 1) * in_size
+    return np.maximum(reach - np.abs(taps[None, :] - centres[:, None]), 0)
+
+
+def resize_weights(in_size, out_size):
+    """:func:`filter_taps` normalised: float32 rows of triangle-filter weights summing to 1."""
+    taps = filter_taps(in_size, out_size)
+    return (taps / taps.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def crop_and_resize(images, windows, resolution):
-    """uint8 crops of ``images`` at pixel ``windows`` ``[x0, y0, x1, y1)``, resized to ``resolution`` square."""
+    """uint8 crops of ``images`` at pixel ``windows`` ``[x0, y0, x1, y1)``, resized to ``resolution`` square.
+
+    Each output pixel is ``sum(taps_y * taps_x * pixels) / (sum(taps_y) * sum(taps_x))`` rounded half up: the
+    sums are of integers below 2**53, exact in float64 BLAS in any order, and the division is in int64.
+    """
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
         raise UsageError(f"crop resolution must be a positive integer, got {resolution!r}: e.g. 48")
     images, windows = np.asarray(images), np.asarray(windows, np.int64)
@@ -132,17 +148,24 @@ def crop_and_resize(images, windows, resolution):
     sizes = np.stack([windows[:, 3] - windows[:, 1], windows[:, 2] - windows[:, 0]], axis=1)
     # Windows of one size share their filter tables, so they are resized together.
     for height, width in np.unique(sizes, axis=0):
-        rows_y = resize_weights(int(height), resolution)
-        rows_x = resize_weights(int(width), resolution)
+        taps_y, taps_x = filter_taps(int(height), resolution), filter_taps(int(width), resolution)
+        sums_y, sums_x = taps_y.sum(axis=1), taps_x.sum(axis=1)
+        if 255 * int(sums_y.max()) * int(sums_x.max()) >= _EXACT:
+            raise UsageError(
+                f"a {width}x{height} crop resized to {resolution} px is beyond exact arithmetic: "
+                "use a higher resolution or smaller images"
+            )
+        denominators = (sums_y[:, None] * sums_x[None, :])[None, :, :, None]
         members = np.flatnonzero((sizes[:, 0] == height) & (sizes[:, 1] == width))
         for start in range(0, len(members), _CHUNK):
             chunk = members[start : start + _CHUNK]
             crops = np.stack(
                 [images[i, windows[i, 1] : windows[i, 3], windows[i, 0] : windows[i, 2]] for i in chunk]
-            ).astype(np.float32)
+            ).astype(np.float64)
             k, _, w, c = crops.shape
             # Rows, then columns, as two batched matrix products (BLAS; einsum was ten times slower).
-            resized = np.matmul(rows_y, crops.reshape(k, int(height), w * c)).reshape(k, resolution, w, c)
-            resized = np.matmul(resized.transpose(0, 1, 3, 2), rows_x.T).transpose(0, 1, 3, 2)
-            out[chunk] = np.rint(np.clip(resized, 0, 255)).astype(np.uint8)
+            sums = np.matmul(taps_y.astype(np.float64), crops.reshape(k, int(height), w * c))
+            sums = sums.reshape(k, resolution, w, c).transpose(0, 1, 3, 2) @ taps_x.T.astype(np.float64)
+            numerators = sums.transpose(0, 1, 3, 2).astype(np.int64)
+            out[chunk] = (2 * numerators + denominators) // (2 * denominators)
     return out

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-trim bench-crop bench-shrink lint system-deps clean
+.PHONY: install demo test bench bench-trim bench-crop bench-shrink bench-qat lint system-deps clean
 
 $(INSTALLED): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench-crop: $(INSTALLED)
 bench-shrink: $(INSTALLED)
 	$(BIN)/python bench/compound_shrink.py --reuse
 
+# Float vs post-training int8 vs quantisation-aware training int8, MobileNetV2- and ResNet-style, on cluttered
+# Fashion-MNIST (about 12 minutes on 2 cores; needs Debian's dataset-fashion-mnist).
+bench-qat: $(INSTALLED)
+	$(BIN)/python bench/quantize_qat.py
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check tfscissor tests bench
 	$(BIN)/ruff format --check tfscissor tests bench
@@ -47,7 +52,8 @@ lint: $(INSTALLED)
 # Debian packages some tests use (they skip, saying why, when a package is absent). Needs root; CI runs it.
 system-deps:
 	apt-get update -q
-	apt-get install -y -q --no-install-recommends dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi g++
+	apt-get install -y -q --no-install-recommends dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi g++ \
+	  qemu-system-arm cmake
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache

@@ -34,7 +34,8 @@ setup(
     # The firmware templates live in the top-level firmware/ folder and install as tfscissor.firmware.
     packages=[*find_packages(include=["tfscissor", "tfscissor.*"]), "tfscissor.firmware"],
     package_dir={"tfscissor.firmware": "firmware"},
-    package_data={"tfscissor.firmware": ["*/*", "*.md"]},
+    # Templates nest: tflm/, ports/<port>/ and ports/esp-idf/main/.
+    package_data={"tfscissor.firmware": ["*.md", "*/*", "*/*/*", "*/*/*/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
     entry_points={"console_scripts": ["tfscissor=tfscissor.cli:main"]},

@@ -14,7 +14,7 @@ from tfscissor.cli import cli
 from tfscissor.errors import TfscissorError
 
 DATA = "cluttered:size=32,n=360,classes=3,seed=2"
-COMMANDS = ["train", "eval", "info", "trim", "shrink", "quantize", "compile", "bench", "run"]
+COMMANDS = ["train", "eval", "info", "trim", "shrink", "quantize", "compile", "flash", "bench", "run"]
 
 
 def invoke(*args):

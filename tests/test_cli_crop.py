@@ -248,19 +248,36 @@ def test_crop_eval_on_the_tflite_pair_agrees_with_quantize(chain):
     assert f"{report['accuracy']:.4f}" == int8[1]  # the same deployed pipeline on the same images
 
 
-def test_compile_with_a_cropper_writes_two_projects(chain):
+def test_compile_with_a_cropper_writes_one_two_stage_project(chain):
+    from tfscissor.crop import CropPolicy, TwoStage
+    from tfscissor.litert import TFLiteModel, dequantize
+
     d, steps, _ = chain
-    for project in (d / "fw", d / "fw" / "cropper"):
-        assert (project / "manifest.json").is_file() and (project / "model_data.cc").is_file(), project
-    assert json.loads((d / "fw" / "cropper" / "manifest.json").read_text())["labels"] == [
-        "xmin",
-        "ymin",
-        "xmax",
-        "ymax",
-    ]
-    assert json.loads((d / "fw" / "manifest.json").read_text())["labels"] == ["0", "1", "2"]
+    fw = d / "fw"
+    manifest = json.loads((fw / "manifest.json").read_text())
+    assert (fw / "cropper.tflite").read_bytes() == (d / "m16.cropper.tflite").read_bytes()
+    assert manifest["labels"] == ["0", "1", "2"] and manifest["crop_policy"] == CropPolicy().to_dict()
+    assert manifest["cropper"]["output"]["shape"] == [1, 4]
+    # The firmware's known-good box (TFLM) is LiteRT's within a step, and its window is the one the Python
+    # pipeline cuts for that box.
+    cropper = TFLiteModel.load(d / "m16.cropper.tflite")
+    pipeline = TwoStage(cropper, TFLiteModel.load(d / "m16.tflite"))
+    image = _c_values(fw / "sample_data.cc", "g_sample_image").reshape(pipeline.image_shape).astype(np.uint8)
+    box = np.array(manifest["sample"]["box"])
+    assert np.abs(cropper.invoke(cropper.quantize_input(image)[None])[0] - box).max() <= 1
+    crops, _ = pipeline.crops(image[None], dequantize(box, *cropper.output_quantization)[None])
+    assert manifest["sample"]["window"] == crops.windows[0].tolist()
     lines = steps["compile"].output.strip().splitlines()
-    assert lines[0].startswith(f"wrote {d / 'fw'}: ") and lines[1].startswith(f"wrote {d / 'fw'}/cropper: ")
+    assert lines[0].startswith(f"wrote {fw}: ")
+    assert lines[1].startswith("  cropper: arena ") and lines[2].startswith("  classifier: arena ")
+
+
+def _c_values(path, symbol):
+    """The integers of C array ``symbol`` in a generated source file."""
+    text = path.read_text()
+    body = text[text.index(symbol) :]
+    body = body[body.index("{") + 1 : body.index("}")]
+    return np.array([int(v) for v in body.replace(",", " ").split()])
 
 
 def test_bench_with_a_cropper_times_each_stage(chain):

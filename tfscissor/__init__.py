@@ -44,6 +44,7 @@ _API = {
     "read_model": "tfscissor.compile",
     "measure_arena": "tfscissor.compile",
     "write_tflm_project": "tfscissor.compile",
+    "flash_project": "tfscissor.compile",
     "bench_cpu": "tfscissor.bench",
     "load_recipe": "tfscissor.run",
     "run_recipe": "tfscissor.run",

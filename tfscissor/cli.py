@@ -837,6 +837,12 @@ def crop_finetune(
     click.echo(f"saved {output}")
 
 
+# Quantisation-aware training's defaults: a short fine-tune at a tenth of training's rate, which moves a
+# trained model to fit the int8 grid without forgetting (bench/quantize_qat.py).
+QAT_EPOCHS = 3
+QAT_LEARNING_RATE = 1e-4
+
+
 @cli.command()
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @_data_option()
@@ -856,32 +862,78 @@ def crop_finetune(
     default=None,
     help="The cropper's .tflite (default: OUTPUT with .cropper.tflite).",
 )
+@click.option(
+    "--qat",
+    is_flag=True,
+    help="Quantisation-aware training: fine-tune with fake quantisation (tfmot), then convert; for when "
+    "post-training quantisation loses too much accuracy.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help=f"With --qat: training epochs on the train split [default: {QAT_EPOCHS}].",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help=f"With --qat: Adam's learning rate, decayed to 0 (cosine) [default: {QAT_LEARNING_RATE:g}].",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .tflite file.")
 @click.pass_obj
-def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_output, output):
-    """Full-int8 post-training quantisation; prints float and int8 accuracy.
+def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_output, qat, epochs, lr, output):
+    """Full-int8 quantisation, post-training or with --qat; prints float and int8 accuracy.
 
     \b
     Examples:
       tfscissor quantize trimmed.keras --data cluttered -o trimmed.tflite
+      tfscissor quantize trimmed.keras --data cluttered --qat --epochs 3 -o trimmed.tflite
       tfscissor quantize model32.keras --cropper cropper.keras --data cluttered -o model32.tflite
     """
     from tfscissor.io import check_not_input, write_bytes
-    from tfscissor.quantize import quantize_model
 
     if not output.endswith(".tflite"):
         raise UsageError(f"output {output} must end in .tflite")
     check_not_input(output, model_path, cropper_path)
     if cropper_output is not None and cropper_path is None:
         raise UsageError("--cropper-output needs --cropper: give the .keras cropper to quantise with the classifier")
+    if not qat and (epochs is not None or lr is not None):
+        raise UsageError("--epochs and --lr need --qat: add --qat to fine-tune with quantisation-aware training")
+    if qat and cropper_path is not None:
+        # The classifier of a pipeline sees the int8 cropper's crops; training it on them is not built yet.
+        raise UsageError(
+            "--qat quantises one classifier, not a two-stage pipeline: drop --cropper, or drop --qat to quantise "
+            "both stages post-training"
+        )
     if cropper_path is not None:
         return _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cropper_output)
     model = _load_keras(model_path)
     dataset = _load_data(data_spec, tuple(model.input_shape[1:3]))
-    result = quantize_model(model, dataset, num_samples=samples)
+    if qat:
+        from tfscissor.quantize import quantize_model_qat
+
+        result = quantize_model_qat(
+            model,
+            dataset,
+            epochs or QAT_EPOCHS,
+            learning_rate=lr or QAT_LEARNING_RATE,
+            num_samples=samples,
+            callbacks=settings.callbacks("QAT"),
+        )
+    else:
+        from tfscissor.quantize import quantize_model
+
+        result = quantize_model(model, dataset, num_samples=samples)
     write_bytes(output, result.tflite)
     (in_scale, in_zero), (out_scale, out_zero) = result.input_quantization, result.output_quantization
-    click.echo(f"accuracy float {result.float_accuracy:.4f}, int8 {result.int8_accuracy:.4f}")
+    if qat:
+        click.echo(
+            f"accuracy float {result.float_accuracy:.4f}, PTQ int8 {result.ptq_int8_accuracy:.4f}, "
+            f"QAT int8 {result.int8_accuracy:.4f} (fake-quant before conversion {result.fake_quant_accuracy:.4f})"
+        )
+    else:
+        click.echo(f"accuracy float {result.float_accuracy:.4f}, int8 {result.int8_accuracy:.4f}")
     click.echo(
         f"input int8 = round(pixel / {in_scale:.6g}) + {in_zero}; output score = (int8 - {out_zero}) * {out_scale:.6g}"
     )
@@ -931,7 +983,7 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
     "cropper_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The cropper's int8 .tflite (tflm: its own project goes in OUTPUT/cropper/).",
+    help="The cropper's int8 .tflite: the two models and the crop policy make one pipeline.",
 )
 @click.option(
     "--compiler",
@@ -943,7 +995,7 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
     "--board",
     type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
     default=None,
-    help="tflm: check that the project fits this board's flash and RAM.",
+    help="tflm: check that the project fits this board's flash and RAM, and add its build and flash port.",
 )
 @_policy_options
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
@@ -967,7 +1019,7 @@ def compile_(settings, model_path, target, labels, name, cropper_path, compiler,
     labels = _parse_labels(labels)
     policy = _policy(scales, margin) if cropper_path is not None else None
     if target == "tflm":
-        return _compile_tflm(model_path, output, labels, name, cropper_path, board)
+        return _compile_tflm(model_path, output, labels, name, cropper_path, policy, board)
     from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
     from tfscissor.compile.edgetpu import CompilerMissing
 
@@ -1002,22 +1054,59 @@ def compile_(settings, model_path, target, labels, name, cropper_path, compiler,
     click.echo(f"wrote {output}")
 
 
-def _compile_tflm(model_path, output, labels, name, cropper_path, board):
+def _compile_tflm(model_path, output, labels, name, cropper_path, policy, board):
     from tfscissor.compile import write_tflm_project
 
     project = write_tflm_project(
-        model_path, output, labels=labels, name=name or _c_name(model_path), cropper=cropper_path, board=board
+        model_path,
+        output,
+        labels=labels,
+        name=name or _c_name(model_path),
+        cropper=cropper_path,
+        policy=policy,
+        board=board,
     )
-    for part, where in ((project, output), (project.cropper, f"{output}/cropper")):
+    click.echo(f"wrote {output}: {len(project.ops)} ops ({', '.join(project.ops)})")
+    for role, part in (("cropper", project.cropper), ("classifier", project)):
         if part is not None:
-            click.echo(
-                f"wrote {where}: {len(part.ops)} ops ({', '.join(part.ops)}), arena {part.arena_bytes:,} bytes, "
-                f"model {part.model_bytes:,} bytes"
-            )
+            click.echo(f"  {role}: arena {part.arena_bytes:,} bytes, model {part.model_bytes:,} bytes")
     if project.fit is not None:
         click.echo(project.fit.summary())
         for warning in project.fit.warnings:
             click.echo(f"warning: {warning}", err=True)
+        if project.fit.board.port:
+            click.echo(
+                f"board port: {output}/{project.fit.board.port}/ (build and flash: tfscissor flash {output} "
+                f"--board {board})"
+            )
+
+
+@cli.command()
+@click.argument("project_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--board",
+    type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
+    required=True,
+    help="The board the project was compiled for (compile --board).",
+)
+@click.option(
+    "--port",
+    "serial_port",
+    default=None,
+    help="The board's serial port (/dev/ttyACM0, COM3); default: the tool's own choice.",
+)
+def flash(project_dir, board, serial_port):
+    """Build a firmware project with its board's tool (idf.py, arduino-cli, west) and flash it.
+
+    \b
+    Examples:
+      tfscissor compile trimmed.tflite --target tflm --board esp32s3 -o trimmed_fw/
+      tfscissor flash trimmed_fw/ --board esp32s3 --port /dev/ttyUSB0
+    """
+    from tfscissor.compile.flash import flash_project
+
+    result = flash_project(project_dir, board, serial_port=serial_port, echo=click.echo)
+    click.echo(f"flashed {project_dir} to the {board}" + (f"; its output: {result.monitor}" if result.monitor else ""))
 
 
 def _keras_info_lines(result):

@@ -30,6 +30,11 @@ def quantize_image(image, scale, zero_point, dtype=np.int8):
     return np.clip(np.round(np.asarray(image, np.float32) / scale) + zero_point, limits.min, limits.max).astype(dtype)
 
 
+def dequantize(raw, scale, zero_point):
+    """float32 values of an integer tensor: ``(raw - zero_point) * scale``, in float32 as the firmware does it."""
+    return (np.asarray(raw).astype(np.float32) - zero_point) * np.float32(scale)
+
+
 def seeded_input(shape, dtype, seed=0):
     """A reproducible random tensor of ``shape`` and ``dtype``: the full integer range, or pixels in [0, 255]."""
     rng = np.random.default_rng(seed)
@@ -124,7 +129,7 @@ class TFLiteModel:
         rows = []
         for image in images:
             raw = self.invoke(self.quantize_input(image)[None])[0]
-            rows.append((raw.astype(np.float32) - zero_point) * scale if scale else raw.astype(np.float32))
+            rows.append(dequantize(raw, scale, zero_point) if scale else raw.astype(np.float32))
         return np.stack(rows)
 
     def accuracy(self, images, labels):

@@ -2,6 +2,8 @@
 #ifndef TFSCISSOR_{{guard}}_MODEL_SETTINGS_H_
 #define TFSCISSOR_{{guard}}_MODEL_SETTINGS_H_
 
+#include <cstdint>
+
 // The input image: rows x columns x channels int8 values in HWC order.
 constexpr int kNumRows = {{rows}};
 constexpr int kNumCols = {{cols}};
@@ -13,6 +15,10 @@ constexpr float kInputScale = {{input_scale}};
 constexpr int kInputZeroPoint = {{input_zero_point}};
 constexpr float kOutputScale = {{output_scale}};
 constexpr int kOutputZeroPoint = {{output_zero_point}};
+
+// Each camera pixel value 0..255 as the model's int8 input, tabulated by tfscissor with the Python pipeline's
+// own rounding (half to even), so the firmware quantises exactly as the evaluation did.
+extern const int8_t kInputTable[256];
 
 constexpr int kCategoryCount = {{num_classes}};
 extern const char* const kCategoryLabels[kCategoryCount];

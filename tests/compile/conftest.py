@@ -58,6 +58,20 @@ def int8_model():
     return get
 
 
+WHOLE_IMAGE_SHAPE = (24, 32, 3)  # a two-stage pipeline's whole image: not square, the rows are the short side
+
+
+@pytest.fixture(scope="session")
+def whole_image_cropper():
+    """``.tflite`` bytes of a full-int8 cropper for 24x32 images, whose crops the 16-px classifiers take."""
+    from tfscissor.models.cropper import build_cropper
+    from tfscissor.quantize import quantize_int8
+
+    images = np.random.default_rng(1).uniform(0, 255, (16, *WHOLE_IMAGE_SHAPE)).astype(np.float32)
+    cropper = build_cropper(WHOLE_IMAGE_SHAPE, view=24, width=0.25, stages=2, seed=0)
+    return quantize_int8(cropper, images, num_samples=16)
+
+
 @pytest.fixture(params=MODEL_NAMES)
 def model_name(request):
     return request.param

@@ -54,6 +54,8 @@ class MicroInterpreter {
  private:
   uint8_t* arena_;
   size_t arena_size_;
+  size_t input_bytes_;
+  size_t output_bytes_;
   TfLiteTensor input_{};
   TfLiteTensor output_{};
 };
@@ -70,6 +72,10 @@ _SOURCE = """#include <cstdarg>
 namespace {
 uint32_t Read32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
 uint16_t Read16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+// -DFAKE_INPUT_BYTES=a,b -DFAKE_OUTPUT_BYTES=c,d: the first interpreter made has a and c, the next b and d.
+const size_t kInputBytes[] = {FAKE_INPUT_BYTES};
+const size_t kOutputBytes[] = {FAKE_OUTPUT_BYTES};
+size_t interpreters_made = 0;
 }  // namespace
 
 void MicroPrintf(const char* format, ...) {
@@ -93,12 +99,16 @@ uint32_t Model::version() const {
 }
 MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t* tensor_arena,
                                    size_t tensor_arena_size)
-    : arena_(tensor_arena), arena_size_(tensor_arena_size) {}
+    : arena_(tensor_arena), arena_size_(tensor_arena_size),
+      input_bytes_(kInputBytes[interpreters_made % (sizeof(kInputBytes) / sizeof(*kInputBytes))]),
+      output_bytes_(kOutputBytes[interpreters_made % (sizeof(kOutputBytes) / sizeof(*kOutputBytes))]) {
+  ++interpreters_made;
+}
 TfLiteStatus MicroInterpreter::AllocateTensors() {
   if (reinterpret_cast<uintptr_t>(arena_) % 16 != 0) return kTfLiteError;
-  if (arena_size_ < FAKE_INPUT_BYTES + FAKE_OUTPUT_BYTES) return kTfLiteError;
-  input_ = {kTfLiteInt8, {reinterpret_cast<int8_t*>(arena_)}, FAKE_INPUT_BYTES};
-  output_ = {kTfLiteInt8, {reinterpret_cast<int8_t*>(arena_ + FAKE_INPUT_BYTES)}, FAKE_OUTPUT_BYTES};
+  if (arena_size_ < input_bytes_ + output_bytes_) return kTfLiteError;
+  input_ = {kTfLiteInt8, {reinterpret_cast<int8_t*>(arena_)}, input_bytes_};
+  output_ = {kTfLiteInt8, {reinterpret_cast<int8_t*>(arena_ + input_bytes_)}, output_bytes_};
   return kTfLiteOk;
 }
 TfLiteStatus MicroInterpreter::Invoke() {
@@ -107,7 +117,7 @@ TfLiteStatus MicroInterpreter::Invoke() {
 }
 TfLiteTensor* MicroInterpreter::input(size_t) { return &input_; }
 TfLiteTensor* MicroInterpreter::output(size_t) { return &output_; }
-size_t MicroInterpreter::arena_used_bytes() const { return FAKE_INPUT_BYTES + FAKE_OUTPUT_BYTES; }
+size_t MicroInterpreter::arena_used_bytes() const { return input_bytes_ + output_bytes_; }
 }  // namespace tflite
 """
 

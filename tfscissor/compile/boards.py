@@ -22,13 +22,22 @@ WARN_SHARE = 0.9
 
 @dataclass(frozen=True)
 class Board:
-    """A board: its flash and the RAM one contiguous arena can use, in bytes."""
+    """A board: its flash and the RAM one contiguous arena can use, in bytes.
+
+    ``port``: the build system its firmware project gets (a name in :data:`tfscissor.compile.ports.PORTS`; None:
+    the fit check only), ``target`` the board's name in that build system (ESP-IDF target, Arduino FQBN, Zephyr
+    board), ``flash_args`` extra arguments of the port's flash command. ``cortex_m``: the compiler's CPU flags
+    when the chip is a Cortex-M, which also earns the project the plain CMake port."""
 
     name: str
     title: str
     flash: int
     ram: int
     note: str = ""
+    port: "str | None" = None
+    target: str = ""
+    flash_args: tuple = ()
+    cortex_m: str = ""
 
 
 BOARDS = {
@@ -40,12 +49,41 @@ BOARDS = {
             8 * MIB,
             512 * KIB,
             "8 MiB of PSRAM can hold a larger arena, slower than internal SRAM",
+            port="esp-idf",
+            target="esp32s3",
         ),
-        Board("nano33ble", "Arduino Nano 33 BLE (nRF52840)", 1 * MIB, 256 * KIB),
         Board(
-            "stm32h7", "STM32H743 (NUCLEO-H743ZI2)", 2 * MIB, 512 * KIB, "512 KiB is the largest contiguous SRAM (AXI)"
+            "nano33ble",
+            "Arduino Nano 33 BLE (nRF52840)",
+            1 * MIB,
+            256 * KIB,
+            port="arduino",
+            target="arduino:mbed_nano:nano33ble",
+            cortex_m="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16",
         ),
-        Board("rp2040", "Raspberry Pi Pico (RP2040)", 2 * MIB, 264 * KIB),
+        Board(
+            "stm32h7",
+            "STM32H743 (NUCLEO-H743ZI2)",
+            2 * MIB,
+            512 * KIB,
+            "512 KiB is the largest contiguous SRAM (AXI)",
+            port="zephyr",
+            target="nucleo_h743zi",  # Zephyr's board for both the NUCLEO-H743ZI and the ZI2
+            cortex_m="-mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16",
+        ),
+        # Zephyr rather than Arduino: the TFLM libraries in Arduino's Library Manager do not declare the RP2040
+        # cores, while Zephyr's tflite-micro module is board-independent; and its UF2 runner flashes a Pico over
+        # USB in BOOTSEL mode, with no debug probe.
+        Board(
+            "rp2040",
+            "Raspberry Pi Pico (RP2040)",
+            2 * MIB,
+            264 * KIB,
+            port="zephyr",
+            target="rpi_pico",
+            flash_args=("-r", "uf2"),
+            cortex_m="-mcpu=cortex-m0plus -mthumb",
+        ),
     )
 }
 

@@ -65,6 +65,12 @@ class QuantizeResult:
     int8_accuracy: float
     input_quantization: tuple  # (scale, zero_point): int8 = round(pixel / scale) + zero_point
     output_quantization: tuple
+    method: str = "ptq"  # "ptq" (post-training) or "qat" (quantisation-aware training)
+    # With QAT: the int8 accuracy post-training quantisation reaches on the same model (None when not
+    # measured), the trained fake-quant model's accuracy before conversion, and the training history.
+    ptq_int8_accuracy: float | None = None
+    fake_quant_accuracy: float | None = None
+    history: dict | None = None
 
 
 def quantize_model(model, dataset, num_samples=200, seed=0):

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-trim bench-crop bench-shrink bench-qat lint system-deps clean
+.PHONY: install demo test bench bench-trim bench-crop bench-shrink bench-qat bench-devices lint system-deps clean
 
 $(INSTALLED): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-shrink: $(INSTALLED)
 bench-qat: $(INSTALLED)
 	$(BIN)/python bench/quantize_qat.py
 
+# `tfscissor bench` devices on demo-sized models: LiteRT on the CPU (1 and 2 threads, int8 and float32) and TFLite
+# Micro's interpreter (host time), with and without the cropper (about a minute on 2 cores).
+bench-devices: $(INSTALLED)
+	$(BIN)/python bench/device_latency.py
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check tfscissor tests bench
 	$(BIN)/ruff format --check tfscissor tests bench
@@ -53,7 +58,7 @@ lint: $(INSTALLED)
 system-deps:
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi g++ \
-	  qemu-system-arm cmake
+	  qemu-system-arm cmake chromium
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache

@@ -14,7 +14,7 @@ from tfscissor.cli import cli
 from tfscissor.errors import TfscissorError
 
 DATA = "cluttered:size=32,n=360,classes=3,seed=2"
-COMMANDS = ["train", "eval", "info", "trim", "shrink", "quantize", "compile", "flash", "bench", "run"]
+COMMANDS = ["train", "eval", "info", "trim", "shrink", "quantize", "compile", "flash", "bench", "run", "report"]
 
 
 def invoke(*args):
@@ -149,7 +149,8 @@ def test_bench_json(chain):
     result = invoke("bench", d / "t.tflite", "--device", "cpu", "--runs", "5", "--warmup", "1", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
-    assert payload["runs"] == 5 and payload["p90_ms"] >= payload["median_ms"] > 0
+    stage = payload["stages"]["classifier"]
+    assert payload["runs"] == 5 and payload["device"] == "cpu" and stage["p90_ms"] >= stage["median_ms"] > 0
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

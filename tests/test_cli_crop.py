@@ -285,14 +285,15 @@ def test_bench_with_a_cropper_times_each_stage(chain):
     output = steps["bench"].output
     assert len(output.strip().splitlines()) == 1, output
     result = json.loads(output)
-    cropper, classifier = result["stages"]["cropper"], result["stages"]["classifier"]
-    assert cropper["median_ms"] > 0 and classifier["median_ms"] > 0 and result["crop_median_ms"] > 0
-    assert cropper["runs"] == classifier["runs"] == result["runs"] == 5
-    assert result["total_median_ms"] == pytest.approx(
-        cropper["median_ms"] + result["crop_median_ms"] + classifier["median_ms"]
+    cropper, crop, classifier = (result["stages"][name] for name in ("cropper", "crop", "classifier"))
+    assert cropper["median_ms"] > 0 and classifier["median_ms"] > 0 and crop["median_ms"] > 0
+    assert cropper["runs"] == crop["runs"] == classifier["runs"] == result["runs"] == 5
+    assert result["total"]["median_ms"] == pytest.approx(
+        cropper["median_ms"] + crop["median_ms"] + classifier["median_ms"]
     )
     assert cropper["input_shape"] == [1, 32, 32, 3] and classifier["input_shape"] == [1, 16, 16, 3]
-    assert result["model_bytes"] == cropper["model_bytes"] + classifier["model_bytes"]
+    assert crop["output_shape"] == [1, 16, 16, 3]
+    assert result["total"]["model_bytes"] == cropper["model_bytes"] + classifier["model_bytes"]
 
 
 # -- degenerate boxes fall back to the whole image --------------------------------------------------------

@@ -34,6 +34,8 @@ def test_tiny_recipe_end_to_end(tmp_path):
         "trim.json",
         "summary.json",
         "summary.md",
+        "report.md",
+        "report.html",
     ):
         assert (run / name).is_file(), name
     assert (run / "firmware" / "model_data.cc").is_file()
@@ -45,6 +47,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert all(row["arena bytes"] > 0 and row["latency ms"] > 0 for row in summary["rows"])
     assert json.loads((run / "summary.json").read_text())["rows"] == summary["rows"]
     assert "| trimmed int8 |" in (run / "summary.md").read_text()
+    assert [stage["name"] for stage in summary["stages"]] == ["baseline", "trimmed", "int8", "compiled"]
 
 
 def test_defaults_are_filled(tmp_path):

@@ -48,6 +48,7 @@ _API = {
     "bench_cpu": "tfscissor.bench",
     "load_recipe": "tfscissor.run",
     "run_recipe": "tfscissor.run",
+    "write_report": "tfscissor.report",
     "TfscissorError": "tfscissor.errors",
 }
 

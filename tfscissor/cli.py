@@ -1155,14 +1155,75 @@ def _parse_labels(labels):
     return [name.strip() for name in labels.split(",")]
 
 
+_BENCH_COLUMNS = {
+    "first ms": "first_inference_ms",
+    "median ms": "median_ms",
+    "p90 ms": "p90_ms",
+    "max ms": "max_ms",
+    "mean ms": "mean_ms",
+    "per s": "throughput_per_s",
+    "model bytes": "model_bytes",
+    "arena bytes": "arena_bytes",
+    "setup ms": "setup_ms",
+}
+
+
+def _bench_lines(model_path, result):
+    """A table of the stages and their total, then what the device adds: ops, the board fit, devices found."""
+    stages = result["stages"]
+    columns = [c for c, key in _BENCH_COLUMNS.items() if any(key in stage for stage in stages.values())]
+    rows = [
+        {"stage": name, **{c: figures.get(_BENCH_COLUMNS[c]) for c in columns}}
+        for name, figures in [*stages.items(), ("total", result["total"])]
+    ]
+    for row in rows:  # whole runs per second read better than 4 significant digits in e-notation
+        row["per s"] = round(row["per s"])
+    lines = [
+        f"{model_path} on {result['device']}, {result['title']}; {result['timing']}",
+        f"{result['runs']} timed runs after {result['warmup']} warm-up; first: the first inference, timed alone"
+        + ("; total: the sum of the stages" if len(stages) > 1 else ""),
+        *_format_table(rows, ["stage", *columns]),
+    ]
+    classifier = stages["classifier"]
+    if "num_threads" in classifier:
+        threads = classifier["num_threads"] or "LiteRT's default"
+        lines.append(f"threads: {threads}; peak RSS of the process {classifier['peak_rss_bytes'] / 2**20:.0f} MiB")
+    for name, stage in stages.items():
+        if "op_counts" in stage:
+            lines.append(f"{name} ops: " + ", ".join(f"{op} x{n}" for op, n in stage["op_counts"].items()))
+        if "cpu_ops" in stage:
+            lines.append(
+                f"{name}: {stage['edgetpu_ops']} Edge TPU op(s); on the host CPU: {', '.join(stage['cpu_ops']) or 'none'}"
+            )
+    if "devices_found" in classifier:
+        found = ", ".join(f"{d['type']}:{i} {d['path']}" for i, d in enumerate(classifier["devices_found"]))
+        lines.append(f"Edge TPUs found: {found}; setup: opening the device and creating the interpreter")
+    if "board" in result:
+        fit = result["board"]
+        lines.append(f"board {fit['summary']}")
+        lines.extend(f"warning: {warning}" for warning in fit["warnings"])
+    return lines
+
+
 @cli.command()
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @click.option(
-    "--device", type=click.Choice(["cpu"]), default="cpu", show_default=True, help="cpu: LiteRT on this host."
+    "--device",
+    default="cpu",
+    show_default=True,
+    metavar="cpu|tflm|usb[:N]|pci[:N]",
+    help="cpu: LiteRT on this host; tflm: TFLite Micro on this host (arena, flash, ops, host time); "
+    "usb, pci: the Nth Coral Edge TPU (an _edgetpu.tflite model).",
 )
 @click.option("--runs", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--warmup", type=click.IntRange(0), default=10, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="LiteRT CPU threads (default: LiteRT's).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="cpu: LiteRT threads (default: LiteRT's).")
+@click.option(
+    "--board",
+    type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
+    default=None,
+    help="tflm: check the models and arenas against this board's flash and RAM.",
+)
 @click.option(
     "--cropper",
     "cropper_path",
@@ -1172,37 +1233,32 @@ def _parse_labels(labels):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def bench(settings, model_path, device, runs, warmup, threads, cropper_path, as_json):
+def bench(settings, model_path, device, runs, warmup, threads, board, cropper_path, as_json):
     """Measure latency of a .tflite model: first inference, then median, p90 and max of N runs.
 
     \b
     Examples:
       tfscissor bench trimmed.tflite --device cpu --runs 200 --json
+      tfscissor bench trimmed.tflite --device tflm --board nano33ble
       tfscissor bench model32.tflite --cropper model32.cropper.tflite
+      tfscissor bench trimmed_tpu/classifier_edgetpu.tflite --device usb:0
     """
-    from tfscissor.bench import bench_cpu, bench_cpu_pipeline
+    from tfscissor.bench import bench as run_bench
     from tfscissor.progress import progress_bar
 
-    if cropper_path is not None:
-        with progress_bar(total=2 * runs, desc="bench", enabled=settings.progress and not as_json) as bar:
-            result = bench_cpu_pipeline(
-                cropper_path, model_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update
-            )
-        stages = result["stages"]
-        lines = [
-            f"crop-then-classify on {device}, medians over {runs} runs: cropper {stages['cropper']['median_ms']:.3f} ms "
-            f"+ crop {result['crop_median_ms']:.3f} ms + classifier {stages['classifier']['median_ms']:.3f} ms "
-            f"= {result['total_median_ms']:.3f} ms; models {result['model_bytes']:,} bytes"
-        ]
-        return _emit(as_json, result, lines)
-    with progress_bar(total=warmup + runs, desc="bench", enabled=settings.progress and not as_json) as bar:
-        result = bench_cpu(model_path, runs=runs, warmup=warmup, num_threads=threads, progress=bar.update)
-    lines = [
-        f"{model_path} on {device}: first {result['first_inference_ms']:.3f} ms, median {result['median_ms']:.3f} ms, "
-        f"p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms over {result['runs']} runs "
-        f"({result['throughput_per_s']:.1f}/s), peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB"
-    ]
-    _emit(as_json, result, lines)
+    models = 1 if cropper_path is None else 2
+    with progress_bar(total=models * runs, desc="bench", enabled=settings.progress and not as_json) as bar:
+        result = run_bench(
+            model_path,
+            device=device,
+            cropper=cropper_path,
+            runs=runs,
+            warmup=warmup,
+            board=board,
+            progress=bar.update,
+            num_threads=threads,
+        )
+    _emit(as_json, result, _bench_lines(model_path, result))
 
 
 @cli.command()
@@ -1231,6 +1287,22 @@ def run(settings, recipe, output):
     for line in _format_table(summary["rows"], summary["columns"]):
         click.echo(line)
     click.echo(f"\nresults in {run_dir}/ (summary.md, summary.json, models, firmware/)")
+    click.echo(f"report: {run_dir / 'report.html'} and report.md")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def report(run_dir):
+    """Write report.md and report.html (plots in report/) for a run directory.
+
+    \b
+    Example:
+      tfscissor report runs/demo
+    """
+    from tfscissor.report import write_report
+
+    md_path, html_path = write_report(run_dir)
+    click.echo(f"wrote {html_path} and {md_path}")
 
 
 # TensorFlow 2.21's oneDNN kernels crash the process (segfault, "double free") in the backward pass of some 1x1

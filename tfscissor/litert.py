@@ -12,6 +12,12 @@ import numpy as np
 from tfscissor.errors import ModelError, UsageError
 
 
+def check_tflite_path(model):
+    """Refuse a path that is not a ``.tflite`` file (bytes pass): a ``.keras`` model needs quantising first."""
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix != ".tflite":
+        raise UsageError(f"model file {model} is not a .tflite file: quantize a .keras model with `tfscissor quantize`")
+
+
 def read_tflite(model, name=None):
     """``(bytes, name)`` of a model given as ``.tflite`` bytes or a path; ``name`` defaults to the path."""
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -81,10 +87,7 @@ class TFLiteModel:
     @classmethod
     def load(cls, model, **kwargs):
         """From ``.tflite`` bytes or a path to a ``.tflite`` file."""
-        if isinstance(model, (str, os.PathLike)) and Path(model).suffix != ".tflite":
-            raise UsageError(
-                f"model file {model} is not a .tflite file: quantize a .keras model with `tfscissor quantize`"
-            )
+        check_tflite_path(model)
         data, name = read_tflite(model)
         return cls(data, name=name, **kwargs)
 

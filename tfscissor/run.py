@@ -2,16 +2,19 @@
 
 A recipe names the data, the model, and the settings of each stage; unknown keys are errors that name the
 key and its line. :func:`run_recipe` runs train -> trim (+ fine-tune) -> int8 -> TFLM project -> CPU bench
-and writes every artifact atomically into the run directory, ending with ``summary.md``/``summary.json``.
+and writes every artifact atomically into the run directory, ending with ``summary.md``/``summary.json`` and
+the report (``report.md``, ``report.html``, ``report/*.png``; see :mod:`tfscissor.report`).
 """
 
 import json
+import shlex
 from pathlib import Path
 
 import yaml
 
 from tfscissor.errors import UsageError
 from tfscissor.io import write_text
+from tfscissor.report import SUMMARY_FORMAT, Stage, write_report
 
 # Section -> allowed keys and their defaults. A recipe may leave out any key; it may not add one.
 SCHEMA = {
@@ -203,10 +206,102 @@ def run_recipe(recipe, run_dir, *, progress=False, callbacks=None):
         _float_row("trimmed (float)", trimmed.model, trimmed.report["accuracy_after"], recipe),
         _tflite_row("trimmed int8", trimmed.model, quantized.tflite, quantized.int8_accuracy, recipe, project),
     ]
-    summary = {"recipe": recipe, "columns": COLUMNS, "rows": rows}
+    stages = _stages(recipe, dataset.class_names, rows, quantized.tflite, project)
+    summary = {
+        "format": SUMMARY_FORMAT,
+        "recipe": recipe,
+        "columns": COLUMNS,
+        "rows": rows,
+        "stages": [stage.to_dict() for stage in stages],
+    }
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     write_text(run_dir / "summary.md", _markdown(recipe, rows))
+    write_report(run_dir)
     return summary
+
+
+def _stages(recipe, labels, rows, tflite, project):
+    """What the report reads of each artifact (tfscissor.report.record): its row's numbers, the command that
+    makes it by hand and, for the int8 model, its predicted Edge TPU mapping."""
+    from tfscissor.compile import analyse_edgetpu
+
+    commands = _commands(recipe, labels)
+    analysis = analyse_edgetpu(tflite)
+    edgetpu = {"mapped": analysis.mapped, "operations": len(analysis.verdicts), "source": "predicted"}
+    baseline, trimmed, int8 = rows
+    side_files = {"trim": "trim.json", "statistics": "statistics.npz"}
+    stages = [
+        Stage("baseline", baseline["stage"], "baseline.keras", command=commands["baseline"], **_measured(baseline)),
+        Stage(
+            "trimmed",
+            trimmed["stage"],
+            "trimmed.keras",
+            command=commands["trimmed"],
+            files=side_files,
+            **_measured(trimmed),
+        ),
+        Stage(
+            "int8", int8["stage"], "trimmed_int8.tflite", edgetpu=edgetpu, command=commands["int8"], **_measured(int8)
+        ),
+    ]
+    if project is not None:
+        # The same graph as the int8 model; accuracy and latency are not measured in TFLM.
+        metrics = {"macs": int8["MACs"], "params": int8["params"], "model_bytes": project.model_bytes}
+        stages.append(
+            Stage(
+                "compiled",
+                "TFLM project",
+                "firmware/",
+                metrics={**metrics, "arena_bytes": project.arena_bytes},
+                command=commands["compiled"],
+            )
+        )
+    return stages
+
+
+def _measured(row):
+    latency = row["latency ms"]
+    return {
+        "metrics": {
+            "accuracy": row["accuracy"],
+            "macs": row["MACs"],
+            "params": row["params"],
+            "model_bytes": row["model bytes"],
+            "arena_bytes": row["arena bytes"],
+        },
+        "latency_ms": {} if latency is None else {"cpu": latency},
+    }
+
+
+def _commands(recipe, labels):
+    """The tfscissor command that makes each artifact by hand with the recipe's settings."""
+    data, seed = shlex.quote(recipe["data"]), recipe["seed"]
+    model, train, trim = recipe["model"], recipe["train"], recipe["trim"]
+    args = "".join(f" --arg {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (model["args"] or {}).items())
+    size = f" --image-size {recipe['image_size']}" if recipe["image_size"] else ""
+    options = "".join(
+        f" --{key.replace('_', '-')} {shlex.quote(str(value))}"
+        for key, value in trim.items()
+        if key != "exclude" and value is not None
+    )
+    options += "".join(f" --exclude {shlex.quote(layer)}" for layer in trim["exclude"])
+    # trim and quantize take no --seed, nor trim a --batch-size: they use 0 and 64, the runner the recipe's.
+    trim_note = quantize_note = ""
+    if seed != 0 or train["batch_size"] != 64:
+        trim_note = f"  # the run fine-tuned with seed {seed}, batch size {train['batch_size']}; this uses 0, 64"
+    if seed != 0:
+        quantize_note = f"  # the run drew calibration images with seed {seed}; this uses 0"
+    return {
+        "baseline": f"tfscissor train --data {data} --model {shlex.quote(model['name'])}{args}{size} "
+        f"--epochs {train['epochs']} --batch-size {train['batch_size']} --lr {train['lr']} --seed {seed} "
+        "-o baseline.keras",
+        "trimmed": f"tfscissor trim baseline.keras --data {data}{options} --save-stats statistics.npz "
+        f"-o trimmed.keras{trim_note}",
+        "int8": f"tfscissor quantize trimmed.keras --data {data} --samples {recipe['quantize']['samples']} "
+        f"-o trimmed_int8.tflite{quantize_note}",
+        "compiled": f"tfscissor compile trimmed_int8.tflite --target tflm --labels {shlex.quote(','.join(labels))} "
+        "--name trimmed_int8 -o firmware",
+    }
 
 
 def _tuples(args):

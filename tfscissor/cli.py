@@ -16,6 +16,9 @@ from tfscissor.errors import TfscissorError, UsageError
 
 DEFAULT_DATA = "cluttered"
 
+# tfscissor.compile.boards.BOARDS, spelled out: importing tfscissor.compile would slow every command's start.
+BOARD_NAMES = ("esp32s3", "nano33ble", "rp2040", "stm32h7")
+
 
 class Settings:
     def __init__(self, debug=False, quiet=False):
@@ -993,7 +996,7 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
 )
 @click.option(
     "--board",
-    type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
+    type=click.Choice(BOARD_NAMES),
     default=None,
     help="tflm: check that the project fits this board's flash and RAM, and add its build and flash port.",
 )
@@ -1085,7 +1088,7 @@ def _compile_tflm(model_path, output, labels, name, cropper_path, policy, board)
 @click.argument("project_dir", type=click.Path(file_okay=False))
 @click.option(
     "--board",
-    type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
+    type=click.Choice(BOARD_NAMES),
     required=True,
     help="The board the project was compiled for (compile --board).",
 )
@@ -1220,7 +1223,7 @@ def _bench_lines(model_path, result):
 @click.option("--threads", type=click.IntRange(1), default=None, help="cpu: LiteRT threads (default: LiteRT's).")
 @click.option(
     "--board",
-    type=click.Choice(["esp32s3", "nano33ble", "stm32h7", "rp2040"]),
+    type=click.Choice(BOARD_NAMES),
     default=None,
     help="tflm: check the models and arenas against this board's flash and RAM.",
 )

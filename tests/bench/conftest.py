@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 
 # The compile tests' models of four builders (plain, ResNet-style, MobileNetV2-style, a zoo of ops), so the TFLM
-# benchmark is checked on the models the arena search it reuses is checked on.
-from tests.compile.conftest import int8_model  # noqa: F401  (a fixture: pytest finds it by name)
+# benchmark is checked on the models the arena search it reuses is checked on; and their cropper for 24x32 images.
+from tests.compile.conftest import int8_model, whole_image_cropper  # noqa: F401  (fixtures: pytest finds them by name)
 from tests.compile.helpers import repack
-
-WHOLE_IMAGE_SHAPE = (24, 32, 3)  # the cropper's whole image; its crops are resized to the classifiers' 16 px
 
 
 @pytest.fixture(scope="session")
@@ -25,17 +23,6 @@ def tiny_model_path(tmp_path, tiny_model_bytes):
     path = tmp_path / "tiny.tflite"
     path.write_bytes(tiny_model_bytes)
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_cropper_bytes():
-    """A full-int8 cropper for 24x32 images (four outputs: a box)."""
-    from tfscissor.models.cropper import build_cropper
-    from tfscissor.quantize import quantize_int8
-
-    images = np.random.default_rng(1).uniform(0, 255, (8, *WHOLE_IMAGE_SHAPE)).astype(np.float32)
-    cropper = build_cropper(WHOLE_IMAGE_SHAPE, view=24, width=0.25, stages=2, seed=0)
-    return quantize_int8(cropper, images, num_samples=8)
 
 
 def as_edgetpu(model_bytes):

@@ -19,10 +19,10 @@ def invoke(*args):
 
 
 @pytest.fixture
-def models(tmp_path, tiny_model_bytes, tiny_cropper_bytes):
+def models(tmp_path, tiny_model_bytes, whole_image_cropper):
     paths = {"model": tmp_path / "m.tflite", "cropper": tmp_path / "c.tflite", "tpu": tmp_path / "m_edgetpu.tflite"}
     paths["model"].write_bytes(tiny_model_bytes)
-    paths["cropper"].write_bytes(tiny_cropper_bytes)
+    paths["cropper"].write_bytes(whole_image_cropper)
     paths["tpu"].write_bytes(as_edgetpu(tiny_model_bytes))
     return paths
 

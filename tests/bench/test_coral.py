@@ -253,10 +253,12 @@ def test_pycoral_path(tpu_model):
     assert result["stages"]["classifier"]["device_path"] == "/dev/apex_0"
 
 
-def test_two_stages_on_one_edge_tpu(tpu_model, tiny_cropper_bytes, sysfs, tmp_path):
+def test_two_stages_on_one_edge_tpu(tpu_model, whole_image_cropper, sysfs, tmp_path):
     delegates = FakeDelegates()
     runtime = _runtime(sysfs, tmp_path, load_delegate=delegates)
-    result = bench(tpu_model, device="usb:1", cropper=as_edgetpu(tiny_cropper_bytes), runs=3, warmup=1, runtime=runtime)
+    result = bench(
+        tpu_model, device="usb:1", cropper=as_edgetpu(whole_image_cropper), runs=3, warmup=1, runtime=runtime
+    )
     stages = result["stages"]
     assert list(stages) == ["cropper", "crop", "classifier"]  # the crop runs on the host between the two
     assert delegates.calls == [("libedgetpu.so.1", {"device": "usb:1"})] * 2

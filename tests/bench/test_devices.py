@@ -48,9 +48,9 @@ def test_one_model_on_cpu(tiny_model_bytes):
     json.dumps(result)
 
 
-def test_crop_then_classify_on_cpu(tiny_model_bytes, tiny_cropper_bytes):
+def test_crop_then_classify_on_cpu(tiny_model_bytes, whole_image_cropper):
     ticks = []
-    result = bench(tiny_model_bytes, cropper=tiny_cropper_bytes, runs=4, warmup=1, progress=ticks.append)
+    result = bench(tiny_model_bytes, cropper=whole_image_cropper, runs=4, warmup=1, progress=ticks.append)
     stages, total = result["stages"], result["total"]
     assert list(stages) == ["cropper", "crop", "classifier"] and ticks == [1] * 8  # one per timed run of each model
     assert stages["crop"]["input_shape"] == [1, 24, 32, 3] and stages["crop"]["output_shape"] == [1, 16, 16, 3]
@@ -58,7 +58,7 @@ def test_crop_then_classify_on_cpu(tiny_model_bytes, tiny_cropper_bytes):
         assert 0 < stage["median_ms"] <= stage["p90_ms"] <= stage["max_ms"] and stage["first_inference_ms"] > 0
     for key in ("median_ms", "mean_ms", "first_inference_ms"):
         assert total[key] == pytest.approx(sum(stage[key] for stage in stages.values()))
-    assert total["model_bytes"] == len(tiny_model_bytes) + len(tiny_cropper_bytes)
+    assert total["model_bytes"] == len(tiny_model_bytes) + len(whole_image_cropper)
     assert total["throughput_per_s"] == pytest.approx(1000 / total["median_ms"])
 
 
@@ -75,6 +75,7 @@ def test_a_classifier_is_no_cropper(tiny_model_bytes):
         ({"device": "cpu", "runtime": object()}, "runtime is for --device usb/pci, not cpu"),
         ({"device": "cpu", "board": "nano33ble"}, "it goes with --device tflm, not cpu"),
         ({"policy": object()}, "a crop policy needs a cropper"),
+        ({"policy": object(), "cropper": "cropper"}, "policy must be a tfscissor.crop.CropPolicy"),
         ({"runs": 0}, "runs must be an integer of at least 1"),
     ],
 )

@@ -43,16 +43,16 @@ def test_board_fit_is_what_compile_decides(int8_model, tmp_path):
     assert result["total"]["arena_bytes"] == stage["arena_bytes"]
 
 
-def test_two_stage_sums_and_board_fit_match_compile(int8_model, tiny_cropper_bytes, tmp_path):
+def test_two_stage_sums_and_board_fit_match_compile(int8_model, whole_image_cropper, tmp_path):
     model = int8_model("resnet")
-    result = bench(model, device="tflm", cropper=tiny_cropper_bytes, runs=3, warmup=1, board="stm32h7")
-    project = write_tflm_project(model, tmp_path / "fw", cropper=tiny_cropper_bytes, board="stm32h7")
+    result = bench(model, device="tflm", cropper=whole_image_cropper, runs=3, warmup=1, board="stm32h7")
+    project = write_tflm_project(model, tmp_path / "fw", cropper=whole_image_cropper, board="stm32h7")
     stages = result["stages"]
     assert list(stages) == ["cropper", "classifier"]  # the firmware crops in C: no host crop to time
     assert result["total"]["median_ms"] == pytest.approx(
         stages["cropper"]["median_ms"] + stages["classifier"]["median_ms"]
     )
-    assert result["total"]["model_bytes"] == len(model) + len(tiny_cropper_bytes)
+    assert result["total"]["model_bytes"] == len(model) + len(whole_image_cropper)
     assert result["total"]["arena_bytes"] == stages["cropper"]["arena_bytes"] + stages["classifier"]["arena_bytes"]
     assert (result["board"]["flash_bytes"], result["board"]["ram_bytes"]) == (project.fit.flash, project.fit.ram)
     assert result["board"]["runner_buffer_bytes"] == project.buffer_bytes > 0
@@ -89,9 +89,9 @@ def test_not_a_tflite_path(tmp_path):
         bench_tflm(tmp_path / "m.keras")
 
 
-def test_does_not_import_tensorflow(tiny_model_path, tiny_cropper_bytes, tmp_path):
+def test_does_not_import_tensorflow(tiny_model_path, whole_image_cropper, tmp_path):
     cropper = tmp_path / "cropper.tflite"
-    cropper.write_bytes(tiny_cropper_bytes)
+    cropper.write_bytes(whole_image_cropper)
     code = (
         "import sys\n"
         "from tfscissor.bench import bench\n"

@@ -54,6 +54,21 @@ def _raw_boxes(rng, cropper, images):
     return np.concatenate([np.array(own), np.array(chosen), random]).astype(np.int8)
 
 
+# Float boxes beyond what an int8 box reaches: huge and infinite coordinates (clamped in float before any integer
+# conversion), NaN (the whole image), and a box whose window starts on an exact half pixel.
+FLOAT_BOXES = np.array(
+    [
+        [0.5, 0.4, 1e20, 0.6],
+        [-1e30, -1e30, 1e30, 1e30],
+        [0.2, 0.2, np.inf, 0.5],
+        [np.nan, 0.1, 0.5, 0.5],
+        [0.9, 0.9, 3e38, 3.1e38],
+        [0.25, 0.25, 0.5, 0.5],
+    ],
+    np.float32,
+)
+
+
 @pytest.fixture(scope="module")
 def cases(pipeline_models):
     """Images, raw boxes, a policy per case, and what the Python pipeline gives for each: (window, tensor)."""
@@ -64,15 +79,17 @@ def cases(pipeline_models):
     raw = _raw_boxes(rng, cropper, images)
     image_of = rng.integers(0, len(images), len(raw))
     image_of[: len(images)] = np.arange(len(images))  # the cropper's own boxes go with their images
-    policy_of = rng.integers(0, len(POLICIES), len(raw))
+    image_of = np.concatenate([image_of, rng.integers(0, len(images), len(FLOAT_BOXES))])
+    policy_of = rng.integers(0, len(POLICIES), len(raw) + len(FLOAT_BOXES))
+    boxes = np.concatenate([dequantize(raw, *cropper.output_quantization), FLOAT_BOXES])
     expected = []
-    for n, box in enumerate(raw):
+    for n, box in enumerate(boxes):
         pipeline = TwoStage(cropper, classifier, POLICIES[policy_of[n]])
-        boxes = dequantize(box, *cropper.output_quantization)[None]
-        crops, _ = pipeline.crops(images[image_of[n]][None], boxes)
+        crops, _ = pipeline.crops(images[image_of[n]][None], box[None])
         tensor = classifier.quantize_input(crops.images[0])  # what LiteRT's classifier is given
         expected.append((crops.windows[0].tolist(), int(crops.fallbacks[0]), tensor))
     assert sum(fallback for _, fallback, _ in expected) >= 5  # the degenerate branch is exercised
+    assert expected[len(raw)][0][2] == IMAGE_SHAPE[1]  # the 1e20 box: pushed to the right edge
     return {"images": images, "raw": raw, "image_of": image_of, "policy_of": policy_of, "expected": expected}
 
 
@@ -91,7 +108,9 @@ def _check_data(cases, cropper, classifier):
     return "\n".join(
         [
             "#include <stdint.h>",
-            f"#define CHECK_CASES {len(cases['raw'])}",
+            "#include <math.h>",
+            f"#define CHECK_RAW_CASES {len(cases['raw'])}",
+            f"#define CHECK_CASES {len(cases['raw']) + len(FLOAT_BOXES)}",
             f"#define CHECK_HEIGHT {rows}",
             f"#define CHECK_WIDTH {cols}",
             f"#define CHECK_CHANNELS {channels}",
@@ -100,6 +119,7 @@ def _check_data(cases, cropper, classifier):
             f"#define CHECK_BOX_ZERO_POINT {zero}",
             array("uint8_t", "check_images", [image.ravel() for image in cases["images"]]),
             array("int8_t", "check_raw", cases["raw"]),
+            array("float", "check_float_boxes", [[_c_float(v) for v in box] for box in FLOAT_BOXES]),
             f"static const int check_image[] = {{{', '.join(map(str, cases['image_of']))}}};",
             f"static const int check_policy[] = {{{', '.join(map(str, cases['policy_of']))}}};",
             array(
@@ -114,9 +134,17 @@ def _check_data(cases, cropper, classifier):
     )
 
 
+def _c_float(value):
+    if np.isnan(value):
+        return "NAN"
+    if np.isinf(value):
+        return "INFINITY" if value > 0 else "-INFINITY"
+    return csource.c_float(value)
+
+
 def _compare(stdout, cases):
     lines = stdout.splitlines()
-    assert lines[-1] == f"done {len(cases['raw'])} cases", stdout[-500:]
+    assert lines[-1] == f"done {len(cases['expected'])} cases", stdout[-500:]
     for n, (window, fallback, tensor) in enumerate(cases["expected"]):
         head, data = lines[2 * n], lines[2 * n + 1]
         assert head == f"case {n} window {' '.join(map(str, window))} fallback {fallback} status 0", (n, head)
@@ -190,6 +218,6 @@ def test_the_comparison_catches_a_one_pixel_difference(cases):
         if n == 3:
             data.flat[7] = data.flat[7] - 1 if data.flat[7] > -128 else 1 - 128
         lines.append(data.view(np.uint8).tobytes().hex())
-    lines.append(f"done {len(cases['raw'])} cases")
+    lines.append(f"done {len(cases['expected'])} cases")
     with pytest.raises(AssertionError, match="case 3"):
         _compare("\n".join(lines), cases)

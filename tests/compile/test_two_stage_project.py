@@ -146,6 +146,7 @@ def test_board_fit_counts_both_models_and_both_arenas(int8_model, whole_image_cr
     "kwargs, error, match",
     [
         ({"policy": CropPolicy()}, UsageError, "a crop policy needs a cropper"),
+        ({"cropper": "cropper", "policy": {"margin": 1.2}}, UsageError, "policy must be a tfscissor.crop.CropPolicy"),
         ({"cropper": "classifier"}, ModelError, "not a box"),
         ({"cropper": "cropper", "sample_image": np.zeros((16, 16, 3))}, UsageError, "the cropper takes"),
     ],
@@ -200,6 +201,57 @@ def test_host_build_runs_both_stages_each_loop(project, fake_tflm):
     assert result.stdout.count("class 0 (a) score ") == 3
     # Built from every source in the folder, the C crop policy among them.
     assert "crop_policy.o" in {p.name for p in (project.path / "build").glob("*.o")}
+
+
+def _fake_outputs(box, scores):
+    # The fake interpreters then give this box (cropper) and these scores (classifier).
+    return f"-DFAKE_OUTPUTS={','.join(str(int(v)) for v in (*box, *scores))}"
+
+
+@pytest.mark.skipif(NO_HOST_TOOLS, reason="needs make and the host compilers gcc and g++")
+def test_model_test_passes_when_each_stage_gives_its_known_output(project, fake_tflm, tmp_path):
+    sample = json.loads(project.file("manifest.json").read_text())["sample"]
+    flags = f"TARGET_FLAGS={_fake_sizes()} {_fake_outputs(sample['box'], sample['output'])}"
+    copy = tmp_path / "fw"
+    shutil.copytree(project.path, copy, ignore=shutil.ignore_patterns("build"))
+    result = subprocess.run(
+        ["make", "-C", str(copy), f"TFLM_DIR={fake_tflm}", flags, f"OPT={WARNINGS}", "test"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS: box, window and 3 scores as known" in result.stdout
+    # A known-good window that the C policy does not give is caught.
+    data = copy / "sample_data.cc"
+    window = ", ".join(map(str, sample["window"]))
+    data.write_text(data.read_text().replace(f"g_sample_window[4] = {{{window}}}", "g_sample_window[4] = {0, 0, 1, 1}"))
+    result = subprocess.run(
+        ["make", "-C", str(copy), f"TFLM_DIR={fake_tflm}", flags, f"OPT={WARNINGS}", "test"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "FAIL: window" in result.stdout
+
+
+@pytest.mark.skipif(NO_HOST_TOOLS, reason="needs make and the host compilers gcc and g++")
+def test_loop_crops_the_window_the_python_policy_gives(project, fake_tflm, whole_image_cropper, tmp_path):
+    # A box with area, so the runner really crops: its window is the Python policy's for the same int8 box.
+    scale, zero = read_model(whole_image_cropper).output.quantization
+    box = np.clip(np.rint(np.array([0.3, 0.2, 0.55, 0.6]) / scale + zero), -128, 127).astype(np.int8)
+    windows, fallbacks = POLICY.windows(dequantize(box, scale, zero)[None], 24, 32)
+    assert not fallbacks[0]
+    copy = tmp_path / "fw"
+    shutil.copytree(project.path, copy, ignore=shutil.ignore_patterns("build"))
+    flags = f"TARGET_FLAGS={_fake_sizes()} {_fake_outputs(box, [-100, 50, 0])}"
+    result = subprocess.run(
+        ["make", "-C", str(copy), f"TFLM_DIR={fake_tflm}", flags, f"OPT={WARNINGS}", "run"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    x0, y0, x1, y1 = windows[0]
+    assert result.stdout.count(f"Crop: x {x0}..{x1}, y {y0}..{y1}.") == 3
+    assert result.stdout.count("class 1 (b) score ") == 3
 
 
 @pytest.mark.skipif(NO_HOST_TOOLS, reason="needs make and the host compilers gcc and g++")

@@ -219,7 +219,13 @@ def test_qat_model_runs_in_litert_and_tflite_micro(qat_result, tiny_data):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"epochs": 0}, "at least 1 epoch"), ({"epochs": 1, "learning_rate": 0}, "learning rate must be positive")],
+    [
+        ({"epochs": 0}, "a whole number of epochs, at least 1"),
+        ({"epochs": 2.5}, "a whole number of epochs, at least 1"),
+        ({"epochs": True}, "a whole number of epochs, at least 1"),
+        ({"epochs": 1, "learning_rate": 0}, "learning rate must be positive"),
+        ({"epochs": 1, "learning_rate": "1e-4"}, "learning rate must be positive"),
+    ],
 )
 def test_bad_training_settings(tiny_data, kwargs, message):
     model = build_model("plain", tiny_data.image_shape, tiny_data.num_classes, widths=(4,))

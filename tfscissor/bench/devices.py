@@ -150,6 +150,11 @@ def bench(model, *, device="cpu", cropper=None, runs=100, warmup=10, policy=None
         board_preset(board)  # an unknown name fails before anything is timed
     if policy is not None and cropper is None:
         raise UsageError("a crop policy needs a cropper: give --cropper too")
+    if policy is not None:
+        from tfscissor.crop.policy import CropPolicy
+
+        if not isinstance(policy, CropPolicy):
+            raise UsageError(f"policy must be a tfscissor.crop.CropPolicy, got {type(policy).__name__}")
     classifier_info = _read(model)
     models = {"classifier": model}
     image_shape = None

@@ -11,16 +11,6 @@ import numpy as np
 
 from tfscissor.errors import UsageError
 
-STAT_KEYS = (
-    "first_inference_ms",
-    "median_ms",
-    "p90_ms",
-    "max_ms",
-    "min_ms",
-    "mean_ms",
-    "throughput_per_s",
-)
-
 
 def check_count(value, what, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -24,7 +24,7 @@ from tfscissor.compile.flatbuffer import read_model
 from tfscissor.compile.outputs import FORMATS, check_deployable, check_labels, check_out_dir, tensor_entry
 from tfscissor.compile.ports import add_board_port
 from tfscissor.compile.tflm_ops import resolver_methods
-from tfscissor.crop.boxes import check_box_outputs
+from tfscissor.crop.boxes import BOX_FIELDS, check_box_outputs
 from tfscissor.crop.policy import CropPolicy
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import atomic_dir
@@ -322,6 +322,8 @@ def write_tflm_project(
     out_dir = check_out_dir(out_dir, model_bytes, cropper)
     if policy is not None and cropper is None:
         raise UsageError("a crop policy needs a cropper: give --cropper too")
+    if policy is not None and not isinstance(policy, CropPolicy):
+        raise UsageError(f"policy must be a tfscissor.crop.CropPolicy, got {type(policy).__name__}")
     settings = dict(labels=labels, name=name, margin=arena_margin, sample=sample_image, limit=max_arena)
     if cropper is None:
         files, project = _project_files(data, model_name, out_dir, **settings)
@@ -475,6 +477,7 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
         "sample_image": csource.c_int_rows(image.ravel()),
         "sample_box": ", ".join(str(int(v)) for v in box),
         "sample_window": ", ".join(map(str, window)),
+        "sample_fallback": "true" if crop.fallbacks[0] else "false",
         "image_bytes": image_bytes,
         "line_bytes": line_bytes,
     }
@@ -529,7 +532,7 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
         arena_bytes=cropper_arena,
         measured_arena_bytes=cropper_measured,
         model_bytes=len(cropper_data),
-        labels=("xmin", "ymin", "xmax", "ymax"),
+        labels=BOX_FIELDS,
     )
     project = TFLMProject(
         path=out_dir,

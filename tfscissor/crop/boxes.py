@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_iou", "valid_boxes", "jitter_boxes", "square_boxes", "check_box_outputs", "FULL_IMAGE"]
+__all__ = ["box_iou", "valid_boxes", "jitter_boxes", "square_boxes", "check_box_outputs", "BOX_FIELDS", "FULL_IMAGE"]
 
+BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")  # a box's four values, normalised to [0, 1], in this order
 FULL_IMAGE = np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32)
 
 

@@ -96,8 +96,9 @@ class CropPolicy:
         # such as 10 * 1.4 = 14.000000000000002 from adding a pixel); starts round half up, as C's
         # floor(x + 0.5) does.
         side = np.clip(np.ceil(side - 1e-6), 1, short).astype(np.int64)
-        x0 = np.clip(np.floor(centre_x - side / 2 + 0.5).astype(np.int64), 0, width - side)
-        y0 = np.clip(np.floor(centre_y - side / 2 + 0.5).astype(np.int64), 0, height - side)
+        # Clamped while still float: a box far outside the image must not overflow the integer conversion.
+        x0 = np.clip(np.floor(centre_x - side / 2 + 0.5), 0, width - side).astype(np.int64)
+        y0 = np.clip(np.floor(centre_y - side / 2 + 0.5), 0, height - side).astype(np.int64)
         windows = np.stack([x0, y0, x0 + side, y0 + side], axis=1)
         windows[fallbacks] = [0, 0, width, height]
         return windows, fallbacks

@@ -358,9 +358,9 @@ def quantize_model_qat(
     """
     from tfscissor.models.training import check_input, evaluate_classifier
 
-    if int(epochs) < 1:
-        raise UsageError(f"quantisation-aware training needs at least 1 epoch, got {epochs}")
-    if not learning_rate > 0:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UsageError(f"quantisation-aware training needs a whole number of epochs, at least 1, got {epochs!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise UsageError(f"learning rate must be positive, got {learning_rate}: e.g. 1e-4")
     check_input(model, dataset.image_shape, dataset.spec)
     if len(dataset.train) == 0:
@@ -375,7 +375,7 @@ def quantize_model_qat(
     history = train_fake_quantized(
         qat_model,
         dataset.train,
-        epochs=int(epochs),
+        epochs=epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,
         seed=seed,

@@ -1,4 +1,12 @@
 /* See crop_policy.h; tfscissor/crop/policy.py is the reference this must equal. */
+/* The window arithmetic must round as numpy's float64 does, one operation at a time: no fused multiply-adds,
+ * whatever the build system's flags (a Cortex-M7's double-precision FPU has them). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "crop_policy.h"
 
 #include <math.h>
@@ -15,6 +23,11 @@ void tfs_dequantize_box(const int8_t raw[4], float scale, int zero_point, float 
 }
 
 static long clamp_long(long value, long low, long high) { return value < low ? low : (value > high ? high : value); }
+
+/* Clamped as a double, then converted: converting a value beyond long's range is undefined behaviour. */
+static long clamp_double(double value, long low, long high) {
+  return value < (double)low ? low : (value > (double)high ? high : (long)value);
+}
 
 int tfs_crop_window(const float box[4], int height, int width, const tfs_crop_policy* policy, tfs_window* window) {
   const double x0 = box[0], y0 = box[1], x1 = box[2], y1 = box[3];
@@ -44,9 +57,9 @@ int tfs_crop_window(const float box[4], int height, int width, const tfs_crop_po
     }
     side = isinf(covering) ? (double)short_side : covering;
   }
-  const long pixels = clamp_long((long)ceil(side - TFS_PIXEL_SLACK), 1, short_side);
-  window->x0 = (int)clamp_long((long)floor(centre_x - (double)pixels / 2 + 0.5), 0, width - pixels);
-  window->y0 = (int)clamp_long((long)floor(centre_y - (double)pixels / 2 + 0.5), 0, height - pixels);
+  const long pixels = clamp_double(ceil(side - TFS_PIXEL_SLACK), 1, short_side);
+  window->x0 = (int)clamp_double(floor(centre_x - (double)pixels / 2 + 0.5), 0, width - pixels);
+  window->y0 = (int)clamp_double(floor(centre_y - (double)pixels / 2 + 0.5), 0, height - pixels);
   window->x1 = window->x0 + (int)pixels;
   window->y1 = window->y0 + (int)pixels;
   return 0;
@@ -122,6 +135,9 @@ int tfs_crop_resize_quantize(const uint8_t* image, int height, int width, int ch
     for (int o = 0; o < side; ++o) {
       const tfs_taps cols = taps_for(o, crop_width, side);
       const uint64_t denominator = row_sum * tap_sum(&cols);
+      if (denominator > UINT64_MAX / 511u) { /* 2 * sum + denominator must not wrap */
+        return -1;
+      }
       for (int c = 0; c < channels; ++c) {
         uint64_t sum = 0;
         for (int x = cols.first; x <= cols.last; ++x) {

@@ -9,8 +9,8 @@
  *   3. the crop resized to the classifier's side with a triangle filter in integer taps (bilinear when
  *      enlarging, area-like when shrinking): each pixel is an exact fraction of integer sums, rounded half up;
  *   4. each uint8 pixel mapped to int8 through the classifier's quantisation table.
- * Step 2 is a few double operations in the same order as numpy's float64; build without contracting them
- * into fused multiply-adds (-ffp-contract=off), which the generated build files do. */
+ * Step 2 is a few double operations in the same order as numpy's float64; crop_policy.c turns off their
+ * contraction into fused multiply-adds itself (GCC and clang pragmas), so any build system's flags will do. */
 #ifndef TFSCISSOR_CROP_POLICY_H_
 #define TFSCISSOR_CROP_POLICY_H_
 

@@ -23,6 +23,14 @@ int Fail(const char* what) {
   return 1;
 }
 
+// True when the interpreter's input and output are int8 tensors of the sizes model_settings.h states.
+bool IsInt8(tflite::MicroInterpreter& interpreter, int input_bytes, int output_bytes) {
+  const TfLiteTensor* input = interpreter.input(0);
+  const TfLiteTensor* output = interpreter.output(0);
+  return input->type == kTfLiteInt8 && static_cast<int>(input->bytes) == input_bytes &&
+         output->type == kTfLiteInt8 && static_cast<int>(output->bytes) == output_bytes;
+}
+
 // Non-zero (and a message) if an int8 output is more than kSampleTolerance from the known-good one.
 int Compare(const char* what, const int8_t* got, const int8_t* expected, int count) {
   for (int i = 0; i < count; ++i) {
@@ -49,13 +57,8 @@ int main() {
   static tflite::MicroInterpreter classifier(classifier_model, resolver, classifier_arena, kTensorArenaSize);
   if (cropper.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors for the cropper (arena too small?)");
   if (classifier.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors for the classifier (arena too small?)");
-  if (static_cast<int>(cropper.input(0)->bytes) != kImageSize || static_cast<int>(cropper.output(0)->bytes) != kBoxValues) {
-    return Fail("cropper input or output size");
-  }
-  if (static_cast<int>(classifier.input(0)->bytes) != kMaxImageSize ||
-      static_cast<int>(classifier.output(0)->bytes) != kCategoryCount) {
-    return Fail("classifier input or output size");
-  }
+  if (!IsInt8(cropper, kImageSize, kBoxValues)) return Fail("cropper input or output size or type");
+  if (!IsInt8(classifier, kMaxImageSize, kCategoryCount)) return Fail("classifier input or output size or type");
 
   tfs_quantize_pixels(g_sample_image, kImageSize, kCropperInputTable, cropper.input(0)->data.int8);
   if (cropper.Invoke() != kTfLiteOk) return Fail("Invoke for the cropper");
@@ -65,11 +68,12 @@ int main() {
   tfs_dequantize_box(g_sample_box, kCropperOutputScale, kCropperOutputZeroPoint, box);
   const tfs_crop_policy policy = {kCropScales, kCropScaleCount, kCropMargin};
   tfs_window window;
-  tfs_crop_window(box, kImageRows, kImageCols, &policy, &window);
+  const bool fallback = tfs_crop_window(box, kImageRows, kImageCols, &policy, &window) != 0;
   if (window.x0 != g_sample_window[0] || window.y0 != g_sample_window[1] || window.x1 != g_sample_window[2] ||
-      window.y1 != g_sample_window[3]) {
-    std::printf("FAIL: window [%d, %d, %d, %d), expected [%d, %d, %d, %d)\n", window.x0, window.y0, window.x1,
-                window.y1, g_sample_window[0], g_sample_window[1], g_sample_window[2], g_sample_window[3]);
+      window.y1 != g_sample_window[3] || fallback != g_sample_fallback) {
+    std::printf("FAIL: window [%d, %d, %d, %d)%s, expected [%d, %d, %d, %d)%s\n", window.x0, window.y0, window.x1,
+                window.y1, fallback ? " (fallback)" : "", g_sample_window[0], g_sample_window[1], g_sample_window[2],
+                g_sample_window[3], g_sample_fallback ? " (fallback)" : "");
     return 1;
   }
   if (tfs_crop_resize_quantize(g_sample_image, kImageRows, kImageCols, kNumChannels, &window, kNumRows, kInputTable,

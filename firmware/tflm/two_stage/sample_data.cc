@@ -9,6 +9,8 @@ const int8_t g_sample_box[kBoxValues] = {{{sample_box}}};
 
 const int g_sample_window[4] = {{{sample_window}}};
 
+const bool g_sample_fallback = {{sample_fallback}};
+
 // Class {{sample_class}} ({{sample_label}}).
 const int8_t g_sample_output[kCategoryCount] = {
 {{sample_output}}

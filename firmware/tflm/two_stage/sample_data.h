@@ -12,6 +12,7 @@
 extern const uint8_t g_sample_image[kImageSize];
 extern const int8_t g_sample_box[kBoxValues];
 extern const int g_sample_window[4];
+extern const bool g_sample_fallback;  // true: the box has no area, and the window is the whole image
 extern const int8_t g_sample_output[kCategoryCount];
 
 // Optimised kernels may round differently (LiteRT's FULLY_CONNECTED differs from TFLM's by 1): outputs within

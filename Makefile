@@ -16,7 +16,7 @@ $(INSTALLED): setup.py
 install: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/tfscissor run recipes/demo.yaml -o runs/demo
+	$(BIN)/tfscissor run recipes/demo.yaml
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q

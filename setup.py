@@ -24,6 +24,7 @@ INSTALL_REQUIRES = [
     "scikit-image>=0.24",
     "scikit-learn>=1.5",
     "matplotlib>=3.8",
+    "tensorboard==2.21.*",  # Keras's TensorBoard callback writes nothing without it (recipe training logs)
 ]
 
 setup(

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tfscissor.models.callbacks import EpochProgress  # noqa: E402
-from tfscissor.run import COLUMNS, load_recipe, run_recipe  # noqa: E402
+from tfscissor.recipe import load_recipe, run_recipe  # noqa: E402
+from tfscissor.recipe.summary import COLUMNS  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from results import cpu_name, update_section  # noqa: E402

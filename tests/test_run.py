@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tfscissor.errors import UsageError
-from tfscissor.run import load_recipe, run_recipe
+from tfscissor.recipe import load_recipe, run_recipe
 
 TINY = """
 name: tiny

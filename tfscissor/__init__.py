@@ -19,6 +19,7 @@ _API = {
     "register_builder": "tfscissor.models",
     "train_classifier": "tfscissor.models.training",
     "evaluate_classifier": "tfscissor.models.training",
+    "strategy_for": "tfscissor.distribute",
     "profile_model": "tfscissor.analysis",
     "ActivationStatistics": "tfscissor.trim",
     "collect_statistics": "tfscissor.trim",
@@ -46,8 +47,8 @@ _API = {
     "write_tflm_project": "tfscissor.compile",
     "flash_project": "tfscissor.compile",
     "bench_cpu": "tfscissor.bench",
-    "load_recipe": "tfscissor.run",
-    "run_recipe": "tfscissor.run",
+    "load_recipe": "tfscissor.recipe",
+    "run_recipe": "tfscissor.recipe",
     "write_report": "tfscissor.report",
     "TfscissorError": "tfscissor.errors",
 }

@@ -1273,23 +1273,46 @@ def bench(settings, model_path, device, runs, warmup, threads, board, cropper_pa
     default=None,
     help="Run directory (default: runs/<recipe file name>).",
 )
+@click.option("--dry-run", is_flag=True, help="Print the plan (and what is up to date) without running anything.")
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    metavar="STAGE",
+    help="Run from this stage on, even where up to date: train, trim, shrink, crop, quantize, compile, bench, report.",
+)
 @click.pass_obj
-def run(settings, recipe, output):
-    """Run a YAML recipe: train, trim, quantize, compile and bench, then print a summary table.
+def run(settings, recipe, output, dry_run, start):
+    """Run a YAML recipe: train, trim, shrink, crop, quantize, compile, bench and report, then print a summary.
+
+    A rerun skips the stages that are up to date and resumes an interrupted one from its last epoch.
 
     \b
-    Example:
+    Examples:
       tfscissor run recipes/demo.yaml
+      tfscissor run recipes/resnet50-imagenet.yaml --dry-run
+      tfscissor run recipes/demo.yaml --from quantize
     """
-    from tfscissor.run import load_recipe, run_recipe
+    from tfscissor.recipe import describe_plan, load_recipe
 
     spec = load_recipe(recipe)
     run_dir = Path(output or Path("runs") / Path(recipe).stem)
-    summary = run_recipe(spec, run_dir, progress=settings.progress, callbacks=settings.callbacks)
+    if dry_run:
+        if start is not None:
+            raise UsageError("--from and --dry-run: the plan shows what a run would do; drop --from")
+        click.echo(f"plan of {recipe} into {run_dir}/:")
+        for line in describe_plan(spec, run_dir if run_dir.is_dir() else None):
+            click.echo(f"  {line}")
+        return
+    from tfscissor.recipe import run_recipe
+
+    summary = run_recipe(spec, run_dir, start=start, progress=settings.progress, callbacks=settings.callbacks)
     click.echo("")
     for line in _format_table(summary["rows"], summary["columns"]):
         click.echo(line)
-    click.echo(f"\nresults in {run_dir}/ (summary.md, summary.json, models, firmware/)")
+    for note in summary.get("notes", []):
+        click.echo(f"note: {note}")
+    click.echo(f"\nresults in {run_dir}/ (summary.md, summary.json, models, firmware/; log: run.log, logs/)")
     click.echo(f"report: {run_dir / 'report.html'} and report.md")
 
 

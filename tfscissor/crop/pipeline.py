@@ -139,6 +139,7 @@ def train_on_crops(
     learning_rate=1e-3,
     seed=0,
     callbacks=(),
+    strategy=None,
 ):
     """Train a copy of ``classifier`` on crops of ``dataset.train`` at ``resolution``; return (model, history).
 
@@ -147,11 +148,13 @@ def train_on_crops(
     jittered by ``jitter`` (default :data:`JITTER`); with only one of the two, all crops come from it (true
     boxes still jittered). Validation crops come from ``val_boxes`` (the cropper's boxes for the val images:
     what the deployed pipeline sees). The classifier must be convolutional with global pooling if
-    ``resolution`` differs from its input; the given model is not changed.
+    ``resolution`` differs from its input; the given model is not changed. With a ``tf.distribute``
+    ``strategy``, training runs on its replicas (``batch_size`` is the global batch, split across them).
     """
     import keras
 
     from tfscissor.crop.batches import EpochCrops
+    from tfscissor.distribute import check_training, trained_under
     from tfscissor.models.graph import with_input_size
     from tfscissor.models.training import compile_classifier
 
@@ -179,15 +182,19 @@ def train_on_crops(
             )
         return policy.crop(images, boxes, resolution).images, rng.permutation(len(images))
 
+    check_training(
+        strategy, batch_size, train_split=len(images), val_split=len(dataset.val) if val_boxes is not None else 0
+    )
     model = with_input_size(classifier, resolution)
-    keras.utils.set_random_seed(seed)
-    batches = EpochCrops(draw, labels, batch_size)
-    compile_classifier(model, learning_rate, decay_steps=epochs * len(batches))
     validation = None
     if val_boxes is not None:
         val_crops = policy.crop(dataset.val.images, val_boxes, resolution).images
         validation = (val_crops.astype(np.float32), dataset.val.labels)
-    history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=0, callbacks=list(callbacks))
+    with trained_under(model, strategy) as trainee:
+        keras.utils.set_random_seed(seed)
+        batches = EpochCrops(draw, labels, batch_size)
+        compile_classifier(trainee, learning_rate, decay_steps=epochs * len(batches))
+        history = trainee.fit(batches, validation_data=validation, epochs=epochs, verbose=0, callbacks=list(callbacks))
     return model, {k: [float(v) for v in values] for k, values in history.history.items()}
 
 

@@ -166,8 +166,29 @@ class ActivationStatistics(keras.callbacks.Callback):
         self._end("train")
 
 
-def collect_statistics(model, images, layer_names=None, batch_size=64, callbacks=None):
-    """Run ``model.predict`` on ``images`` with an :class:`ActivationStatistics` callback; return its statistics."""
+def collect_statistics(model, images, layer_names=None, batch_size=64, callbacks=None, strategy=None):
+    """Run ``model.predict`` on ``images`` with an :class:`ActivationStatistics` callback; return its statistics.
+
+    With a ``tf.distribute`` ``strategy``, a copy of ``model`` runs on its replicas, each on its share of every
+    (global) batch of ``batch_size``, and the sums are added across replicas: the statistics are those of one
+    device, up to the order of float additions.
+    """
+    if strategy is not None:
+        from tfscissor.distribute import leaves_a_replica_empty, replicate
+
+        # A last batch that would leave a replica empty runs on one device instead: TensorFlow's CPU
+        # convolution fails on an empty batch, and sums add up whichever device computed them.
+        rest = (
+            len(images) % batch_size
+            if leaves_a_replica_empty(len(images), batch_size, strategy.num_replicas_in_sync)
+            else 0
+        )
+        statistics = collect_statistics(
+            replicate(model, strategy)[0], images[: len(images) - rest], layer_names, batch_size, callbacks
+        )
+        if rest:
+            statistics = statistics.merge(collect_statistics(model, images[-rest:], layer_names, batch_size, callbacks))
+        return statistics
     recorder = ActivationStatistics(layer_names, modes=("predict",))
     model.predict(images, batch_size=batch_size, verbose=0, callbacks=[recorder, *(callbacks or [])])
     return recorder.statistics

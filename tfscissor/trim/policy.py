@@ -199,10 +199,12 @@ def _meet_budget(model, graph, scores, surgery, build, metric, target, options):
     return kept
 
 
-def trim_classifier(model, representative_images, *, batch_size=64, **options):
+def trim_classifier(model, representative_images, *, batch_size=64, strategy=None, **options):
     """Collect activation statistics of ``model`` on ``representative_images``, then :func:`trim_model`.
 
-    Returns the :class:`TrimResult` with the statistics used, so they can be saved and inspected.
+    With a ``tf.distribute`` ``strategy`` the statistics are collected on its replicas and summed across them
+    (see :func:`collect_statistics`); the trim itself is the same on every worker. Returns the
+    :class:`TrimResult` with the statistics used, so they can be saved and inspected.
     """
     from tfscissor.trim.callback import collect_statistics
 
@@ -211,7 +213,8 @@ def trim_classifier(model, representative_images, *, batch_size=64, **options):
     taps = sorted(
         {tap.layer for group in groups_of(ChannelGraph(model, options.get("exclude", ()))) for tap in group.taps}
     )
-    statistics = collect_statistics(model, np.asarray(representative_images, np.float32), taps, batch_size)
+    images = np.asarray(representative_images, np.float32)
+    statistics = collect_statistics(model, images, taps, batch_size, strategy=strategy)
     return dataclasses.replace(trim_model(model, statistics, **options), statistics=statistics)
 
 

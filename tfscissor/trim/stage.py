@@ -46,6 +46,7 @@ def trim_and_fine_tune(
     min_relevance=None,
     target_macs=None,
     target_params=None,
+    strategy=None,
     **trim_options,
 ):
     """Trim ``model`` with statistics from ``samples`` training images of ``dataset``, then fine-tune the
@@ -54,8 +55,11 @@ def trim_and_fine_tune(
 
     Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or ``target_params`` (fractions of the
     original model). ``trim_options`` go to :func:`trim_model` (criterion, round_to, min_channels, exclude).
+    With a ``tf.distribute`` ``strategy``, the statistics and the fine-tuning run on its replicas
+    (``batch_size`` is the global batch); accuracy is measured on one device.
     """
     from tfscissor.analysis import profile_model
+    from tfscissor.distribute import check_training
     from tfscissor.errors import UsageError
     from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
 
@@ -67,6 +71,9 @@ def trim_and_fine_tune(
     if rounds < 1:
         raise UsageError(f"rounds must be >= 1, got {rounds}")
     check_input(model, dataset.image_shape, dataset.spec)
+    if fine_tune_epochs:
+        # Before the first round's statistics, not after them.
+        check_training(strategy, batch_size, train_split=len(dataset.train), val_split=len(dataset.val))
     rng = np.random.default_rng(seed)
     representative = dataset.train.images[rng.permutation(len(dataset.train))[:samples]]
     original = profile_model(model)
@@ -78,7 +85,9 @@ def trim_and_fine_tune(
             before_cost = getattr(original, metric) if metric else 1
             now_cost = getattr(now, metric) if metric else 1
             options = round_policy(policy, value, index, rounds, before_cost, now_cost)
-            result = trim_classifier(current, representative, batch_size=batch_size, **options, **trim_options)
+            result = trim_classifier(
+                current, representative, batch_size=batch_size, strategy=strategy, **options, **trim_options
+            )
             first = first or result
             current = result.model
             accuracy_trimmed = evaluate_classifier(current, dataset.val)
@@ -91,6 +100,7 @@ def trim_and_fine_tune(
                     learning_rate=learning_rate,
                     seed=seed + index - 1,
                     callbacks=callbacks,
+                    strategy=strategy,
                 )
             now = profile_model(current)
             accuracy_after = evaluate_classifier(current, dataset.val) if fine_tune_epochs else accuracy_trimmed

@@ -1,0 +1,67 @@
+"""One tiny recipe through every stage: train, trim, shrink, cropper, int8, all three compile targets, the CPU
+and TFLM benchmarks and the report, as Smart Scissor's whole pipeline runs for a user."""
+
+import json
+
+import pytest
+
+from tfscissor.recipe import load_recipe, run_recipe
+
+RECIPE = """
+name: every stage
+data: "cluttered:size=32,n=200,classes=3,seed=4"
+model: {name: resnet, args: {blocks: [1, 1], widths: [8, 16]}}
+train: {epochs: 1, batch_size: 32}
+trim: {ratio: 0.25, samples: 32}
+shrink: {budget: "macs=0.8", depths: [0, 1], widths: [1.0, 0.75], resolutions: [32, 24], search: grid,
+         calibration: 32, top: 1, fine_tune_epochs: 0}
+cropper: {enabled: true, labels: boxes, resolution: 16, view: 16, width: 0.25, epochs: 1, finetune_epochs: 1}
+quantize: {samples: 16}
+compile: {targets: [tflm, tflite, edgetpu]}
+bench: {devices: [cpu, tflm], runs: 2, warmup: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, monkeypatch_module):
+    # Without Coral's compiler (as here, and on most machines) the edgetpu target still gives the prediction.
+    monkeypatch_module.setenv("PATH", "/usr/bin:/bin")
+    root = tmp_path_factory.mktemp("every")
+    (root / "recipe.yaml").write_text(RECIPE)
+    summary = run_recipe(load_recipe(root / "recipe.yaml"), root / "run")
+    return root / "run", summary
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_every_stage_runs_and_records_a_manifest(run):
+    run_dir, _ = run
+    for stage in ("train", "trim", "shrink", "crop", "quantize", "compile", "bench", "report"):
+        manifest = json.loads((run_dir / "manifests" / f"{stage}.json").read_text())
+        assert manifest["outputs"], stage
+
+
+def test_the_firmware_is_one_two_stage_project(run):
+    run_dir, _ = run
+    manifests = [json.loads(path.read_text()) for path in run_dir.rglob("manifest.json")]
+    firmware = [m for m in manifests if m.get("format") == "tfscissor.tflm/1"]
+    assert len(firmware) == 1 and firmware[0]["cropper"]["output"]["shape"] == [1, 4]
+    assert firmware[0]["input"]["shape"][1:3] == [16, 16]  # the classifier runs on 16-px crops
+
+
+def test_the_edgetpu_target_says_it_did_not_compile(run):
+    run_dir, summary = run
+    assert any("Edge TPU" in note and "not compiled" in note for note in summary["notes"])
+    assert list(run_dir.rglob("edgetpu_analysis.md")) and not list(run_dir.rglob("*_edgetpu.tflite"))
+
+
+def test_the_report_has_a_row_for_the_shrunk_and_the_cropped_models(run):
+    run_dir, summary = run
+    names = [stage["name"] for stage in summary["stages"]]
+    assert "shrunk" in names and any("crop" in name for name in names), names
+    report = (run_dir / "report.md").read_text()
+    assert "crop" in report.lower() and (run_dir / "report.html").is_file()

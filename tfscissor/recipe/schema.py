@@ -1,0 +1,234 @@
+"""The recipe format: every section, key, type, default and allowed value, and :func:`load_recipe`.
+
+A recipe may leave out any key (its default applies); it may not add one. Errors name the recipe, the line,
+the key and what is allowed there, so the user can fix the YAML without reading this module.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tfscissor.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Key:
+    """One leaf of the schema: its default, the YAML types it accepts (None is accepted only where the default
+    is None) and, where the values are a closed set, ``choices`` (for a list: each item's)."""
+
+    default: object
+    types: tuple
+    choices: tuple = ()
+
+
+INT, FLOAT, TEXT, LIST = (int,), (float, int), (str,), (list,)
+BOARDS = ("esp32s3", "nano33ble", "stm32h7", "rp2040")
+TARGETS = ("tflm", "tflite", "edgetpu")
+DEVICES = ("cpu", "tflm", "usb", "pci")  # usb and pci also as usb:N, pci:N
+STRATEGIES = ("none", "mirrored", "multi_worker")
+TRIM_POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
+
+SCHEMA = {
+    "name": Key(None, TEXT),
+    "seed": Key(0, INT),
+    # A data spec string (see README, Data); its splits come with it: cluttered's val=, a folder's train/ and
+    # val/ (or val=), IDX train and t10k files, a tfds set's train and validation splits.
+    "data": Key("cluttered", TEXT),
+    "image_size": Key(None, INT),
+    "model": {
+        "name": Key("plain", TEXT),  # a builder (plain, resnet, mobilenetv2) or a keras.applications name
+        "args": Key({}, (dict,)),
+        "path": Key(None, TEXT),  # a trained .keras model to start from instead of training one
+    },
+    "train": {
+        "epochs": Key(10, INT),
+        "batch_size": Key(64, INT),
+        "lr": Key(1e-3, FLOAT),
+        # What tfscissor.models.training.train_classifier does; other values need it to support them.
+        "optimizer": Key("adam", TEXT, ("adam",)),
+        "schedule": Key("cosine", TEXT, ("cosine",)),
+        "augmentation": Key("none", TEXT, ("none",)),
+    },
+    "trim": {
+        "criterion": Key("relevance", TEXT),
+        "ratio": Key(None, FLOAT),
+        "min_relevance": Key(None, FLOAT),
+        "target_macs": Key(None, FLOAT),
+        "target_params": Key(None, FLOAT),
+        "rounds": Key(1, INT),
+        "round_to": Key(1, INT),
+        "min_channels": Key(1, INT),
+        "exclude": Key([], LIST),
+        "samples": Key(512, INT),
+        "fine_tune_epochs": Key(0, INT),
+        "lr": Key(5e-4, FLOAT),
+    },
+    "shrink": {
+        "budget": Key(None, TEXT),  # e.g. "macs=0.5,arena=64KiB"; none: no shrink stage
+        "depths": Key([0, 1, 2], LIST),
+        "widths": Key([1.0, 0.75, 0.5], LIST),
+        "resolutions": Key(None, LIST),
+        "search": Key("refine", TEXT, ("refine", "grid")),
+        "score": Key("bn", TEXT, ("bn", "tune")),
+        "calibration": Key(256, INT),
+        "top": Key(2, INT),
+        "fine_tune_epochs": Key(1, INT),
+        "lr": Key(1e-3, FLOAT),
+    },
+    "cropper": {
+        "enabled": Key(False, (bool,)),
+        "labels": Key("auto", TEXT, ("auto", "boxes", "cam")),
+        "resolution": Key(None, INT),  # the classifier's input side on crops (default: its own)
+        # The cropper's architecture (tfscissor.models.cropper.build_cropper); unset, the default cropper is
+        # narrowed until it costs at most 5% of the classifier's MACs.
+        "view": Key(None, INT),
+        "width": Key(None, FLOAT),
+        "epochs": Key(20, INT),
+        "lr": Key(5e-3, FLOAT),
+        "finetune_epochs": Key(5, INT),
+        "finetune_lr": Key(1e-3, FLOAT),
+        "mix": Key(0.5, FLOAT),
+    },
+    "quantize": {
+        "method": Key("ptq", TEXT, ("ptq", "qat")),
+        "samples": Key(200, INT),
+        "epochs": Key(3, INT),  # qat only
+        "lr": Key(1e-4, FLOAT),  # qat only
+    },
+    "compile": {"targets": Key(["tflm"], LIST, TARGETS), "board": Key(None, TEXT, BOARDS)},
+    "bench": {
+        "devices": Key(["cpu"], LIST, DEVICES),
+        "runs": Key(100, INT),
+        "warmup": Key(10, INT),
+        "threads": Key(None, INT),
+    },
+    "distribute": {"strategy": Key("none", TEXT, STRATEGIES)},
+}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+    bool: "true or false",
+}
+
+
+def load_recipe(path):
+    """Read and validate a recipe file; return it with every default filled in."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"recipe {path} not found: give the path of a YAML recipe such as recipes/demo.yaml")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UsageError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]} ({_mark(err)})") from err
+    if not isinstance(data, dict):
+        raise UsageError(f"recipe {path} must be a mapping of sections ({', '.join(SCHEMA)})")
+    lines = _lines(root)
+    recipe = _merge(SCHEMA, data, lines, path, ())
+    _check_together(recipe, path, lines)
+    return recipe
+
+
+def _mark(err):
+    mark = getattr(err, "problem_mark", None)
+    return f"line {mark.line + 1}" if mark else "unknown line"
+
+
+def _lines(node, prefix=()):
+    """Key path -> 1-based line, so errors point at the line the user wrote."""
+    lines = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            keypath = (*prefix, key.value)
+            lines[keypath] = key.start_mark.line + 1
+            lines.update(_lines(value, keypath))
+    return lines
+
+
+def _where(path, lines, keypath):
+    return f"recipe {path}, line {lines.get(tuple(keypath), '?')}"
+
+
+def _merge(schema, data, lines, path, prefix):
+    merged = {}
+    for key, value in data.items():
+        keypath = (*prefix, key)
+        dotted = ".".join(map(str, keypath))
+        if key not in schema:
+            raise UsageError(
+                f"{_where(path, lines, keypath)}: unknown key {dotted!r}; allowed here: {', '.join(schema)}"
+            )
+        spec = schema[key]
+        if isinstance(spec, dict):
+            if not isinstance(value, dict):
+                raise UsageError(
+                    f"{_where(path, lines, keypath)}: {dotted} must be a mapping with keys {', '.join(spec)}"
+                )
+            merged[key] = _merge(spec, value, lines, path, keypath)
+        else:
+            merged[key] = _check_value(spec, value, dotted, _where(path, lines, keypath))
+    for key, spec in schema.items():
+        if key not in merged:
+            merged[key] = (
+                _merge(spec, {}, lines, path, (*prefix, key)) if isinstance(spec, dict) else _copy(spec.default)
+            )
+    return merged
+
+
+def _copy(value):
+    return json.loads(json.dumps(value))
+
+
+def _check_value(spec, value, dotted, where):
+    if value is None and spec.default is None:
+        return None
+    # YAML's true/false are ints to Python; a count or a size must not accept them.
+    if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
+        wanted = " or ".join(_TYPE_NAMES[t] for t in spec.types if t is not int or float not in spec.types)
+        example = f", for example [{spec.choices[0]}]" if spec.types == LIST and spec.choices else ""
+        raise UsageError(f"{where}: {dotted} must be {wanted}{example}, got {value!r}")
+    for item in value if isinstance(value, list) and spec.choices else [value] if spec.choices else []:
+        name, colon, index = str(item).partition(":")
+        indexed = name in ("usb", "pci") and colon and index.isdigit()
+        if item not in spec.choices and not indexed:
+            has = f"has {item!r}" if isinstance(value, list) else f"is {item!r}"
+            raise UsageError(f"{where}: {dotted} {has}; allowed: {', '.join(spec.choices)}")
+    return _copy(value)
+
+
+def _check_together(recipe, path, lines):
+    """Rules across keys: one trim policy, a given model is not trained, QAT quantises one model."""
+    trim = recipe["trim"]
+    if sum(trim[key] is not None for key in TRIM_POLICIES) != 1:
+        raise UsageError(
+            f"{_where(path, lines, ('trim',))}: give exactly one of "
+            + ", ".join(f"trim.{key}" for key in TRIM_POLICIES)
+        )
+    if recipe["model"]["path"] is not None:
+        given = [key for key in ("name", "args") if ("model", key) in lines] + (
+            ["train"] if ("train",) in lines else []
+        )
+        if given:
+            raise UsageError(
+                f"{_where(path, lines, ('model', 'path'))}: model.path is a trained model, so {', '.join(given)} "
+                "cannot apply: remove them, or remove model.path to build and train model.name"
+            )
+    if recipe["quantize"]["method"] == "qat" and recipe["cropper"]["enabled"]:
+        raise UsageError(
+            f"{_where(path, lines, ('quantize', 'method'))}: quantize.method qat quantises one classifier, not a "
+            "two-stage pipeline: use ptq, or set cropper.enabled to false"
+        )
+    if recipe["compile"]["board"] is not None and "tflm" not in recipe["compile"]["targets"]:
+        raise UsageError(f"{_where(path, lines, ('compile', 'board'))}: compile.board needs tflm in compile.targets")
+    coral = [d for d in recipe["bench"]["devices"] if d.partition(":")[0] in ("usb", "pci")]
+    if coral and "edgetpu" not in recipe["compile"]["targets"]:
+        raise UsageError(
+            f"{_where(path, lines, ('bench', 'devices'))}: bench.devices {coral[0]} runs the Edge TPU model: "
+            "add edgetpu to compile.targets"
+        )

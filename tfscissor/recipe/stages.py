@@ -1,0 +1,578 @@
+"""The stages of a recipe, in the order they run. Each declares when it runs, the slice of the recipe it depends
+on, and ``run(ctx)``, which writes its artifacts into the run directory (every file atomically) and returns
+what its manifest records: ``outputs`` (artifact role -> path relative to the run directory), ``records``
+(:class:`tfscissor.report.record.Stage` dicts for the report, each with the ``tflite`` it benchmarks) and
+``info``. Every stage reads its inputs back from the files earlier stages wrote, so a stage runs the same
+whether the stages before it ran in this process or in an earlier, interrupted one.
+"""
+
+import json
+import shlex
+
+from tfscissor.errors import UsageError
+from tfscissor.io import write_bytes, write_text
+
+DATA_KEYS = ("data", "image_size", "seed")
+
+
+class Stage:
+    name = ""
+    sections = ()  # recipe sections (besides DATA_KEYS) whose values decide the stage's work
+    trains = False  # runs Keras fits: gets TensorBoard logs and epoch checkpoints
+
+    def enabled(self, recipe):
+        return True
+
+    def config(self, recipe):
+        return {key: recipe[key] for key in (*DATA_KEYS, *self.sections)}
+
+    def describe(self, recipe):
+        raise NotImplementedError
+
+    def run(self, ctx):
+        raise NotImplementedError
+
+
+def _measured(name, label, artifact, model, tflite_path, accuracy, *, command, files=None, ctx):
+    """A float Keras model's record: its graph's MACs and params, its float .tflite's size and TFLM arena."""
+    from tfscissor.analysis import profile_model
+    from tfscissor.compile import measure_arena
+    from tfscissor.quantize import to_tflite
+
+    tflite = to_tflite(model)
+    write_bytes(ctx.path(tflite_path), tflite)
+    profile = profile_model(model)
+    metrics = {
+        "accuracy": round(accuracy, 4),
+        "macs": profile.macs,
+        "params": profile.params,
+        "model_bytes": len(tflite),
+        "arena_bytes": measure_arena(tflite),
+    }
+    return _record(name, label, artifact, metrics=metrics, command=command, files=files, tflite=tflite_path)
+
+
+def _record(name, label, artifact, *, tflite=None, cropper=None, **fields):
+    from tfscissor.report import Stage as Record
+
+    return {"record": Record(name, label, artifact, **fields).to_dict(), "tflite": tflite, "cropper": cropper}
+
+
+def _stem(path):
+    return path.rsplit("/", 1)[-1].removesuffix(".keras")
+
+
+class Train(Stage):
+    name = "train"
+    sections = ("model", "train", "distribute")
+    trains = True
+
+    def config(self, recipe):
+        from tfscissor.recipe.manifest import file_hash
+
+        config = super().config(recipe)
+        given = recipe["model"]["path"]
+        if given is not None:  # the user's model is an input: a new file of the same name is new work
+            config["model_sha256"] = file_hash(given) if _exists(given) else "missing"
+        return config
+
+    def describe(self, recipe):
+        model, train = recipe["model"], recipe["train"]
+        if model["path"]:
+            return f"take the trained model {model['path']} as the baseline -> baseline.keras"
+        args = f" {json.dumps(model['args'])}" if model["args"] else ""
+        return (
+            f"build {model['name']}{args}, train {train['epochs']} epochs (batch {train['batch_size']}, "
+            f"{train['optimizer']} lr {train['lr']:g}, {train['schedule']}) -> baseline.keras"
+        )
+
+    def run(self, ctx):
+        from tfscissor.models import build_model, load_model, save_model
+        from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
+
+        recipe = ctx.recipe
+        dataset = ctx.dataset()
+        model_spec, train = recipe["model"], recipe["train"]
+        if model_spec["path"]:
+            model = load_model(model_spec["path"])
+            check_input(model, dataset.image_shape, dataset.spec)
+        else:
+            try:
+                args = {k: tuple(v) if isinstance(v, list) else v for k, v in model_spec["args"].items()}
+                model = build_model(
+                    model_spec["name"], dataset.image_shape, dataset.num_classes, seed=recipe["seed"], **args
+                )
+            except TypeError as err:
+                raise UsageError(f"recipe model.args do not fit {model_spec['name']!r}: {err}") from err
+            train_classifier(
+                model,
+                dataset,
+                epochs=train["epochs"],
+                batch_size=train["batch_size"],
+                learning_rate=train["lr"],
+                seed=recipe["seed"],
+                callbacks=ctx.callbacks(self, "train"),
+                strategy=ctx.strategy,
+            )
+        save_model(model, ctx.path("baseline.keras"))
+        accuracy = evaluate_classifier(model, dataset.val)
+        record = _measured(
+            "baseline", "baseline (float)", "baseline.keras", model, "baseline.tflite", accuracy,
+            command=_train_command(recipe), ctx=ctx,
+        )  # fmt: skip
+        info = {"class_names": list(dataset.class_names), "image_shape": list(dataset.image_shape)}
+        return {
+            "outputs": {"classifier": "baseline.keras", "float": "baseline.tflite"},
+            "records": [record],
+            "info": info,
+        }
+
+
+def _exists(path):
+    from pathlib import Path
+
+    return Path(path).is_file()
+
+
+class Trim(Stage):
+    name = "trim"
+    sections = ("trim", "distribute")
+    trains = True
+
+    def config(self, recipe):
+        return {**super().config(recipe), "batch_size": recipe["train"]["batch_size"]}
+
+    def describe(self, recipe):
+        trim = recipe["trim"]
+        policy = next(
+            f"{key} {trim[key]}"
+            for key in ("ratio", "min_relevance", "target_macs", "target_params")
+            if trim[key] is not None
+        )
+        tune = f", fine-tune {trim['fine_tune_epochs']} epochs" if trim["fine_tune_epochs"] else ""
+        return f"{trim['criterion']} statistics on {trim['samples']} images, trim to {policy} in {trim['rounds']} round(s){tune} -> trimmed.keras"
+
+    def run(self, ctx):
+        from tfscissor.models import save_model
+        from tfscissor.trim.stage import trim_and_fine_tune
+
+        recipe = ctx.recipe
+        trim = dict(recipe["trim"])
+        source = ctx.latest("classifier")
+        result = trim_and_fine_tune(
+            ctx.load(source),
+            ctx.dataset(),
+            samples=trim.pop("samples"),
+            fine_tune_epochs=trim.pop("fine_tune_epochs"),
+            learning_rate=trim.pop("lr"),
+            batch_size=recipe["train"]["batch_size"],
+            seed=recipe["seed"],
+            callbacks=ctx.callbacks(self, "fine-tune"),
+            progress=ctx.progress,
+            strategy=ctx.strategy,
+            **trim,
+        )
+        save_model(result.model, ctx.path("trimmed.keras"))
+        result.statistics.save(ctx.path("statistics.npz"))
+        write_text(ctx.path("trim.json"), json.dumps(result.report, indent=2))
+        record = _measured(
+            "trimmed", "trimmed (float)", "trimmed.keras", result.model, "trimmed.tflite", result.report["accuracy_after"],
+            command=_trim_command(recipe, source), files={"trim": "trim.json", "statistics": "statistics.npz"}, ctx=ctx,
+        )  # fmt: skip
+        outputs = {
+            "classifier": "trimmed.keras",
+            "float": "trimmed.tflite",
+            "trim": "trim.json",
+            "statistics": "statistics.npz",
+        }
+        return {"outputs": outputs, "records": [record]}
+
+
+class Shrink(Stage):
+    name = "shrink"
+    sections = ("shrink",)
+
+    def enabled(self, recipe):
+        return recipe["shrink"]["budget"] is not None
+
+    def describe(self, recipe):
+        shrink = recipe["shrink"]
+        return (
+            f"compound search ({shrink['search']}, score {shrink['score']}) over depths {shrink['depths']}, widths "
+            f"{shrink['widths']}, resolutions {shrink['resolutions'] or 'the model own'} to budget {shrink['budget']} -> shrunk.keras"
+        )
+
+    def run(self, ctx):
+        from tfscissor.models import save_model
+        from tfscissor.progress import note
+        from tfscissor.shrink import parse_budget, resized, search
+
+        shrink = ctx.recipe["shrink"]
+        source = ctx.latest("classifier")
+        result = search(
+            ctx.load(source),
+            resized(ctx.dataset()),
+            parse_budget(shrink["budget"]),
+            depths=tuple(shrink["depths"]),
+            widths=tuple(shrink["widths"]),
+            resolutions=tuple(shrink["resolutions"]) if shrink["resolutions"] else None,
+            refine_steps=3 if shrink["search"] == "refine" else 0,
+            calibration=shrink["calibration"],
+            score=shrink["score"],
+            top=shrink["top"],
+            fine_tune_epochs=shrink["fine_tune_epochs"],
+            learning_rate=shrink["lr"],
+            seed=ctx.recipe["seed"],
+            # The search keeps its own per-candidate resume file: a killed search continues from it.
+            resume=ctx.scratch(self) / "search.json",
+            progress=lambda row: note(f"candidate {row['candidate']}", ctx.progress),
+            callbacks=ctx.callbacks(self, "fine-tune", checkpoint=False),
+        )
+        save_model(result.model, ctx.path("shrunk.keras"))
+        chosen = next(row for row in result.rows if row["candidate"] == str(result.candidate))
+        write_text(
+            ctx.path("shrink.json"), json.dumps({"chosen": str(result.candidate), "rows": result.rows}, indent=2)
+        )
+        command = (
+            f"tfscissor shrink {_stem(source)}.keras --data {shlex.quote(ctx.recipe['data'])} --budget "
+            f"{shlex.quote(shrink['budget'])} -o shrunk.keras"
+        )
+        record = _measured(
+            "shrunk", f"shrunk {result.candidate} (float)", "shrunk.keras", result.model, "shrunk.tflite",
+            chosen["accuracy"], command=command, ctx=ctx,
+        )  # fmt: skip
+        return {
+            "outputs": {"classifier": "shrunk.keras", "float": "shrunk.tflite", "shrink": "shrink.json"},
+            "records": [record],
+        }
+
+
+LABELS = {"auto": "the data's boxes (Grad-CAM where it has none)", "boxes": "the data's boxes", "cam": "Grad-CAM boxes"}
+
+
+class Crop(Stage):
+    name = "crop"
+    sections = ("cropper",)
+    trains = True
+
+    def config(self, recipe):
+        return {**super().config(recipe), "batch_size": recipe["train"]["batch_size"]}
+
+    def enabled(self, recipe):
+        return recipe["cropper"]["enabled"]
+
+    def describe(self, recipe):
+        crop = recipe["cropper"]
+        side = crop["resolution"] or "the classifier's own side"
+        return (
+            f"train a cropper on {LABELS[crop['labels']]} ({crop['epochs']} epochs), fine-tune the classifier on its "
+            f"crops at {side} ({crop['finetune_epochs']} epochs) -> cropper.keras, cropped.keras"
+        )
+
+    def run(self, ctx):
+        from tfscissor.analysis import profile_model
+        from tfscissor.crop.pipeline import TwoStage, train_on_crops
+        from tfscissor.crop.stage import train_cropper_stage
+        from tfscissor.crop.training import predict_boxes
+        from tfscissor.models import save_model
+        from tfscissor.report import save_crop_examples
+
+        recipe, crop = ctx.recipe, ctx.recipe["cropper"]
+        source = ctx.latest("classifier")
+        classifier = ctx.load(source)
+        dataset = ctx.dataset()
+        callbacks = ctx.callbacks(self, "crop")
+        trained = train_cropper_stage(
+            dataset,
+            classifier=classifier,
+            labels=crop["labels"],
+            epochs=crop["epochs"],
+            batch_size=recipe["train"]["batch_size"],
+            learning_rate=crop["lr"],
+            cropper_options={key: crop[key] for key in ("view", "width") if crop[key] is not None},
+            seed=recipe["seed"],
+            callbacks=callbacks,
+        )
+        cropper = trained.model
+        resolution = crop["resolution"] or int(classifier.input_shape[1])
+        val_boxes = predict_boxes(cropper, dataset.val.images)
+        model, _ = train_on_crops(
+            classifier,
+            dataset,
+            resolution=resolution,
+            predicted=predict_boxes(cropper, dataset.train.images),
+            truth=trained.labels.train,
+            val_boxes=val_boxes,
+            mix=crop["mix"],
+            epochs=crop["finetune_epochs"],
+            batch_size=recipe["train"]["batch_size"],
+            learning_rate=crop["finetune_lr"],
+            seed=recipe["seed"],
+            callbacks=callbacks,
+        )
+        save_model(cropper, ctx.path("cropper.keras"))
+        save_model(model, ctx.path("cropped.keras"))
+        save_crop_examples(
+            ctx.path("crop_examples.npz"),
+            cropper,
+            dataset.val.images[:8],
+            dataset.val.boxes[:8] if dataset.has_boxes else None,
+        )
+        report = TwoStage(cropper, model).evaluate(dataset.val, val_boxes)
+        write_text(ctx.path("crop.json"), json.dumps({"cropper": trained.report, "pipeline": report}, indent=2))
+        data = shlex.quote(recipe["data"])
+        cropper_record = _record(
+            "cropper",
+            "cropper (float)",
+            "cropper.keras",
+            metrics={"macs": profile_model(cropper).macs, "params": profile_model(cropper).params},
+            command=f"tfscissor crop train --data {data} --classifier {_stem(source)}.keras --labels {crop['labels']} -o cropper.keras",
+            files={"crop_examples": "crop_examples.npz"},
+        )
+        record = _measured(
+            "cropped", f"crop-then-classify at {resolution} px (float)", "cropped.keras", model, "cropped.tflite",
+            report["accuracy"], ctx=ctx,
+            command=f"tfscissor crop finetune --cropper cropper.keras --classifier {_stem(source)}.keras --data {data} "
+            f"--resolution {resolution} -o cropped.keras",
+        )  # fmt: skip
+        # The pipeline's cost is both models': the classifier's row counts the cropper in.
+        record["record"]["metrics"]["macs"] = report["macs"]["total"]
+        outputs = {
+            "cropper": "cropper.keras",
+            "classifier": "cropped.keras",
+            "float": "cropped.tflite",
+            "crop": "crop.json",
+            "crop_examples": "crop_examples.npz",
+        }
+        return {"outputs": outputs, "records": [cropper_record, record]}
+
+
+class Quantize(Stage):
+    name = "quantize"
+    sections = ("quantize", "cropper")
+
+    def describe(self, recipe):
+        quantize = recipe["quantize"]
+        method = (
+            "post-training"
+            if quantize["method"] == "ptq"
+            else f"quantisation-aware training ({quantize['epochs']} epochs)"
+        )
+        both = " (cropper and classifier)" if recipe["cropper"]["enabled"] else ""
+        return f"full int8{both}, {method}, {quantize['samples']} calibration images -> *_int8.tflite"
+
+    def run(self, ctx):
+        from tfscissor.compile import analyse_edgetpu, measure_arena
+
+        recipe, quantize = ctx.recipe, ctx.recipe["quantize"]
+        source = ctx.latest("classifier")
+        model = ctx.load(source)
+        dataset = ctx.dataset(int(model.input_shape[1])) if not recipe["cropper"]["enabled"] else ctx.dataset()
+        outputs, cropper_path, name = {}, None, f"{_stem(source)}_int8.tflite"
+        data = shlex.quote(recipe["data"])
+        command = f"tfscissor quantize {_stem(source)}.keras --data {data} --samples {quantize['samples']} -o {name}"
+        if recipe["cropper"]["enabled"]:
+            from tfscissor.crop.pipeline import TwoStage
+            from tfscissor.crop.stage import quantize_pipeline
+
+            cropper_source = ctx.latest("cropper")
+            result = quantize_pipeline(
+                TwoStage(ctx.load(cropper_source), model), dataset, quantize["samples"], recipe["seed"]
+            )
+            tflite, accuracy, cropper_path = result.classifier, result.int8_report["accuracy"], "cropper_int8.tflite"
+            write_bytes(ctx.path(cropper_path), result.cropper)
+            outputs["cropper_int8"] = cropper_path
+            command += f" --cropper cropper.keras --cropper-output {cropper_path}"
+        elif quantize["method"] == "qat":
+            from tfscissor.quantize import quantize_model_qat
+
+            result = quantize_model_qat(
+                model, dataset, quantize["epochs"], learning_rate=quantize["lr"], num_samples=quantize["samples"],
+                seed=recipe["seed"], callbacks=ctx.callbacks(self, "QAT", checkpoint=False),
+            )  # fmt: skip
+            tflite, accuracy = result.tflite, result.int8_accuracy
+            command = command.replace(" -o ", f" --qat --epochs {quantize['epochs']} --lr {quantize['lr']:g} -o ")
+        else:
+            from tfscissor.quantize import quantize_model
+
+            result = quantize_model(model, dataset, num_samples=quantize["samples"], seed=recipe["seed"])
+            tflite, accuracy = result.tflite, result.int8_accuracy
+        if recipe["seed"] != 0:  # quantize takes no --seed
+            command += f"  # the run drew calibration images with seed {recipe['seed']}; this uses 0"
+        write_bytes(ctx.path(name), tflite)
+        outputs["int8"] = name
+        analysis = analyse_edgetpu(tflite)
+        float_record = ctx.record_of(source)
+        metrics = {
+            **float_record["metrics"],
+            "accuracy": round(accuracy, 4),
+            "model_bytes": len(tflite),
+            "arena_bytes": measure_arena(tflite),
+        }
+        label = float_record["label"].removesuffix(" (float)") + " int8"
+        record = _record(
+            "int8",
+            label,
+            name,
+            metrics=metrics,
+            edgetpu={"mapped": analysis.mapped, "operations": len(analysis.verdicts), "source": "predicted"},
+            command=command,
+            tflite=name,
+            cropper=cropper_path,
+        )
+        return {"outputs": outputs, "records": [record]}
+
+
+class Compile(Stage):
+    name = "compile"
+    sections = ("compile",)
+
+    def config(self, recipe):
+        return {"compile": recipe["compile"]}
+
+    def describe(self, recipe):
+        board = f" (checked against {recipe['compile']['board']})" if recipe["compile"]["board"] else ""
+        places = {"tflm": f"firmware/{board}", "tflite": "tflite/", "edgetpu": "edgetpu/"}
+        return ", ".join(f"{t} -> {places[t]}" for t in recipe["compile"]["targets"]) or "no targets"
+
+    def run(self, ctx):
+        from tfscissor.compile import write_tflm_project
+        from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
+        from tfscissor.progress import note
+
+        targets, board = ctx.recipe["compile"]["targets"], ctx.recipe["compile"]["board"]
+        model = ctx.path(ctx.latest("int8"))
+        cropper = ctx.latest("cropper_int8")
+        cropper = ctx.path(cropper) if cropper else None
+        labels = ctx.info("train")["class_names"]
+        int8 = ctx.record_of(ctx.latest("int8"))
+        outputs, records, info = {}, [], {}
+        name = model.stem
+        if "tflm" in targets:
+            project = write_tflm_project(
+                model, ctx.path("firmware"), labels=labels, name=name, cropper=cropper, board=board
+            )
+            outputs["firmware"] = "firmware"
+            metrics = {"macs": int8["metrics"]["macs"], "params": int8["metrics"]["params"]}
+            records.append(
+                _record(
+                    "compiled",
+                    "TFLM project",
+                    "firmware/",
+                    metrics={**metrics, "model_bytes": project.model_bytes, "arena_bytes": project.arena_bytes},
+                    command=f"tfscissor compile {model.name} --target tflm --labels {shlex.quote(','.join(labels))} "
+                    f"--name {name} -o firmware",
+                )
+            )
+        if "tflite" in targets:
+            write_tflite_bundle(model, ctx.path("tflite"), labels=labels, cropper=cropper)
+            outputs["tflite_bundle"] = "tflite"
+        if "edgetpu" in targets:
+            bundle = write_edgetpu_bundle(model, ctx.path("edgetpu"), labels=labels, cropper=cropper)
+            outputs["edgetpu"] = "edgetpu"
+            # Without Coral's compiler the bundle holds the predicted mapping: the run goes on and says so.
+            info["edgetpu_compiled"] = not bundle.missing
+            info["edgetpu_missing"] = bundle.missing or None
+            if bundle.missing:
+                note(f"edgetpu: predicted mapping only, not compiled: {bundle.missing}", ctx.progress)
+            else:
+                outputs["edgetpu_model"] = "edgetpu/classifier_edgetpu.tflite"
+        return {"outputs": outputs, "records": records, "info": info}
+
+
+class Bench(Stage):
+    name = "bench"
+    sections = ("bench",)
+
+    def config(self, recipe):
+        return {"bench": recipe["bench"]}
+
+    def enabled(self, recipe):
+        return bool(recipe["bench"]["devices"])
+
+    def describe(self, recipe):
+        bench = recipe["bench"]
+        return f"{', '.join(bench['devices'])}: {bench['runs']} runs after {bench['warmup']} warm-up, every model"
+
+    def run(self, ctx):
+        from tfscissor.bench import bench
+
+        settings = ctx.recipe["bench"]
+        latency = {}
+        for entry in ctx.records():
+            if entry["tflite"] is None:
+                continue
+            int8 = entry["record"]["name"] == "int8"
+            for device in settings["devices"]:
+                kind = device.partition(":")[0]
+                if kind != "cpu" and not int8:
+                    continue  # TFLM and the Edge TPU run int8 models only
+                model, cropper = ctx.path(entry["tflite"]), entry["cropper"] and ctx.path(entry["cropper"])
+                if kind in ("usb", "pci"):
+                    model = ctx.edgetpu_model(device)
+                options = {"num_threads": settings["threads"]} if kind == "cpu" else {}
+                result = bench(
+                    model, device=device, cropper=cropper, runs=settings["runs"], warmup=settings["warmup"], **options
+                )
+                total = result["stages"].get("total", result["stages"]["classifier"])
+                latency.setdefault(entry["record"]["name"], {})[kind] = round(total["median_ms"], 3)
+        write_text(ctx.path("bench.json"), json.dumps(latency, indent=2))
+        return {"outputs": {"bench": "bench.json"}, "info": {"latency_ms": latency}}
+
+
+class Report(Stage):
+    name = "report"
+
+    def config(self, recipe):
+        return {"recipe": recipe}
+
+    def describe(self, recipe):
+        return "summary.json, summary.md, report.md, report.html"
+
+    def run(self, ctx):
+        from tfscissor.recipe.summary import write_summary
+        from tfscissor.report import write_report
+
+        write_summary(ctx)
+        write_report(ctx.run_dir)
+        outputs = {
+            "summary": "summary.json",
+            "summary_md": "summary.md",
+            "report_md": "report.md",
+            "report_html": "report.html",
+        }
+        return {"outputs": outputs}
+
+
+STAGES = (Train(), Trim(), Shrink(), Crop(), Quantize(), Compile(), Bench(), Report())
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+
+
+def _train_command(recipe):
+    model, train = recipe["model"], recipe["train"]
+    if model["path"]:
+        return f"cp {shlex.quote(model['path'])} baseline.keras"
+    args = "".join(f" --arg {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (model["args"] or {}).items())
+    size = f" --image-size {recipe['image_size']}" if recipe["image_size"] else ""
+    return (
+        f"tfscissor train --data {shlex.quote(recipe['data'])} --model {shlex.quote(model['name'])}{args}{size} "
+        f"--epochs {train['epochs']} --batch-size {train['batch_size']} --lr {train['lr']} --seed {recipe['seed']} "
+        "-o baseline.keras"
+    )
+
+
+def _trim_command(recipe, source):
+    options = "".join(
+        f" --{key.replace('_', '-')} {shlex.quote(str(value))}"
+        for key, value in recipe["trim"].items()
+        if key != "exclude" and value is not None
+    )
+    options += "".join(f" --exclude {shlex.quote(layer)}" for layer in recipe["trim"]["exclude"])
+    # trim takes no --seed, nor a --batch-size: it uses 0 and 64, the runner the recipe's.
+    note = ""
+    if recipe["seed"] != 0 or recipe["train"]["batch_size"] != 64:
+        note = f"  # the run fine-tuned with seed {recipe['seed']}, batch size {recipe['train']['batch_size']}; this uses 0, 64"
+    return (
+        f"tfscissor trim {_stem(source)}.keras --data {shlex.quote(recipe['data'])}{options} "
+        f"--save-stats statistics.npz -o trimmed.keras{note}"
+    )

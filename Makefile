@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-trim bench-crop bench-shrink bench-qat bench-devices lint system-deps clean
+.PHONY: install demo test bench bench-demo bench-trim bench-crop bench-shrink bench-qat bench-prune bench-devices lint \
+  system-deps clean
 
 $(INSTALLED): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +22,15 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
+# Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
+# bench/runs/RESULTS.previous.md) with its plots: demo 5 min, trim 30, crop 30, shrink 70 (reusing crop's models),
+# qat 12, prune 15, devices 5, so about 2 h 50 min (167 minutes) on 2 cores. Needs Debian's dataset-fashion-mnist
+# (see system-deps). `python bench/run_all.py --list` prints the order; `--only NAME,...` runs some in place.
 bench: $(INSTALLED)
+	$(BIN)/python bench/run_all.py
+
+# The thin path of the demo recipe: train, relevance trim, int8, TFLM (about 2-5 minutes on 2 cores).
+bench-demo: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
 
 # Trimming criteria against MAC budgets on cluttered Fashion-MNIST (about 30 minutes on 2 cores; needs
@@ -44,6 +53,11 @@ bench-shrink: $(INSTALLED)
 # Fashion-MNIST (about 12 minutes on 2 cores; needs Debian's dataset-fashion-mnist).
 bench-qat: $(INSTALLED)
 	$(BIN)/python bench/quantize_qat.py
+
+# Channel trimming against tfmot's prune_low_magnitude at 50% and 75% of the parameters removed, on cluttered
+# Fashion-MNIST: accuracy, .tflite and gzip bytes, LiteRT latency (about 15 minutes on 2 cores).
+bench-prune: $(INSTALLED)
+	$(BIN)/python bench/prune_vs_trim.py
 
 # `tfscissor bench` devices on demo-sized models: LiteRT on the CPU (1 and 2 threads, int8 and float32) and TFLite
 # Micro's interpreter (host time), with and without the cropper (about a minute on 2 cores).

@@ -4,7 +4,7 @@ Runs ``recipes/demo.yaml`` into ``bench/runs/demo`` and rewrites its section of 
 the table, the latency and size ratios against the baseline, the command, the machine and the date. Every number comes
 from one run, so ratios are between measurements taken minutes apart on the same machine.
 
-    make bench        (or: .venv/bin/python bench/demo_pipeline.py)
+    make bench-demo   (or: .venv/bin/python bench/demo_pipeline.py; `make bench` runs it first of all)
 """
 
 import datetime
@@ -39,7 +39,7 @@ def main():
     lines = [
         "## The thin path (issue 2): train -> relevance trim -> int8 -> TFLM, on the embedded `cluttered` data",
         "",
-        f"- Command: `make bench` (`python bench/demo_pipeline.py`, recipe `{RECIPE.relative_to(ROOT)}`)",
+        f"- Command: `make bench-demo` (`python bench/demo_pipeline.py`, recipe `{RECIPE.relative_to(ROOT)}`)",
         f"- Machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- Date: {datetime.date.today().isoformat()}; whole run {minutes:.1f} min",
         "- Latency: median of LiteRT on the host CPU (default threads), after warm-up; arena: smallest TFLM arena that",

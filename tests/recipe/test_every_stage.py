@@ -65,3 +65,24 @@ def test_the_report_has_a_row_for_the_shrunk_and_the_cropped_models(run):
     assert "shrunk" in names and any("crop" in name for name in names), names
     report = (run_dir / "report.md").read_text()
     assert "crop" in report.lower() and (run_dir / "report.html").is_file()
+
+
+QAT = """
+name: qat
+data: "cluttered:size=32,n=160,classes=3,seed=5"
+model: {name: plain, args: {widths: [8, 16]}}
+train: {epochs: 1, batch_size: 32}
+trim: {ratio: 0.25, samples: 32}
+quantize: {method: qat, epochs: 1, samples: 16}
+bench: {runs: 2, warmup: 1}
+"""
+
+
+def test_quantisation_aware_training_in_a_recipe(tmp_path):
+    from tfscissor.compile import read_model
+
+    (tmp_path / "qat.yaml").write_text(QAT)
+    summary = run_recipe(load_recipe(tmp_path / "qat.yaml"), tmp_path / "run")
+    int8 = next(stage for stage in summary["stages"] if stage["name"] == "int8")
+    assert "--qat --epochs 1" in int8["command"]
+    assert read_model((tmp_path / "run" / int8["artifact"]).read_bytes()).fully_int8

@@ -27,7 +27,7 @@ def test_paper_recipe_plans_every_stage_without_its_data(tmp_path):
     result = CliRunner().invoke(cli, ["run", str(RECIPES[0].parent / "resnet50-imagenet.yaml"), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "data: tfds:imagenet2012,data_dir=/data/tfds, resized to 224 px" in result.output
-    assert "distribute: multi_worker" in result.output
+    assert "distribute: mirrored" in result.output
     steps = [line.split(":")[0].strip() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
     assert steps == [
         f"{i}. {s}"

@@ -44,8 +44,18 @@ def test_every_section_has_its_defaults(tmp_path):
         (POLICY + "train: {epochs: null}\n", "train.epochs must be an integer, got None"),
         (
             POLICY + "model: {path: m.keras}\ntrain: {epochs: 3}\n",
-            "line 2: model.path is a trained model, so train cannot",
+            "line 2: model.path is a trained model, so train.epochs cannot",
         ),
+        (POLICY + "train: {batch_size: 0}\n", "line 2: train.batch_size must be at least 1, got 0"),
+        ("trim: {ratio: 1.7}\n", "line 1: trim.ratio must be at most 0.99, got 1.7"),
+        (POLICY + "cropper: {mix: 5}\n", "cropper.mix must be at most 1, got 5"),
+        (POLICY + "train: {lr: 0}\n", "train.lr must be above 0, got 0"),
+        (POLICY + "shrink: {budget: macs=0.5, depths: [x]}\n", "shrink.depths must be a list of integers, got 'x'"),
+        (POLICY + "shrink: {budget: macs=0.5, widths: [1.5]}\n", "shrink.widths must be at most 1, got 1.5"),
+        (POLICY + "trim: {exclude: [3]}\n", "line 2: trim is given twice \\(also line 1\\)"),
+        ("trim: {ratio: 0.5, criterion: bogus}\n", "line 1: trim.criterion is 'bogus'; allowed: "),
+        (POLICY + "shrink: {budget: nonsense}\n", "line 2: shrink.budget: "),
+        (POLICY + "distribute: {strategy: multi_worker}\n", "multi_worker cannot train in Keras 3.15"),
         (POLICY + "cropper: {enabled: true}\nquantize:\n  method: qat\n", "line 4: quantize.method qat quantises one"),
         (POLICY + "bench: {devices: [usb:0]}\n", "bench.devices usb:0 runs the Edge TPU model: add edgetpu"),
         (POLICY + "compile: {targets: [tflite], board: esp32s3}\n", "compile.board needs tflm in compile.targets"),
@@ -58,6 +68,9 @@ def test_errors_name_line_key_and_allowed_values(tmp_path, text, message):
 
 def test_indexed_coral_devices_and_a_given_model_are_accepted(tmp_path):
     recipe = _load(
-        tmp_path, POLICY + "model: {path: m.keras}\ncompile: {targets: [edgetpu]}\nbench: {devices: [usb:1]}\n"
+        tmp_path,
+        POLICY + "model: {path: m.keras}\ntrain: {batch_size: 16}\ncompile: {targets: [edgetpu]}\n"
+        "bench: {devices: [usb:1]}\n",
     )
     assert recipe["bench"]["devices"] == ["usb:1"] and recipe["model"]["path"] == "m.keras"
+    assert recipe["train"]["batch_size"] == 16  # a given model is not trained, but fine-tunes use the batch

@@ -34,6 +34,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.folder = self.directory / f"fit{self.fits}"
         saved = sorted(self.folder.glob("epoch-*.weights.h5"))
         if saved:
+            # The optimizer's variables (Adam's moments, the step the schedule reads) must exist to be loaded, and
+            # fit() builds them only at the first step.
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(saved[-1])
@@ -41,6 +43,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # Keras's own resume hook (BackupAndRestore sets it too): fit starts at this epoch.
             self.model._initial_epoch = epoch
             log.info("%s: resumed fit %d after epoch %d from %s", self.stage, self.fits, epoch, saved[-1])
+
+    def on_train_end(self, logs=None):
+        # Keras keeps the resume point on the model; a later fit of the same model must start at epoch 0.
+        self.model._initial_epoch = None
 
     def on_epoch_end(self, epoch, logs=None):
         path = self.folder / f"epoch-{epoch + 1:05d}.weights.h5"

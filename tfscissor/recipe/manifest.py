@@ -30,9 +30,37 @@ def file_hash(path):
     return digest.hexdigest()
 
 
+def data_fingerprint(spec):
+    """What the files behind a data spec look like: the relative path, size and modification time of every file
+    under each directory the spec names (``folder:``, ``idx:``, ``cluttered:source=idx:``, tfds's ``data_dir``),
+    hashed; None for data generated from the spec alone. Edited files change it, so stages rerun on them."""
+    import os
+
+    from tfscissor.data.spec import parse_spec
+
+    spec = parse_spec(spec)
+    places = [spec.arg] if spec.kind in ("folder", "idx") else []
+    source = str(spec.options.get("source", ""))
+    places += [source.partition(":")[2]] if source.startswith("idx:") else []
+    places += [spec.options["data_dir"]] if "data_dir" in spec.options else []
+    if not places:
+        return None
+    digest = hashlib.sha256()
+    for place in places:
+        root = Path(os.path.expanduser(str(place)))
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.relative_to(root.parent)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def stage_key(config, inputs):
-    """One hash of a stage's config and its inputs' hashes: equal keys, equal work."""
-    text = json.dumps({"config": config, "inputs": inputs}, sort_keys=True)
+    """One hash of a stage's config, its inputs' hashes and the tfscissor version: equal keys, equal work (another
+    version may compute the stage differently, so its artifacts are not reused)."""
+    from tfscissor import __version__
+
+    text = json.dumps({"config": config, "inputs": inputs, "tfscissor": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

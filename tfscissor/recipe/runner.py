@@ -74,6 +74,7 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
     handler = logging.FileHandler(run_dir / RUN_LOG, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
+    level = log.level
     log.setLevel(logging.INFO)
     # run.log is the run's record; the console shows progress notes (TensorFlow configures the root logger).
     propagate, log.propagate = log.propagate, False
@@ -96,7 +97,11 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
             manifest_path(run_dir, stage.name).unlink(missing_ok=True)
             ctx.key = key
             started = time.time()
-            result = stage.run(ctx)
+            try:
+                result = stage.run(ctx)
+            except BaseException as err:  # KeyboardInterrupt too: the log says where a run stopped
+                log.error("%s: stopped after %.1f s: %s", stage.name, time.time() - started, err or type(err).__name__)
+                raise
             outputs = result.pop("outputs")
             result.setdefault("records", [])
             result.setdefault("info", {})
@@ -112,6 +117,7 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
     finally:
         log.removeHandler(handler)
         log.propagate = propagate
+        log.setLevel(level)
         handler.close()
     return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
 
@@ -190,12 +196,14 @@ class Context:
         return folder
 
     def callbacks(self, stage, desc, checkpoint=True):
-        """Progress bars, TensorBoard logs in ``logs/<stage>/`` and (with ``checkpoint``) epoch checkpoints."""
+        """Progress bars, TensorBoard logs in ``logs/<stage>/<desc>/`` (a stage's fits apart: a cropper's and a
+        classifier's curves share no tags) and (with ``checkpoint``) epoch checkpoints."""
         import keras
 
         from tfscissor.recipe.checkpoint import EpochCheckpoint
 
-        found = [*self.make_callbacks(desc), keras.callbacks.TensorBoard(str(self.run_dir / LOGS / stage.name))]
+        board = keras.callbacks.TensorBoard(str(self.run_dir / LOGS / stage.name / desc.replace(" ", "-")))
+        found = [*self.make_callbacks(desc), board]
         if checkpoint:
             found.append(EpochCheckpoint(self.scratch(stage), stage.name))
         return found

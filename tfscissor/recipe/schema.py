@@ -10,42 +10,48 @@ from pathlib import Path
 
 import yaml
 
+from tfscissor.distribute import STRATEGIES
 from tfscissor.errors import UsageError
 
 
 @dataclass(frozen=True)
 class Key:
     """One leaf of the schema: its default, the YAML types it accepts (None is accepted only where the default
-    is None) and, where the values are a closed set, ``choices`` (for a list: each item's)."""
+    is None) and, where the values are a closed set, ``choices`` (for a list: each item's). A number (for a
+    list: each item) must be at least ``minimum``, above ``above``, at most ``maximum``; a list's items must be
+    of ``items`` types."""
 
     default: object
     types: tuple
     choices: tuple = ()
+    minimum: float | None = None
+    above: float | None = None
+    maximum: float | None = None
+    items: tuple = ()
 
 
 INT, FLOAT, TEXT, LIST = (int,), (float, int), (str,), (list,)
 BOARDS = ("esp32s3", "nano33ble", "stm32h7", "rp2040")
 TARGETS = ("tflm", "tflite", "edgetpu")
 DEVICES = ("cpu", "tflm", "usb", "pci")  # usb and pci also as usb:N, pci:N
-STRATEGIES = ("none", "mirrored", "multi_worker")
 TRIM_POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
 
 SCHEMA = {
     "name": Key(None, TEXT),
-    "seed": Key(0, INT),
+    "seed": Key(0, INT, minimum=0),
     # A data spec string (see README, Data); its splits come with it: cluttered's val=, a folder's train/ and
     # val/ (or val=), IDX train and t10k files, a tfds set's train and validation splits.
     "data": Key("cluttered", TEXT),
-    "image_size": Key(None, INT),
+    "image_size": Key(None, INT, minimum=8),
     "model": {
         "name": Key("plain", TEXT),  # a builder (plain, resnet, mobilenetv2) or a keras.applications name
         "args": Key({}, (dict,)),
         "path": Key(None, TEXT),  # a trained .keras model to start from instead of training one
     },
     "train": {
-        "epochs": Key(10, INT),
-        "batch_size": Key(64, INT),
-        "lr": Key(1e-3, FLOAT),
+        "epochs": Key(10, INT, minimum=1),
+        "batch_size": Key(64, INT, minimum=1),
+        "lr": Key(1e-3, FLOAT, above=0),
         # What tfscissor.models.training.train_classifier does; other values need it to support them.
         "optimizer": Key("adam", TEXT, ("adam",)),
         "schedule": Key("cosine", TEXT, ("cosine",)),
@@ -53,56 +59,56 @@ SCHEMA = {
     },
     "trim": {
         "criterion": Key("relevance", TEXT),
-        "ratio": Key(None, FLOAT),
-        "min_relevance": Key(None, FLOAT),
-        "target_macs": Key(None, FLOAT),
-        "target_params": Key(None, FLOAT),
-        "rounds": Key(1, INT),
-        "round_to": Key(1, INT),
-        "min_channels": Key(1, INT),
-        "exclude": Key([], LIST),
-        "samples": Key(512, INT),
-        "fine_tune_epochs": Key(0, INT),
-        "lr": Key(5e-4, FLOAT),
+        "ratio": Key(None, FLOAT, above=0, maximum=0.99),  # the share of channels removed
+        "min_relevance": Key(None, FLOAT, minimum=0),
+        "target_macs": Key(None, FLOAT, above=0, maximum=1),  # fractions of the model's
+        "target_params": Key(None, FLOAT, above=0, maximum=1),
+        "rounds": Key(1, INT, minimum=1),
+        "round_to": Key(1, INT, minimum=1),
+        "min_channels": Key(1, INT, minimum=1),
+        "exclude": Key([], LIST, items=TEXT),
+        "samples": Key(512, INT, minimum=1),
+        "fine_tune_epochs": Key(0, INT, minimum=0),
+        "lr": Key(5e-4, FLOAT, above=0),
     },
     "shrink": {
         "budget": Key(None, TEXT),  # e.g. "macs=0.5,arena=64KiB"; none: no shrink stage
-        "depths": Key([0, 1, 2], LIST),
-        "widths": Key([1.0, 0.75, 0.5], LIST),
-        "resolutions": Key(None, LIST),
+        "depths": Key([0, 1, 2], LIST, minimum=0, items=INT),
+        "widths": Key([1.0, 0.75, 0.5], LIST, above=0, maximum=1, items=FLOAT),
+        "resolutions": Key(None, LIST, minimum=8, items=INT),
         "search": Key("refine", TEXT, ("refine", "grid")),
         "score": Key("bn", TEXT, ("bn", "tune")),
-        "calibration": Key(256, INT),
-        "top": Key(2, INT),
-        "fine_tune_epochs": Key(1, INT),
-        "lr": Key(1e-3, FLOAT),
+        "calibration": Key(256, INT, minimum=1),
+        "top": Key(2, INT, minimum=1),
+        "fine_tune_epochs": Key(1, INT, minimum=0),
+        "lr": Key(1e-3, FLOAT, above=0),
     },
     "cropper": {
         "enabled": Key(False, (bool,)),
         "labels": Key("auto", TEXT, ("auto", "boxes", "cam")),
-        "resolution": Key(None, INT),  # the classifier's input side on crops (default: its own)
+        "resolution": Key(None, INT, minimum=8),  # the classifier's input side on crops (default: its own)
         # The cropper's architecture (tfscissor.models.cropper.build_cropper); unset, the default cropper is
         # narrowed until it costs at most 5% of the classifier's MACs.
-        "view": Key(None, INT),
-        "width": Key(None, FLOAT),
-        "epochs": Key(20, INT),
-        "lr": Key(5e-3, FLOAT),
-        "finetune_epochs": Key(5, INT),
-        "finetune_lr": Key(1e-3, FLOAT),
-        "mix": Key(0.5, FLOAT),
+        "view": Key(None, INT, minimum=8),
+        "width": Key(None, FLOAT, above=0),
+        "epochs": Key(20, INT, minimum=1),
+        "lr": Key(5e-3, FLOAT, above=0),
+        "finetune_epochs": Key(5, INT, minimum=0),
+        "finetune_lr": Key(1e-3, FLOAT, above=0),
+        "mix": Key(0.5, FLOAT, minimum=0, maximum=1),
     },
     "quantize": {
         "method": Key("ptq", TEXT, ("ptq", "qat")),
-        "samples": Key(200, INT),
-        "epochs": Key(3, INT),  # qat only
-        "lr": Key(1e-4, FLOAT),  # qat only
+        "samples": Key(200, INT, minimum=1),
+        "epochs": Key(3, INT, minimum=1),  # qat only
+        "lr": Key(1e-4, FLOAT, above=0),  # qat only
     },
     "compile": {"targets": Key(["tflm"], LIST, TARGETS), "board": Key(None, TEXT, BOARDS)},
     "bench": {
         "devices": Key(["cpu"], LIST, DEVICES),
-        "runs": Key(100, INT),
-        "warmup": Key(10, INT),
-        "threads": Key(None, INT),
+        "runs": Key(100, INT, minimum=1),
+        "warmup": Key(10, INT, minimum=0),
+        "threads": Key(None, INT, minimum=1),
     },
     "distribute": {"strategy": Key("none", TEXT, STRATEGIES)},
 }
@@ -129,7 +135,7 @@ def load_recipe(path):
         raise UsageError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]} ({_mark(err)})") from err
     if not isinstance(data, dict):
         raise UsageError(f"recipe {path} must be a mapping of sections ({', '.join(SCHEMA)})")
-    lines = _lines(root)
+    lines = _lines(root, path)
     recipe = _merge(SCHEMA, data, lines, path, ())
     _check_together(recipe, path, lines)
     return recipe
@@ -140,14 +146,20 @@ def _mark(err):
     return f"line {mark.line + 1}" if mark else "unknown line"
 
 
-def _lines(node, prefix=()):
+def _lines(node, path, prefix=()):
     """Key path -> 1-based line, so errors point at the line the user wrote."""
     lines = {}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             keypath = (*prefix, key.value)
+            if keypath in lines:
+                # YAML would keep the last silently; one of the two is a mistake.
+                raise UsageError(
+                    f"recipe {path}, line {key.start_mark.line + 1}: {'.'.join(map(str, keypath))} is given twice "
+                    f"(also line {lines[keypath]}): keep one"
+                )
             lines[keypath] = key.start_mark.line + 1
-            lines.update(_lines(value, keypath))
+            lines.update(_lines(value, path, keypath))
     return lines
 
 
@@ -193,6 +205,14 @@ def _check_value(spec, value, dotted, where):
         wanted = " or ".join(_TYPE_NAMES[t] for t in spec.types if t is not int or float not in spec.types)
         example = f", for example [{spec.choices[0]}]" if spec.types == LIST and spec.choices else ""
         raise UsageError(f"{where}: {dotted} must be {wanted}{example}, got {value!r}")
+    values = value if isinstance(value, list) else [value]
+    for item in values if spec.items else []:
+        if not isinstance(item, spec.items) or isinstance(item, bool):
+            wanted = "numbers" if float in spec.items else "integers" if int in spec.items else "strings"
+            raise UsageError(f"{where}: {dotted} must be a list of {wanted}, got {item!r} in it")
+    for item in values:
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            _check_range(spec, item, dotted, where)
     for item in value if isinstance(value, list) and spec.choices else [value] if spec.choices else []:
         name, colon, index = str(item).partition(":")
         indexed = name in ("usb", "pci") and colon and index.isdigit()
@@ -200,6 +220,17 @@ def _check_value(spec, value, dotted, where):
             has = f"has {item!r}" if isinstance(value, list) else f"is {item!r}"
             raise UsageError(f"{where}: {dotted} {has}; allowed: {', '.join(spec.choices)}")
     return _copy(value)
+
+
+def _check_range(spec, number, dotted, where):
+    bounds = (
+        ("at least", spec.minimum, lambda bound: number < bound),
+        ("above", spec.above, lambda bound: number <= bound),
+        ("at most", spec.maximum, lambda bound: number > bound),
+    )
+    for wanted, bound, broken in bounds:
+        if bound is not None and broken(bound):
+            raise UsageError(f"{where}: {dotted} must be {wanted} {bound:g}, got {number!r}")
 
 
 def _check_together(recipe, path, lines):
@@ -211,14 +242,35 @@ def _check_together(recipe, path, lines):
             + ", ".join(f"trim.{key}" for key in TRIM_POLICIES)
         )
     if recipe["model"]["path"] is not None:
-        given = [key for key in ("name", "args") if ("model", key) in lines] + (
-            ["train"] if ("train",) in lines else []
-        )
+        # train.batch_size still applies: trimming, cropping and shrinking fine-tune with it.
+        trained = [f"train.{key}" for key in SCHEMA["train"] if key != "batch_size" and ("train", key) in lines]
+        given = [f"model.{key}" for key in ("name", "args") if ("model", key) in lines] + trained
         if given:
             raise UsageError(
                 f"{_where(path, lines, ('model', 'path'))}: model.path is a trained model, so {', '.join(given)} "
                 "cannot apply: remove them, or remove model.path to build and train model.name"
             )
+    if recipe["distribute"]["strategy"] == "multi_worker":
+        raise UsageError(
+            f"{_where(path, lines, ('distribute', 'strategy'))}: distribute.strategy multi_worker cannot train in "
+            "Keras 3.15 (model.fit fails across workers: keras-team/keras#20585) and every recipe trains: use "
+            "mirrored for the GPUs of one machine (tfscissor.distribute.strategy_for('multi_worker') still "
+            "collects relevance statistics across workers)"
+        )
+    from tfscissor.trim.criteria import criterion_names
+
+    if recipe["trim"]["criterion"] not in criterion_names():
+        raise UsageError(
+            f"{_where(path, lines, ('trim', 'criterion'))}: trim.criterion is {recipe['trim']['criterion']!r}; "
+            f"allowed: {', '.join(criterion_names())}"
+        )
+    if recipe["shrink"]["budget"] is not None:
+        from tfscissor.shrink.budget import parse_budget
+
+        try:
+            parse_budget(recipe["shrink"]["budget"])
+        except UsageError as err:
+            raise UsageError(f"{_where(path, lines, ('shrink', 'budget'))}: shrink.budget: {err}") from None
     if recipe["quantize"]["method"] == "qat" and recipe["cropper"]["enabled"]:
         raise UsageError(
             f"{_where(path, lines, ('quantize', 'method'))}: quantize.method qat quantises one classifier, not a "

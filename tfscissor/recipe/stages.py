@@ -18,13 +18,15 @@ DATA_KEYS = ("data", "image_size", "seed")
 class Stage:
     name = ""
     sections = ()  # recipe sections (besides DATA_KEYS) whose values decide the stage's work
-    trains = False  # runs Keras fits: gets TensorBoard logs and epoch checkpoints
 
     def enabled(self, recipe):
         return True
 
     def config(self, recipe):
-        return {key: recipe[key] for key in (*DATA_KEYS, *self.sections)}
+        from tfscissor.recipe.manifest import data_fingerprint
+
+        config = {key: recipe[key] for key in (*DATA_KEYS, *self.sections)}
+        return {**config, "data_files": data_fingerprint(recipe["data"])}
 
     def describe(self, recipe):
         raise NotImplementedError
@@ -65,7 +67,6 @@ def _stem(path):
 class Train(Stage):
     name = "train"
     sections = ("model", "train", "distribute")
-    trains = True
 
     def config(self, recipe):
         from tfscissor.recipe.manifest import file_hash
@@ -137,7 +138,6 @@ def _exists(path):
 class Trim(Stage):
     name = "trim"
     sections = ("trim", "distribute")
-    trains = True
 
     def config(self, recipe):
         return {**super().config(recipe), "batch_size": recipe["train"]["batch_size"]}
@@ -252,8 +252,7 @@ LABELS = {"auto": "the data's boxes (Grad-CAM where it has none)", "boxes": "the
 
 class Crop(Stage):
     name = "crop"
-    sections = ("cropper",)
-    trains = True
+    sections = ("cropper", "distribute")
 
     def config(self, recipe):
         return {**super().config(recipe), "batch_size": recipe["train"]["batch_size"]}
@@ -281,7 +280,8 @@ class Crop(Stage):
         source = ctx.latest("classifier")
         classifier = ctx.load(source)
         dataset = ctx.dataset()
-        callbacks = ctx.callbacks(self, "crop")
+        # No epoch checkpoints here: each epoch's crops are drawn from its index, which a resumed fit would not
+        # restart at, so a killed crop stage runs again from its start and gives the same models.
         trained = train_cropper_stage(
             dataset,
             classifier=classifier,
@@ -291,7 +291,7 @@ class Crop(Stage):
             learning_rate=crop["lr"],
             cropper_options={key: crop[key] for key in ("view", "width") if crop[key] is not None},
             seed=recipe["seed"],
-            callbacks=callbacks,
+            callbacks=ctx.callbacks(self, "cropper", checkpoint=False),
         )
         cropper = trained.model
         resolution = crop["resolution"] or int(classifier.input_shape[1])
@@ -308,7 +308,8 @@ class Crop(Stage):
             batch_size=recipe["train"]["batch_size"],
             learning_rate=crop["finetune_lr"],
             seed=recipe["seed"],
-            callbacks=callbacks,
+            callbacks=ctx.callbacks(self, "classifier on crops", checkpoint=False),
+            strategy=ctx.strategy,
         )
         save_model(cropper, ctx.path("cropper.keras"))
         save_model(model, ctx.path("cropped.keras"))
@@ -388,7 +389,7 @@ class Quantize(Stage):
 
             result = quantize_model_qat(
                 model, dataset, quantize["epochs"], learning_rate=quantize["lr"], num_samples=quantize["samples"],
-                seed=recipe["seed"], callbacks=ctx.callbacks(self, "QAT", checkpoint=False),
+                seed=recipe["seed"], callbacks=ctx.make_callbacks("QAT"),
             )  # fmt: skip
             tflite, accuracy = result.tflite, result.int8_accuracy
             command = command.replace(" -o ", f" --qat --epochs {quantize['epochs']} --lr {quantize['lr']:g} -o ")
@@ -515,7 +516,7 @@ class Bench(Stage):
                     model, device=device, cropper=cropper, runs=settings["runs"], warmup=settings["warmup"], **options
                 )
                 total = result["stages"].get("total", result["stages"]["classifier"])
-                latency.setdefault(entry["record"]["name"], {})[kind] = round(total["median_ms"], 3)
+                latency.setdefault(entry["record"]["name"], {})[device] = round(total["median_ms"], 3)
         write_text(ctx.path("bench.json"), json.dumps(latency, indent=2))
         return {"outputs": {"bench": "bench.json"}, "info": {"latency_ms": latency}}
 

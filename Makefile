@@ -29,7 +29,7 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
 
-# The thin path of the demo recipe: train, relevance trim, int8, TFLM (about 2-5 minutes on 2 cores).
+# The thin path of the demo recipe: train, relevance trim, int8, TFLM (about 3 minutes on 2 cores).
 bench-demo: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
 

@@ -177,10 +177,7 @@ def test_host_c_gives_the_python_pipelines_int8_input(sources, cases):
 NO_CORTEX_M = shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None
 
 
-@pytest.mark.skipif(
-    NO_CORTEX_M,
-    reason="needs arm-none-eabi-gcc and qemu-system-arm (Debian: gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm)",
-)
+@pytest.mark.skipif(NO_CORTEX_M, reason="needs arm-none-eabi-gcc and qemu-system-arm (Debian: see make system-deps)")
 def test_cortex_m4_under_qemu_gives_the_same_tensors(sources, cases):
     root, files = sources
     elf = root / "check.elf"

@@ -261,9 +261,10 @@ def test_model_test_stops_at_the_cropper_when_its_box_is_wrong(project, fake_tfl
     assert result.stdout.count("FAIL: box value 0 is 127") == 1 and "score" not in result.stdout
 
 
-@pytest.mark.skipif(
-    shutil.which("arm-none-eabi-g++") is None, reason="arm-none-eabi-g++ is not on PATH (Debian: gcc-arm-none-eabi)"
-)
+NO_ARM_GCC = shutil.which("arm-none-eabi-g++") is None
+
+
+@pytest.mark.skipif(NO_ARM_GCC, reason="arm-none-eabi-g++ is not on PATH (Debian: gcc-arm-none-eabi)")
 def test_two_stage_glue_cross_compiles_for_cortex_m4(project, fake_tflm, tmp_path):
     copy = tmp_path / "fw"
     shutil.copytree(project.path, copy, ignore=shutil.ignore_patterns("build"))

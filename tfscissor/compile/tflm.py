@@ -195,12 +195,12 @@ def _render_files(
     sample_in,
     sample_out,
     sample_source,
-    op_counts=None,
+    op_counts,
     two_stage=None,
 ):
-    """Every file of the project as {filename: str or bytes}. ``op_counts``: how often each op is used (default:
-    the model's). ``two_stage``: a :class:`_TwoStage`, whose files replace or join the single-model ones."""
-    op_counts = op_counts or info.op_counts
+    """Every file of the project as {filename: str or bytes}. ``op_counts``: how often each op is used (by both
+    models of a two-stage project). ``two_stage``: a :class:`_TwoStage`, whose files replace or join the
+    single-model ones."""
     rows, cols, channels = info.input.shape[1:]
     in_scale, in_zero = info.input.quantization
     out_scale, out_zero = info.output.quantization
@@ -352,33 +352,37 @@ def _project_files(data, model_name, out_dir, *, labels, name, margin, sample, l
     sample_in = _sample_input(info, sample)
     measured, raw_output = _measure(data, info, sample_in, limit)
     sample_out = np.frombuffer(raw_output, dtype=np.int8).reshape(info.output.shape)
-    arena = configured_arena(measured, margin)
     source = (
         "the sample image given to tfscissor" if sample is not None else f"seeded random input (seed {_SAMPLE_SEED})"
     )
+    return _finish(
+        data, info, out_dir, name=name, labels=labels, methods=methods, measured=measured, margin=margin,
+        sample_in=sample_in, sample_out=sample_out, sample_source=source,
+    )  # fmt: skip
+
+
+def _finish(data, info, out_dir, *, measured, margin, op_counts=None, two_stage=None, cropper=None, **render):
+    """The rendered files and the :class:`TFLMProject` describing them, for one model or (with ``two_stage``
+    and ``cropper``, the cropper's part) the two-stage pipeline."""
+    op_counts = op_counts or info.op_counts
+    arena = configured_arena(measured, margin)
     files = _render_files(
-        data,
-        info,
-        name=name,
-        labels=labels,
-        methods=methods,
-        arena=arena,
-        measured=measured,
-        margin=float(margin),
-        sample_in=sample_in,
-        sample_out=sample_out,
-        sample_source=source,
-    )
+        data, info, arena=arena, measured=measured, margin=float(margin), op_counts=op_counts, two_stage=two_stage,
+        **render,
+    )  # fmt: skip
+    buffers = two_stage.values["image_bytes"] + two_stage.values["line_bytes"] if two_stage else 0
     project = TFLMProject(
         path=out_dir,
         files=tuple(sorted(files)),
-        name=name,
-        ops=tuple(op for op, _ in methods),
-        op_counts=dict(info.op_counts),
+        name=render["name"],
+        ops=tuple(op for op, _ in render["methods"]),
+        op_counts=dict(op_counts),
         arena_bytes=arena,
         measured_arena_bytes=measured,
         model_bytes=len(data),
-        labels=labels,
+        labels=render["labels"],
+        cropper=cropper,
+        buffer_bytes=buffers,
     )
     return files, project
 
@@ -444,7 +448,7 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
     sample_in = table[crop.images]
     measured, raw_output = _measure(data, info, sample_in, limit)
     sample_out = np.frombuffer(raw_output, dtype=np.int8).reshape(info.output.shape)
-    cropper_arena, arena = (configured_arena(m, margin) for m in (cropper_measured, measured))
+    cropper_arena = configured_arena(cropper_measured, margin)
     window = [int(v) for v in crop.windows[0]]
     image_bytes, line_bytes = two_stage_buffers(image_shape)
 
@@ -507,22 +511,6 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
     source = (
         "the sample image given to tfscissor" if sample is not None else f"seeded random image (seed {_SAMPLE_SEED})"
     )
-    files = _render_files(
-        data,
-        info,
-        name=name,
-        labels=labels,
-        methods=methods,
-        arena=arena,
-        measured=measured,
-        margin=float(margin),
-        sample_in=sample_in,
-        sample_out=sample_out,
-        sample_source=source,
-        op_counts=op_counts,
-        two_stage=two_stage,
-    )
-    ops = tuple(op for op, _ in methods)
     cropper_project = TFLMProject(
         path=out_dir,
         files=("cropper.tflite", "cropper_data.cc", "cropper_data.h"),
@@ -534,17 +522,8 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
         model_bytes=len(cropper_data),
         labels=BOX_FIELDS,
     )
-    project = TFLMProject(
-        path=out_dir,
-        files=tuple(sorted(files)),
-        name=name,
-        ops=ops,
-        op_counts=op_counts,
-        arena_bytes=arena,
-        measured_arena_bytes=measured,
-        model_bytes=len(data),
-        labels=labels,
+    return _finish(
+        data, info, out_dir, name=name, labels=labels, methods=methods, measured=measured, margin=margin,
+        sample_in=sample_in, sample_out=sample_out, sample_source=source, op_counts=op_counts, two_stage=two_stage,
         cropper=cropper_project,
-        buffer_bytes=values["image_bytes"] + values["line_bytes"],
-    )
-    return files, project
+    )  # fmt: skip

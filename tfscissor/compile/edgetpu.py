@@ -1,21 +1,26 @@
-"""The Edge TPU: which operators of an int8 ``.tflite`` it runs, predicted from the flatbuffer alone, and
-Coral's ``edgetpu_compiler`` when it is installed.
+"""The Edge TPU: which operators of an 8-bit ``.tflite`` (int8, or uint8 as Coral's own models are) it runs,
+predicted from the flatbuffer alone, and Coral's ``edgetpu_compiler`` when it is installed.
 
 The prediction applies Coral's model requirements and supported-operation table (as of compiler 16 and its
-default runtime 14) to each operator in execution order:
+default runtime 14) to each operator:
 
-* every tensor an operator reads or writes is 8-bit (int32 only for constants: biases, shapes, axes);
+* every tensor an operator reads or writes is 8-bit (int32 only for constants: biases, shapes, axes; int16 only
+  for the cell state and layer-norm weights of an integer LSTM, which compiler 16 maps);
 * a tensor of more than 3 dimensions has sizes above 1 only in its 3 innermost ones;
 * the operator is on the supported list and meets its constraints (no fused activation on pooling, equal
-  dilations, a 1-D softmax of at most 16,000 elements, unit strides in a strided slice, ...).
+  dilations, a 1-D softmax of at most 16,000 elements, unit strides in a strided slice, a resize by a whole
+  factor, ...).
 
-The compiler maps the supported operators up to the first one it cannot map into one Edge TPU subgraph; that
-operator and every later one run on the CPU. The analysis reports each operator with the compiler's own status
-strings ("Mapped to Edge TPU", "More than one subgraph is not supported", ...), so its table reads line for
-line like the compiler's log, plus a reason in plain words. Whole-model problems that make the compiler fail
-(dynamic tensor shapes) are listed apart. The analysis is for the full-int8 models tfscissor writes: a float
-input or output (QUANTIZE and DEQUANTIZE at the ends, which the compiler leaves to the CPU without cutting the
-graph) is predicted conservatively, as a cut.
+The compiler maps one Edge TPU subgraph, and it follows the data flow, not the execution order: an operator
+that cannot map runs on the CPU, and so does every operator that reads, directly or through other operators, a
+tensor the CPU computed from the Edge TPU's results (mapping it would need a second Edge TPU subgraph).
+Independent branches stay mapped, and operators the CPU runs before the Edge TPU (a CAST and QUANTIZE of a
+float input) do not cut what follows them. Six models Coral compiled with compiler 16 (shared/coral-compiled)
+are mapped exactly so, operator by operator (tests/compile/test_coral_compiled.py).
+
+The analysis reports each operator with the compiler's own status strings ("Mapped to Edge TPU", "More than one
+subgraph is not supported", ...), so its table reads line for line like the compiler's log, plus a reason in
+plain words. Whole-model problems that make the compiler fail (dynamic tensor shapes) are listed apart.
 
 :func:`compile_models` runs the real compiler on one or several models in one call (co-compiled, so they share
 the on-chip parameter cache) and parses what it prints and the ``.log`` it writes (:func:`parse_compiler_output`,
@@ -104,7 +109,7 @@ class EdgeTPUAnalysis:
 
     @property
     def first_cpu_op(self):
-        """The first operator that runs on the CPU (it and all later ones do), or None."""
+        """The first operator, in execution order, that runs on the CPU, or None when the Edge TPU runs all."""
         return next((v for v in self.verdicts if not v.mapped), None)
 
     def table(self):
@@ -258,10 +263,38 @@ def _prelu(op, tensors):
     return None
 
 
-@_rule("RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
-def _size_dependent(op, tensors):
-    # Coral: mapped or not depending on the sizes, which only the compiler decides; predicted mapped.
+@_rule("RESHAPE")
+def _reshape(op, tensors):
+    # Coral: "certain reshapes might not be mapped for large tensor sizes", with no sizes given; predicted mapped.
     return None
+
+
+def _whole_step(before, after, align_corners):
+    """True when resizing ``before`` pixels to ``after`` keeps the output grid on whole steps of the input's."""
+    if before == after:
+        return True
+    if after < before:
+        return False
+    if align_corners:
+        # The corner pixels' centres coincide, so the step is (before - 1) / (after - 1): a single input pixel
+        # has no step to divide.
+        return before > 1 and (after - 1) % (before - 1) == 0
+    return after % before == 0
+
+
+@_rule("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+def _resize(op, tensors):
+    # Coral maps a resize "depending on input/output size ... to avoid loss in precision", without the sizes. An
+    # upscale by a whole factor loses nothing: movenet's 2x upscales (half-pixel centres) are mapped; deeplab's
+    # 1 -> 33 pixels with aligned corners is not.
+    before, after = tensors[op.inputs[0]].shape, tensors[op.outputs[0]].shape
+    if len(before) != 4 or len(after) != 4:
+        return None
+    align_corners = bool(op.options.get("alignCorners", False))
+    if all(_whole_step(b, a, align_corners) for b, a in zip(before[1:3], after[1:3], strict=True)):
+        return None
+    corners = " with aligned corners" if align_corners else ""
+    return UNMAPPED, f"resize of {list(before[1:3])} to {list(after[1:3])}{corners} is not an upscale by a whole factor"
 
 
 @_rule("SOFTMAX")
@@ -284,13 +317,20 @@ def _strided_slice(op, tensors):
 
 # --- the analysis ------------------------------------------------------------------------------------------
 
+# Inputs that an operator's quantised form keeps in int16: TFLite's integer LSTM holds its cell state (input 19)
+# and layer-norm weights (20-23) in int16, and compiler 16 maps that LSTM (keras_lstm_mnist in coral-compiled).
+_INT16_INPUTS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": range(19, 24)}
+
 
 def _general(op, tensors):
     """The checks every operator must pass: 8-bit tensors, and activations with sizes above 1 only in their 3
     innermost dimensions."""
     used = [tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
+    wide = {op.inputs[p] for p in _INT16_INPUTS.get(op.name, ()) if p < len(op.inputs)}
     for tensor in used:
         allowed = ("int8", "uint8", "int32") if tensor.constant else ("int8", "uint8")
+        if tensor.index in wide:
+            allowed += ("int16",)
         if tensor.dtype not in allowed:
             return DATA_TYPE, f"tensor {tensor.name} is {tensor.dtype}"
     for tensor in used:
@@ -316,21 +356,45 @@ def analyse_edgetpu(model, *, name=None):
         )
     if info.num_subgraphs > 1:
         problems.append(f"{info.num_subgraphs} subgraphs (control flow); only the main one is analysed")
-    verdicts, cut = [], False
-    for op in info.operators:
-        if op.name not in SUPPORTED:
-            found = (NOT_SUPPORTED, f"{op.name} is not on the Edge TPU's operator list")
-        else:
-            found = _general(op, tensors) or (SUPPORTED[op.name] and SUPPORTED[op.name](op, tensors))
+    return EdgeTPUAnalysis(info.name, _map(info.operators, tensors), tuple(problems))
+
+
+def _check(op, tensors):
+    """(status, reason) when ``op`` cannot run on the Edge TPU wherever it stands in the graph, else None."""
+    if op.name not in SUPPORTED:
+        return NOT_SUPPORTED, f"{op.name} is not on the Edge TPU's operator list"
+    return _general(op, tensors) or (SUPPORTED[op.name] and SUPPORTED[op.name](op, tensors))
+
+
+def _map(operators, tensors):
+    """A verdict per operator, in execution order (a topological order of the data flow).
+
+    ``on_tpu`` holds the tensors mapped operators write. ``after_tpu`` maps each tensor the CPU computes from
+    them, directly or through other CPU operators, to the operator where the data left the Edge TPU: an
+    operator reading one runs on the CPU too, since mapping it would open a second Edge TPU subgraph. Tensors
+    the CPU computes before the Edge TPU (from the model's inputs alone) are in neither and cut nothing.
+    """
+    on_tpu, after_tpu, verdicts = set(), {}, []
+    for op in operators:
+        read = [i for i in op.inputs if i >= 0]
+        left = [after_tpu[i] for i in read if i in after_tpu]
+        found = _check(op, tensors)
         if found:
             status, reason = found
-            cut = True
-        elif cut:
-            status, reason = AFTER_CPU_OP, "after the first operator on the CPU"
+        elif left:
+            origin = operators[min(left)]
+            status = AFTER_CPU_OP
+            reason = (
+                f"reads what {origin.name} (operator {origin.index}) computes on the CPU from the Edge TPU's results"
+            )
         else:
             status, reason = MAPPED, ""
+        if status == MAPPED:
+            on_tpu.update(op.outputs)
+        elif left or any(i in on_tpu for i in read):
+            after_tpu.update(dict.fromkeys(op.outputs, min(left, default=op.index)))
         verdicts.append(OpVerdict(op.index, op.name, status, reason))
-    return EdgeTPUAnalysis(info.name, tuple(verdicts), tuple(problems))
+    return tuple(verdicts)
 
 
 # --- the compiler ------------------------------------------------------------------------------------------

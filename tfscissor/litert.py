@@ -73,6 +73,12 @@ class TFLiteModel:
             )
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
+            if "edgetpu-custom-op" in str(err):
+                # Only the Edge TPU's delegate runs the op that edgetpu_compiler folds the mapped operators into.
+                raise ModelError(
+                    f"{name} is compiled for the Edge TPU: bench it with --device usb or --device pci, or bench "
+                    "the CPU .tflite it was compiled from"
+                ) from err
             raise ModelError(
                 f"{name} is not a valid .tflite model ({str(err).splitlines()[0]}): convert it again"
             ) from err

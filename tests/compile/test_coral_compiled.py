@@ -7,6 +7,7 @@ its own ran on the CPU. The expected mapping is read that way from each compiled
 from the CPU model alone, must equal it operator by operator.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,31 @@ def test_lstm_keeps_only_its_cell_state_in_int16():
         len(info.operators) - lstm.index - 1
     )
     assert all(v.mapped for v in analysis.verdicts[: lstm.index])
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from tfscissor.cli import cli
+
+    return CliRunner().invoke(cli, ["--quiet", *map(str, args)])
+
+
+def test_compile_for_the_edge_tpu_takes_a_uint8_model(tmp_path, monkeypatch):
+    """Coral's own models are uint8 (legacy quantisation), and the compiler takes them: so does the command."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no compiler: the prediction is written, and the command exits 1
+    model = CORAL / "mobilenet_v1_0.25_128_quant.tflite"
+    result = invoke("compile", model, "--target", "edgetpu", "-o", tmp_path / "tpu")
+    assert result.exit_code == 1 and "edgetpu_compiler is not on PATH" in result.output, result.output
+    assert "classifier: 31 of 31 operations on the Edge TPU (predicted)" in result.output
+    manifest = json.loads((tmp_path / "tpu" / "manifest.json").read_text())
+    assert manifest["models"]["classifier"]["input"]["dtype"] == "uint8"
+    assert manifest["edgetpu"]["predicted"]["classifier"]["on_cpu"] == 0
+
+
+def test_bench_on_the_cpu_names_the_edge_tpu_for_a_compiled_model():
+    model = CORAL / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    result = invoke("bench", model, "--device", "cpu", "--runs", "1")
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "is compiled for the Edge TPU" in line and "--device usb" in line and "CPU .tflite" in line

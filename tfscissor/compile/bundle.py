@@ -39,15 +39,16 @@ class Bundle:
     missing: str = ""
 
 
-def _models(model, cropper, runner):
+def _models(model, cropper, runner, dtypes=("int8",)):
     """{role: (bytes, info)}: the classifier, then the cropper (the order they are co-compiled in, so the
-    classifier's parameters get the on-chip cache first), each checked to be an int8 model ``runner`` takes."""
+    classifier's parameters get the on-chip cache first), each checked to be a model of ``dtypes`` that
+    ``runner`` takes."""
     models = {}
     for role, given in (("classifier", model), ("cropper", cropper)):
         if given is not None:
             data, name = read_tflite(given)
             info = read_model(data, name=name)
-            check_deployable(info, runner)
+            check_deployable(info, runner, dtypes)
             if role == "cropper":
                 check_box_outputs(info.output.shape[-1], name)
             models[role] = (data, info)
@@ -118,7 +119,7 @@ def write_edgetpu_bundle(model, out_dir, *, labels=None, cropper=None, policy=No
     out_dir = check_out_dir(out_dir, model, cropper)
     if compiler is not None:
         find_compiler(compiler)  # a wrong path is the user's mistake: refuse it before writing anything
-    models = _models(model, cropper, "the Edge TPU")
+    models = _models(model, cropper, "the Edge TPU", ("int8", "uint8"))
     manifest, files = _bundle(models, "edgetpu", labels, _policy(policy, cropper))
     analyses = {role: analyse_edgetpu(data, name=info.name) for role, (data, info) in models.items()}
     files["edgetpu_analysis.md"] = analysis_markdown(analyses)

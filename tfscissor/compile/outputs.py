@@ -73,18 +73,19 @@ def model_entry(data, info, file):
     }
 
 
-def check_deployable(info, runner):
-    """Refuse what ``runner`` (the firmware, the Edge TPU) cannot take: anything but one int8 image in and one
-    int8 vector out."""
+def check_deployable(info, runner, dtypes=("int8",)):
+    """Refuse what ``runner`` (the firmware, the Edge TPU) cannot take: anything but one image in and one vector
+    out, of one of ``dtypes`` (the Edge TPU also takes uint8, the legacy quantisation of Coral's own models)."""
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise ModelError(
             f"{info.name} has {len(info.inputs)} inputs and {len(info.outputs)} outputs: {runner} runs "
             "single-input, single-output models"
         )
-    if info.input.dtype != "int8" or info.output.dtype != "int8" or info.float_activations:
+    if info.input.dtype not in dtypes or info.output.dtype not in dtypes or info.float_activations:
         shown = ", ".join(info.float_activations[:3]) or f"input {info.input.dtype}, output {info.output.dtype}"
         raise ModelError(
-            f"{info.name} is not an int8 model ({shown}): quantise it with `tfscissor quantize` (full-int8 PTQ)"
+            f"{info.name} is not an {' or '.join(dtypes)} model ({shown}): quantise it with `tfscissor quantize` "
+            "(full-int8 PTQ)"
         )
     if len(info.input.shape) != 4 or info.input.shape[0] != 1:
         raise ModelError(f"{info.name} takes input of shape {info.input.shape}: {runner} feeds one image (1, H, W, C)")

@@ -12,14 +12,17 @@ def _examples():
 
 def test_library_example_runs(tmp_path, monkeypatch):
     code = _examples()[0]
-    small = code.replace('"cluttered:size=48,n=3000"', '"cluttered:size=32,n=200,classes=3"').replace(
-        "epochs=10", "epochs=1"
+    small = (
+        code.replace('"cluttered:size=48,n=3000"', '"cluttered:size=32,n=200,classes=3"')
+        .replace("epochs=10", "epochs=1")
+        .replace("fine_tune_epochs=2", "fine_tune_epochs=1")
     )
     assert small != code, "the README example changed: update this test's substitutions"
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(small, str(README), "exec"), namespace)
     assert namespace["result"].model.count_params() < namespace["model"].count_params()
+    assert namespace["by_relevance"].model.count_params() < namespace["model"].count_params()
     assert (tmp_path / "fw" / "model_data.cc").is_file() and namespace["project"].arena_bytes > 0
 
 

@@ -52,7 +52,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
 
 def test_defaults_are_filled(tmp_path):
     recipe = load_recipe(_write(tmp_path, "data: cluttered\ntrim:\n  ratio: 0.5\n"))
-    assert recipe["train"]["epochs"] == 10 and recipe["trim"]["criterion"] == "relevance"
+    assert recipe["train"]["epochs"] == 10 and recipe["trim"]["criterion"] == "taylor"
     assert recipe["compile"]["targets"] == ["tflm"]
 
 

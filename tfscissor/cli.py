@@ -256,9 +256,37 @@ def info(settings, model_path, as_json):
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @_data_option()
 @click.option(
-    "--criterion", default="relevance", show_default=True, help="relevance, apoz, l1 or random (or a registered one)."
+    "--criterion",
+    default="taylor",
+    show_default=True,
+    help="Channel score: taylor (the loss change where the channel is read; needs labels), relevance (the paper's "
+    "mean activation), apoz, l1 or random.",
 )
 @click.option("--raw", is_flag=True, help="relevance without the per-layer normalisation.")
+@click.option(
+    "--allocation",
+    type=click.Choice(["global", "sensitivity"]),
+    default="global",
+    show_default=True,
+    help="global: one ranking of all channels; sensitivity: measure each layer's loss as it loses channels first.",
+)
+@click.option(
+    "--max-layer-ratio",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.75,
+    show_default=True,
+    help="The largest fraction of one layer's channels the trim may remove.",
+)
+@click.option("--no-protect-stem", is_flag=True, help="Also trim the channels of the layers that read the input.")
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Surgeries per round, each re-measured on the partly trimmed model.",
+)
+@click.option("--no-distill", is_flag=True, help="Fine-tune on the labels alone, not also on the untrimmed model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample, the fine-tune and random.")
 @click.option(
     "--ratio", type=float, default=None, help="Fraction of all prunable channels to remove, lowest scores first."
 )
@@ -322,6 +350,12 @@ def trim(
     data_spec,
     criterion,
     raw,
+    allocation,
+    max_layer_ratio,
+    no_protect_stem,
+    steps,
+    no_distill,
+    seed,
     ratio,
     min_relevance,
     target_macs,
@@ -348,9 +382,11 @@ def trim(
     """
     from tfscissor.io import check_not_input
     from tfscissor.models import save_model
+    from tfscissor.trim.criteria import get_criterion
     from tfscissor.trim.stage import trim_and_fine_tune
 
     # Checked before the long work, not after it.
+    get_criterion(criterion)
     if not output.endswith(".keras"):
         raise UsageError(f"output {output} must end in .keras")
     check_not_input(output, model_path)
@@ -362,6 +398,12 @@ def trim(
         _load_data(data_spec, tuple(model.input_shape[1:3])),
         criterion=criterion,
         criterion_options={"normalize": False} if raw else None,
+        allocation=allocation,
+        max_layer_ratio=max_layer_ratio,
+        protect_stem=not no_protect_stem,
+        steps=steps,
+        distill=not no_distill,
+        seed=seed,
         ratio=ratio,
         min_relevance=min_relevance,
         target_macs=target_macs,
@@ -384,7 +426,30 @@ def trim(
         click.echo(line)
     for line in _format_table(_before_after(report), ["", "before", "after", "ratio"]):
         click.echo(line)
+    for line in trim_summary(report):
+        click.echo(line)
+    if "costliest_groups" in report:
+        click.echo(collapse_warning(report), err=True)
     click.echo(f"saved {output}")
+
+
+def trim_summary(report):
+    """The accuracy straight after surgery and after fine-tuning, so a user sees what each did."""
+    lines = [f"accuracy: {report['accuracy_before']:.4f} before, {report['accuracy_trimmed']:.4f} after surgery"]
+    if report["fine_tune_epochs"]:
+        how = " with distillation" if report["distill"] else ""
+        lines[0] += f", {report['accuracy_after']:.4f} after {report['fine_tune_epochs']} epochs of fine-tuning{how}"
+    return lines
+
+
+def collapse_warning(report):
+    """One line: surgery alone lost more than half the accuracy, and the groups whose trim alone cost most."""
+    groups = ", ".join(f"{name} (+{increase:.2f} loss)" for name, increase in report["costliest_groups"])
+    return (
+        f"warning: surgery alone kept {report['accuracy_trimmed'] / report['accuracy_before']:.0%} of the accuracy "
+        f"({report['accuracy_trimmed']:.4f} of {report['accuracy_before']:.4f}); costliest groups: {groups}; keep "
+        "them with --exclude LAYER, or trim less (more --steps, a lower --max-layer-ratio)"
+    )
 
 
 def _before_after(report):

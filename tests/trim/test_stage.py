@@ -2,28 +2,32 @@ import pytest
 
 from tfscissor.errors import UsageError
 from tfscissor.models import load_model
-from tfscissor.trim.stage import round_policy, trim_and_fine_tune
+from tfscissor.trim.stage import step_policy, trim_and_fine_tune
 
 
-def test_rounds_split_a_ratio_so_that_they_compound_to_it():
-    per_round = round_policy("ratio", 0.75, 1, 2, 1, 1)["ratio"]
-    assert per_round == pytest.approx(0.5)  # half, then half of what is left: a quarter stays
+def test_steps_split_a_ratio_so_that_they_compound_to_it():
+    assert step_policy("ratio", 0.75, 1, 2, 100, 100)["ratio"] == pytest.approx(0.5)  # half
+    assert step_policy("ratio", 0.75, 2, 2, 100, 50)["ratio"] == pytest.approx(0.5)  # then half of what is left
+    # A step that rounded to fewer removals than asked is made up in the next one.
+    assert step_policy("ratio", 0.75, 2, 2, 100, 60)["ratio"] == pytest.approx(1 - 25 / 60)
 
 
-def test_rounds_approach_a_budget_geometrically_from_the_original():
-    # Round 1 of 2 towards 25% of 1000 MACs: 50% of the original, i.e. all of a model already at 500.
-    assert round_policy("target_macs", 0.25, 1, 2, 1000, 1000) == {"target_macs": pytest.approx(0.5)}
-    assert round_policy("target_macs", 0.25, 2, 2, 1000, 500) == {"target_macs": pytest.approx(0.5)}
+def test_steps_approach_a_budget_geometrically_from_the_original():
+    # Step 1 of 2 towards 25% of 1000 MACs: 50% of the original, i.e. all of a model already at 500.
+    assert step_policy("target_macs", 0.25, 1, 2, 1000, 1000) == {"target_macs": pytest.approx(0.5)}
+    assert step_policy("target_macs", 0.25, 2, 2, 1000, 500) == {"target_macs": pytest.approx(0.5)}
     # A model already under the round's goal is not asked to grow.
-    assert round_policy("target_params", 0.5, 1, 1, 1000, 400) == {"target_params": 1.0}
-    assert round_policy("min_relevance", 0.1, 2, 3, 1, 1) == {"min_relevance": 0.1}
+    assert step_policy("target_params", 0.5, 1, 1, 1000, 400) == {"target_params": 1.0}
+    assert step_policy("min_relevance", 0.1, 2, 3, 1, 1) == {"min_relevance": 0.1}
 
 
 def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
     with pytest.raises(UsageError, match="exactly one trimming policy"):
         trim_and_fine_tune(load_model(trained_plain), tiny_data, ratio=0.5, target_macs=0.5)
-    with pytest.raises(UsageError, match="rounds must be >= 1"):
+    with pytest.raises(UsageError, match="rounds and steps must be >= 1"):
         trim_and_fine_tune(load_model(trained_plain), tiny_data, ratio=0.5, rounds=0)
+    with pytest.raises(UsageError, match="max_layer_ratio"):
+        trim_and_fine_tune(load_model(trained_plain), tiny_data, ratio=0.5, max_layer_ratio=1.5)
 
 
 def test_two_rounds_meet_the_budget_and_report_each_round(trained_plain, tiny_data):

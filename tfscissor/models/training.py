@@ -15,13 +15,21 @@ def check_input(model, image_shape, data_name="the data"):
         )
 
 
-def compile_classifier(model, learning_rate=1e-3, decay_steps=None):
+# Knowledge distillation (Hinton et al., 2015) as tfscissor uses it to recover a trimmed or cropped model:
+# half the loss from the labels, half from the teacher's outputs softened at this temperature. Not tuned to
+# any benchmark: the values of the paper's and Torch-Pruning's examples.
+DISTILL_TEMPERATURE = 2.0
+DISTILL_WEIGHT = 0.5
+
+
+def compile_classifier(model, learning_rate=1e-3, decay_steps=None, distill=False):
     """Compile for integer labels with Adam; with ``decay_steps``, the learning rate follows a cosine to 0.
 
     The decay matters for what tfscissor reports: at a constant rate the validation accuracy of these small
     models swings by several points from one epoch to the next, so the last epoch's figure is a lottery.
-    The model is compiled in the scope of the ``tf.distribute`` strategy it was built under, as its
-    optimizer's and metrics' variables must be.
+    With ``distill`` the targets are rows of (label, teacher outputs...) and the loss is
+    :func:`distillation_loss`. The model is compiled in the scope of the ``tf.distribute`` strategy it was
+    built under, as its optimizer's and metrics' variables must be.
     """
     import keras
 
@@ -30,19 +38,60 @@ def compile_classifier(model, learning_rate=1e-3, decay_steps=None):
     with model.distribute_strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            loss=distillation_loss if distill else "sparse_categorical_crossentropy",
+            metrics=[distilled_accuracy] if distill else ["accuracy"],
         )
     return model
 
 
-def train_classifier(model, dataset, *, epochs, batch_size=64, learning_rate=1e-3, seed=0, callbacks=(), strategy=None):
+def _log_probabilities(outputs):
+    """Log-probabilities from a classifier's outputs, whether softmax probabilities or logits."""
+    from keras import ops
+
+    is_probability = ops.logical_and(ops.all(outputs >= 0), ops.all(ops.abs(ops.sum(outputs, axis=-1) - 1.0) < 1e-3))
+    return ops.where(is_probability, ops.log(ops.clip(outputs, 1e-7, 1.0)), ops.log_softmax(outputs, axis=-1))
+
+
+def distillation_loss(targets, outputs):
+    """``targets`` rows are (label, teacher outputs...): the weighted sum of the cross-entropy with the label
+    and the temperature-softened KL divergence from the teacher (scaled by T^2, so its gradients keep their
+    size whatever the temperature)."""
+    from keras import ops
+
+    labels = ops.cast(targets[:, 0], "int32")
+    student = _log_probabilities(outputs)
+    hard = -ops.mean(ops.take_along_axis(student, labels[:, None], axis=-1))
+    soft_teacher = ops.softmax(_log_probabilities(targets[:, 1:]) / DISTILL_TEMPERATURE, axis=-1)
+    soft_student = ops.log_softmax(student / DISTILL_TEMPERATURE, axis=-1)
+    kl = ops.mean(ops.sum(soft_teacher * (ops.log(ops.clip(soft_teacher, 1e-7, 1.0)) - soft_student), axis=-1))
+    return (1.0 - DISTILL_WEIGHT) * hard + DISTILL_WEIGHT * DISTILL_TEMPERATURE**2 * kl
+
+
+def distilled_accuracy(targets, outputs):
+    from keras import ops
+
+    return ops.mean(ops.cast(ops.equal(ops.argmax(outputs, axis=-1), ops.cast(targets[:, 0], "int64")), "float32"))
+
+
+def _targets(labels, images, teacher):
+    """Labels as training targets: as they are, or with ``teacher``'s outputs for the same images beside them."""
+    if teacher is None:
+        return labels
+    outputs = teacher.predict(images, batch_size=256, verbose=0)
+    return np.concatenate([np.asarray(labels, np.float32)[:, None], np.asarray(outputs, np.float32)], axis=1)
+
+
+def train_classifier(
+    model, dataset, *, epochs, batch_size=64, learning_rate=1e-3, seed=0, callbacks=(), strategy=None, teacher=None
+):
     """Fit ``model`` on ``dataset.train``, validating on ``dataset.val``; return the per-epoch history.
 
     The learning rate decays from ``learning_rate`` to 0 over the run (cosine). The model is trained in
-    place (training is the one step that is meant to change a model). With a ``tf.distribute`` ``strategy``
-    (see :func:`tfscissor.distribute.strategy_for`), a copy trains on its replicas and its weights are
-    copied back; ``batch_size`` is the global batch, split across the replicas.
+    place (training is the one step that is meant to change a model). With a ``teacher`` (a model for the
+    same images and classes, such as the model before trimming), the loss is :func:`distillation_loss` on
+    the teacher's outputs, computed once before training. With a ``tf.distribute`` ``strategy`` (see
+    :func:`tfscissor.distribute.strategy_for`), a copy trains on its replicas and its weights are copied
+    back; ``batch_size`` is the global batch, split across the replicas.
     """
     import keras
 
@@ -50,21 +99,35 @@ def train_classifier(model, dataset, *, epochs, batch_size=64, learning_rate=1e-
 
     check_input(model, dataset.image_shape, dataset.spec)
     check_training(strategy, batch_size, train_split=len(dataset.train), val_split=len(dataset.val))
+    if teacher is not None:
+        check_input(teacher, dataset.image_shape, "the teacher's data")
+        if teacher.output_shape[-1] != model.output_shape[-1]:
+            raise ModelError(
+                f"teacher {teacher.name} has {teacher.output_shape[-1]} outputs, the model {model.output_shape[-1]}: "
+                "distil from a model of the same classes"
+            )
     steps_per_epoch = -(-len(dataset.train) // batch_size)
+    train_images = dataset.train.images.astype(np.float32)
+    val_images = dataset.val.images.astype(np.float32)
+    train_targets = _targets(dataset.train.labels, train_images, teacher)
+    val_targets = _targets(dataset.val.labels, val_images, teacher)
     with trained_under(model, strategy) as trainee:
         keras.utils.set_random_seed(seed)
-        compile_classifier(trainee, learning_rate, decay_steps=epochs * steps_per_epoch)
+        compile_classifier(trainee, learning_rate, decay_steps=epochs * steps_per_epoch, distill=teacher is not None)
         history = trainee.fit(
-            dataset.train.images.astype(np.float32),
-            dataset.train.labels,
-            validation_data=(dataset.val.images.astype(np.float32), dataset.val.labels),
+            train_images,
+            train_targets,
+            validation_data=(val_images, val_targets),
             epochs=epochs,
             batch_size=batch_size,
             shuffle=True,
             verbose=0,
             callbacks=list(callbacks),
         )
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    # The distilled metric is the same top-1 accuracy: report it under the usual name.
+    return {
+        k.replace("distilled_accuracy", "accuracy"): [float(v) for v in values] for k, values in history.history.items()
+    }
 
 
 def evaluate_classifier(model, split, batch_size=256, callbacks=()):

@@ -30,7 +30,7 @@ class Key:
     items: tuple = ()
 
 
-INT, FLOAT, TEXT, LIST = (int,), (float, int), (str,), (list,)
+INT, FLOAT, TEXT, LIST, BOOL = (int,), (float, int), (str,), (list,), (bool,)
 BOARDS = ("esp32s3", "nano33ble", "stm32h7", "rp2040")
 TARGETS = ("tflm", "tflite", "edgetpu")
 DEVICES = ("cpu", "tflm", "usb", "pci")  # usb and pci also as usb:N, pci:N
@@ -58,7 +58,12 @@ SCHEMA = {
         "augmentation": Key("none", TEXT, ("none",)),
     },
     "trim": {
-        "criterion": Key("relevance", TEXT),
+        "criterion": Key("taylor", TEXT),
+        "allocation": Key("global", TEXT, ("global", "sensitivity")),
+        "max_layer_ratio": Key(0.75, FLOAT, above=0, maximum=1),
+        "protect_stem": Key(True, BOOL),
+        "steps": Key(5, INT, minimum=1),
+        "distill": Key(True, BOOL),
         "ratio": Key(None, FLOAT, above=0, maximum=0.99),  # the share of channels removed
         "min_relevance": Key(None, FLOAT, minimum=0),
         "target_macs": Key(None, FLOAT, above=0, maximum=1),  # fractions of the model's

@@ -563,16 +563,20 @@ def _train_command(recipe):
 
 
 def _trim_command(recipe, source):
+    flags = {"protect_stem": "--no-protect-stem", "distill": "--no-distill"}  # on by default: a flag turns each off
+    trim = recipe["trim"]
     options = "".join(
         f" --{key.replace('_', '-')} {shlex.quote(str(value))}"
-        for key, value in recipe["trim"].items()
-        if key != "exclude" and value is not None
+        for key, value in trim.items()
+        if key not in ("exclude", *flags) and value is not None
     )
-    options += "".join(f" --exclude {shlex.quote(layer)}" for layer in recipe["trim"]["exclude"])
-    # trim takes no --seed, nor a --batch-size: it uses 0 and 64, the runner the recipe's.
+    options += "".join(f" {flag}" for key, flag in flags.items() if not trim[key])
+    options += "".join(f" --exclude {shlex.quote(layer)}" for layer in trim["exclude"])
+    options += f" --seed {recipe['seed']}"
+    # trim takes no --batch-size: it uses 64, the runner the recipe's.
     note = ""
-    if recipe["seed"] != 0 or recipe["train"]["batch_size"] != 64:
-        note = f"  # the run fine-tuned with seed {recipe['seed']}, batch size {recipe['train']['batch_size']}; this uses 0, 64"
+    if recipe["train"]["batch_size"] != 64:
+        note = f"  # the run fine-tuned with batch size {recipe['train']['batch_size']}; this uses 64"
     return (
         f"tfscissor trim {_stem(source)}.keras --data {shlex.quote(recipe['data'])}{options} "
         f"--save-stats statistics.npz -o trimmed.keras{note}"

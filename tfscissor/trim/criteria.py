@@ -4,23 +4,44 @@ A criterion maps (group, statistics, model) to one score per channel of the grou
 keeping. Data-driven criteria read the statistics of the group's taps (the tensors that the next
 convolutions read); a channel measured at several taps (a residual stream feeds every block of its stage)
 scores the mean over all of them. Register your own with :func:`register_criterion`.
+
+The default, ``taylor``, scores each channel by the loss change its removal causes where it is read (see
+:mod:`tfscissor.trim.saliency`). On the benchmarks (bench/RESULTS.md) it was the one criterion that never
+collapsed a model before fine-tuning: the activation-based ones (``relevance``, ``apoz``) rank a channel by
+how loud it is, not by what the next layers make of it, and the weight-based ``l1`` cannot see the data.
 """
 
 import numpy as np
 
 from tfscissor.errors import UsageError
 
+DEFAULT_CRITERION = "taylor"
+
 _CRITERIA = {}
+_IN_LOSS = set()
 
 
-def register_criterion(name):
-    """Register ``fn(group, statistics, model, **options) -> np.ndarray`` (one score per channel) as ``name``."""
+def register_criterion(name, saliency=False):
+    """Register ``fn(group, statistics, model, **options) -> np.ndarray`` (one score per channel) as ``name``.
+
+    With ``saliency``, the criterion reads ``statistics.saliency`` (a gradient pass with labels, see
+    :mod:`tfscissor.trim.saliency`), which :func:`tfscissor.trim.trim_classifier` then collects, and its
+    scores are in units of the loss: under a MACs or parameter budget they are then weighed against what
+    each channel costs.
+    """
 
     def decorator(fn):
         _CRITERIA[name] = fn
+        (_IN_LOSS.add if saliency else _IN_LOSS.discard)(name)
         return fn
 
     return decorator
+
+
+def measures_loss(name):
+    """Whether criterion ``name`` reads saliency and scores in units of the loss."""
+    get_criterion(name)  # an unknown name is refused here too
+    return name in _IN_LOSS
 
 
 def criterion_names():
@@ -47,6 +68,19 @@ def _tap_statistics(member, statistics):
     if member.layer not in statistics:
         raise UsageError(f"statistics have no entry for layer {member.layer!r}: collect them on this model")
     return statistics[member.layer]
+
+
+@register_criterion("taylor", saliency=True)
+def taylor(group, statistics, model):
+    """The mean over images of the squared first-order loss change that removing each channel causes at
+    every layer that reads it (activation x gradient, with the mean the surgery puts in its place)."""
+    saliency = statistics.saliency.get(group.name)
+    if saliency is None:
+        raise UsageError(
+            f"statistics have no saliency for group {group.name!r}: collect them with labels "
+            "(tfscissor.trim.trim_classifier does) on this model"
+        )
+    return saliency.mean
 
 
 @register_criterion("relevance")

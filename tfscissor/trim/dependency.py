@@ -87,6 +87,18 @@ class ChannelGraph:
     def is_frozen(self, element):
         return self._frozen[self.root(int(element))]
 
+    def stem(self):
+        """The layers that make new channels with no such layer before them: those that read the model's input
+        (through rescaling, padding and the like)."""
+        after_consumer, stems = set(), []
+        for node in self.nodes:
+            upstream = [self._by_name[source] for source in node.input_sources]
+            if any(up.layer.name in after_consumer or up.handler.consumes(up.layer) for up in upstream):
+                after_consumer.add(node.layer.name)
+            elif node.handler.consumes(node.layer):
+                stems.append(node)
+        return stems
+
     def measured_at(self, source):
         """Where to measure the tensor made by layer ``source``: the activation before it, if only weightless
         layers that keep zeros zero (pooling, padding, dropout) lie between, since relevance is an activation's

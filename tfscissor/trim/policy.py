@@ -8,12 +8,13 @@ import numpy as np
 from tfscissor.errors import UsageError
 from tfscissor.models.graph import has_nested_models, inline_nested
 from tfscissor.trim.budget import CostModel
-from tfscissor.trim.criteria import get_criterion
+from tfscissor.trim.criteria import get_criterion, measures_loss
 from tfscissor.trim.dependency import ChannelGraph
 from tfscissor.trim.groups import groups_of
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
 POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
+ALLOCATIONS = ("global", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,20 @@ def check_policy(policy, round_to=1, min_channels=1):
     return name, value
 
 
+def check_limits(max_layer_ratio, allocation):
+    """``max_layer_ratio`` is one number in (0, 1], or a mapping group -> a number in [0, 1]."""
+    if isinstance(max_layer_ratio, dict):
+        bad = {name: ratio for name, ratio in max_layer_ratio.items() if not 0.0 <= ratio <= 1.0}
+    else:
+        bad = {} if 0.0 < max_layer_ratio <= 1.0 else {"": max_layer_ratio}
+    if bad:
+        raise UsageError(
+            f"max_layer_ratio is the largest fraction one layer may lose: give (0, 1], got {next(iter(bad.values()))}"
+        )
+    if allocation not in ALLOCATIONS:
+        raise UsageError(f"unknown allocation {allocation!r}: use one of {', '.join(ALLOCATIONS)}")
+
+
 def _top(scores, count):
     # Stable: among equal scores the lower channel index wins, so results are reproducible.
     order = np.argsort(-scores, kind="stable")
@@ -61,36 +76,65 @@ def _finalise(count, channels, round_to, min_channels):
     return min(channels, -(-count // round_to) * round_to)
 
 
-def _remove_lowest(scores, to_remove, min_channels):
-    """Channel counts per group after removing the ``to_remove`` lowest scores across every group."""
+def _floors(scores, min_channels, max_layer_ratio):
+    """The fewest channels each group keeps: ``min_channels``, and what ``max_layer_ratio`` (one number, or
+    group -> number) leaves."""
+
+    def ratio(name):
+        return max_layer_ratio.get(name, 1.0) if isinstance(max_layer_ratio, dict) else max_layer_ratio
+
+    return {
+        name: min(len(s), max(min_channels, int(np.ceil((1.0 - ratio(name)) * len(s) - 1e-9))))
+        for name, s in scores.items()
+    }
+
+
+def _remove_lowest(scores, to_remove, floors):
+    """Channel counts per group after removing the ``to_remove`` lowest scores across every group, no group
+    going below its floor."""
     counts = {name: len(s) for name, s in scores.items()}
     ranked = sorted((float(v), name) for name, s in scores.items() for v in s)
     for _, name in ranked:
         if to_remove == 0:
             break
-        if counts[name] > min_channels:
+        if counts[name] > floors[name]:
             counts[name] -= 1
             to_remove -= 1
     return counts
 
 
-def select_channels(scores, *, ratio=None, min_relevance=None, round_to=1, min_channels=1, cost=None, target=None):
+def select_channels(
+    scores,
+    *,
+    ratio=None,
+    min_relevance=None,
+    round_to=1,
+    min_channels=1,
+    max_layer_ratio=1.0,
+    cost=None,
+    target=None,
+    allow_short=False,
+):
     """Map group -> kept channel indices, from group -> per-channel scores.
 
     ``min_relevance``: drop every channel whose score is at or below it (0 drops exactly the dead channels
     under the relevance criterion). ``ratio``: drop that fraction of all channels, lowest scores first across
     every group. ``cost`` and ``target``: drop the lowest-scoring channels until ``cost(kept)`` (a fraction of
-    the original) is at most ``target``. Each group keeps at least ``min_channels`` and a multiple of
-    ``round_to`` (rounding up, so fewer channels may be removed than asked).
+    the original) is at most ``target`` (with ``allow_short``, as close as the limits allow). Each group keeps at least ``min_channels``, at most
+    ``max_layer_ratio`` of its channels go (except under ``min_relevance``, which removes exactly what scores
+    at or below it), and a multiple of ``round_to`` stays (rounding up, so fewer channels may be removed than
+    asked).
     """
+    floors = _floors(scores, min_channels, max_layer_ratio)
     if cost is not None:
-        return _select_for_budget(scores, cost, target, round_to, min_channels)
+        return _select_for_budget(scores, cost, target, round_to, min_channels, floors, allow_short)
     check_policy({"ratio": ratio, "min_relevance": min_relevance}, round_to, min_channels)
     if min_relevance is not None:
         counts = {name: int(np.sum(s > min_relevance)) for name, s in scores.items()}
     else:
         total = sum(len(s) for s in scores.values())
-        counts = _remove_lowest(scores, int(np.floor(ratio * total)), min_channels)
+        # The epsilon keeps a ratio computed from counts (ratio x total = a whole number) from flooring one short.
+        counts = _remove_lowest(scores, int(np.floor(ratio * total + 1e-9)), floors)
     return _keep(scores, counts, round_to, min_channels)
 
 
@@ -98,19 +142,19 @@ def _keep(scores, counts, round_to, min_channels):
     return {name: _top(s, _finalise(counts[name], len(s), round_to, min_channels)) for name, s in scores.items()}
 
 
-def _select_for_budget(scores, cost, target, round_to, min_channels):
+def _select_for_budget(scores, cost, target, round_to, min_channels, floors, allow_short=False):
     """The fewest lowest-scoring channels to remove so that ``cost(kept) <= target``: a bisection, as the cost
-    only falls as more channels go."""
+    only falls as more channels go. A target the limits cannot reach is refused, or with ``allow_short``
+    approached as far as they allow."""
 
     def kept_after(to_remove):
-        return _keep(scores, _remove_lowest(scores, to_remove, min_channels), round_to, min_channels)
+        return _keep(scores, _remove_lowest(scores, to_remove, floors), round_to, min_channels)
 
     low, high = 0, sum(len(s) for s in scores.values())
     if cost(kept_after(high)) > target:
-        raise UsageError(
-            f"the budget {target:.3f} cannot be met: removing every channel but min_channels leaves "
-            f"{cost(kept_after(high)):.3f} of the original; raise the target or lower min_channels / round_to"
-        )
+        if allow_short:
+            return kept_after(high)
+        raise unreachable(target, cost(kept_after(high)))
     while low < high:
         middle = (low + high) // 2
         if cost(kept_after(middle)) <= target:
@@ -131,28 +175,48 @@ def trim_model(
     target_params=None,
     round_to=1,
     min_channels=1,
+    max_layer_ratio=1.0,
+    protect_stem=False,
     exclude=(),
+    allocation="global",
+    calibration=None,
     criterion_options=None,
     compensate=True,
+    allow_short=False,
 ):
     """Score every channel group of ``model`` with ``criterion`` and rebuild it without the low scorers.
 
     ``statistics`` is a :class:`ChannelStatistics` collected on a representative set (see
-    :func:`collect_statistics`). Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or
-    ``target_params`` (the last two as fractions of this model's MACs or parameters). A model with nested
-    models is trimmed as one flat graph. With ``compensate``, layers that lose input channels absorb their
-    mean contribution into their bias (see :func:`rebuild`). Returns a :class:`TrimResult`; ``model`` itself
-    is unchanged.
+    :func:`collect_statistics`; the default ``taylor`` criterion also needs their saliency, which
+    :func:`trim_classifier` collects). Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or
+    ``target_params`` (the last two as fractions of this model's MACs or parameters).
+
+    Limits: no group loses more than ``max_layer_ratio`` of its channels (one number, or group -> number); with ``protect_stem`` the channels
+    made by the layers that read the model's input (and everything tied to them) stay, as ``exclude``d
+    layers' do. The classifier's outputs always stay. ``allocation="sensitivity"`` measures, on
+    ``calibration`` (images, labels or None), each group's loss when a quarter, half and three quarters of
+    its lowest-scored channels go, and spends the budget where the measured loss grows least; ``"global"``
+    ranks all channels by score alone. A MACs or parameter target the limits cannot reach is refused, or with
+    ``allow_short`` (a step of a longer trim) approached as far as they allow.
+
+    This is the surgery alone and does what it is told: the measured defaults that users get (the
+    ``taylor`` criterion, a layer limit, the stem protected, batch norms re-estimated, several steps) are
+    :func:`tfscissor.trim.stage.trim_and_fine_tune`'s. A model with nested models is trimmed as one flat graph. With ``compensate``, layers that lose input
+    channels absorb their mean contribution into their bias (see :func:`rebuild`). Returns a
+    :class:`TrimResult`; ``model`` itself is unchanged.
     """
     policy, value = check_policy(
         {"ratio": ratio, "min_relevance": min_relevance, "target_macs": target_macs, "target_params": target_params},
         round_to,
         min_channels,
     )
+    check_limits(max_layer_ratio, allocation)
     score_fn = get_criterion(criterion)
+    if allocation == "sensitivity" and calibration is None:
+        raise UsageError("allocation='sensitivity' measures losses: give calibration=(images, labels)")
     if has_nested_models(model):
         model = inline_nested(model)
-    graph = ChannelGraph(model, exclude)
+    graph = protected_graph(model, exclude, protect_stem)
     groups = groups_of(graph)
     scores = {g.name: np.asarray(score_fn(g, statistics, model, **(criterion_options or {})), float) for g in groups}
 
@@ -165,12 +229,33 @@ def trim_model(
     def build(kept):
         return rebuild(graph, surgery(kept), statistics if compensate else None)
 
-    options = {"round_to": round_to, "min_channels": min_channels}
+    selection_scores = scores
+    if allocation == "sensitivity":
+        from tfscissor.trim.sensitivity import measure_sensitivity, sensitivity_scores
+
+        curves = measure_sensitivity(groups, scores, build, *calibration, max_layer_ratio=max_layer_ratio)
+        selection_scores = sensitivity_scores(scores, curves)
+    options = {"round_to": round_to, "min_channels": min_channels, "max_layer_ratio": max_layer_ratio}
     if policy.startswith("target_"):
+        from tfscissor.analysis import profile_model
+
         metric = policy.removeprefix("target_")
-        kept = _meet_budget(model, graph, scores, surgery, build, metric, value, options)
+        costs = CostModel(graph, profile_model(model))
+        # Under a budget a channel scored in loss is worth its score per unit of the budget it frees: one of a
+        # wide, high-resolution layer frees many MACs, one of a narrow late layer few. Heuristic scores
+        # (normalised per layer) have no unit to divide, so they rank as they are.
+        if allocation == "sensitivity" or measures_loss(criterion):
+            selection_scores = {
+                group.name: selection_scores[group.name] / max(1.0 - costs.fraction(group.roots[:1], metric), 1e-12)
+                for group in groups
+            }
+        counts = _meet_budget(
+            costs, selection_scores, surgery, build, metric, value, {**options, "allow_short": allow_short}
+        )
     else:
-        kept = select_channels(scores, **{policy: value}, **options)
+        counts = select_channels(selection_scores, **{policy: value}, **options)
+    # Which channels of a group go is always the criterion's choice; the allocation only sets how many.
+    kept = {name: _top(scores[name], len(counts[name])) for name in scores}
     return TrimResult(
         model=build(kept),
         kept=kept,
@@ -180,13 +265,51 @@ def trim_model(
     )
 
 
-def _meet_budget(model, graph, scores, surgery, build, metric, target, options):
+def unreachable(target, reached):
+    return UsageError(
+        f"the budget {target:.3f} cannot be met: removing all that the limits allow leaves {reached:.3f} of the "
+        "original; raise the target, raise max_layer_ratio, trim the stem too (--no-protect-stem), or lower "
+        "min_channels / round_to"
+    )
+
+
+def check_reachable(
+    model, metric, target, *, exclude=(), protect_stem=False, max_layer_ratio=1.0, round_to=1, min_channels=1, **_
+):
+    """Refuse a ``metric`` ("macs" or "params") ``target`` that no trim within the limits reaches, before any
+    statistics are collected."""
+    from tfscissor.analysis import profile_model
+
+    if has_nested_models(model):
+        model = inline_nested(model)
+    graph = protected_graph(model, exclude, protect_stem)
+    groups = groups_of(graph)
+    empty = {group.name: np.zeros(group.channels) for group in groups}
+    kept = _keep(empty, _floors(empty, min_channels, max_layer_ratio), round_to, min_channels)
+    plan = SurgeryPlan()
+    for group in groups:
+        group.apply(plan, kept[group.name])
+    reached = CostModel(graph, profile_model(model)).fraction(plan.removed, metric)
+    if reached > target:
+        raise unreachable(target, reached)
+
+
+def protected_graph(model, exclude=(), protect_stem=False):
+    """The channel graph of ``model`` with the ``exclude``d layers' channels pinned and, with
+    ``protect_stem``, those of the layers that read the model's input: the stem sees raw pixels, and every
+    later layer (in a ResNet, every block of the first stage, through the residual stream) builds on it."""
+    graph = ChannelGraph(model, exclude)
+    if protect_stem:
+        for node in graph.stem():
+            for elements in node.outputs:
+                graph.freeze(elements)
+    return graph
+
+
+def _meet_budget(costs, scores, surgery, build, metric, target, options):
     """Select channels for a MACs or parameter budget. The cost model's estimate is checked against the
     exact count of the rebuilt model, and the estimate's target tightened until the exact count fits; after
     four tries the last selection stands (the stage's report gives the exact MACs and parameters)."""
-    from tfscissor.analysis import profile_model
-
-    costs = CostModel(graph, profile_model(model))
     estimate_target = target
     for _ in range(4):
         kept = select_channels(
@@ -199,23 +322,71 @@ def _meet_budget(model, graph, scores, surgery, build, metric, target, options):
     return kept
 
 
-def trim_classifier(model, representative_images, *, batch_size=64, strategy=None, **options):
-    """Collect activation statistics of ``model`` on ``representative_images``, then :func:`trim_model`.
+def trim_classifier(
+    model, representative_images, labels=None, *, batch_size=64, strategy=None, recalibrate=False, **options
+):
+    """Collect the evidence ``options["criterion"]`` needs on ``representative_images``, then
+    :func:`trim_model`, then (with ``recalibrate``) re-estimate the batch norms' statistics of the trimmed
+    model on the same images.
 
-    With a ``tf.distribute`` ``strategy`` the statistics are collected on its replicas and summed across them
-    (see :func:`collect_statistics`); the trim itself is the same on every worker. Returns the
-    :class:`TrimResult` with the statistics used, so they can be saved and inspected.
+    Activation statistics are always collected (the surgery compensates with their means); criteria that
+    read saliency (the default ``taylor``) also get a gradient pass with ``labels`` (the images' classes;
+    None uses the model's own predictions). With a ``tf.distribute`` ``strategy`` the activation statistics
+    are collected on its replicas and summed across them (see :func:`collect_statistics`); the gradient pass
+    and the trim itself run on one device. Returns the :class:`TrimResult` with the statistics used, so they
+    can be saved and inspected.
     """
     from tfscissor.trim.callback import collect_statistics
+    from tfscissor.trim.saliency import collect_saliency
 
     if has_nested_models(model):
         model = inline_nested(model)
-    taps = sorted(
-        {tap.layer for group in groups_of(ChannelGraph(model, options.get("exclude", ()))) for tap in group.taps}
-    )
+    graph = protected_graph(model, options.get("exclude", ()), options.get("protect_stem", False))
+    groups = groups_of(graph)
+    taps = sorted({tap.layer for group in groups for tap in group.taps})
     images = np.asarray(representative_images, np.float32)
     statistics = collect_statistics(model, images, taps, batch_size, strategy=strategy)
-    return dataclasses.replace(trim_model(model, statistics, **options), statistics=statistics)
+    if measures_loss(options.get("criterion", "relevance")):
+        statistics = statistics.with_saliency(collect_saliency(graph, groups, statistics, images, labels, batch_size))
+    if options.get("allocation") == "sensitivity":
+        options = {**options, "calibration": (images, labels)}
+    result = trim_model(model, statistics, **options)
+    trimmed = recalibrate_batch_norm(result.model, images, batch_size) if recalibrate else result.model
+    return dataclasses.replace(result, model=trimmed, statistics=statistics)
+
+
+def recalibrate_batch_norm(model, images, batch_size=64):
+    """Re-estimate every batch norm's moving mean and variance from ``images``, in place, and return the model.
+
+    Trimming changes what each batch norm sees (fewer input channels, means folded into biases): statistics
+    measured on the trimmed model itself fix the shift at once, which is much of what a first epoch of
+    fine-tuning would otherwise spend (Li et al., EagleEye, 2020). Each batch norm ends with the average of
+    the batches' statistics; dropout is held off meanwhile so it does not inflate the variances.
+    """
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    if not norms:
+        return model
+    saved = [(layer, layer.momentum, layer.trainable) for layer in norms]
+    rates = [(layer, layer.rate) for layer in dropouts]
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        for layer in norms:
+            layer.trainable = True  # a frozen batch norm runs in inference mode even when training
+        for index, start in enumerate(range(0, len(images), batch_size)):
+            for layer in norms:
+                # moving = moving * momentum + batch * (1 - momentum): a running average over the batches.
+                layer.momentum = index / (index + 1)
+            model(np.asarray(images[start : start + batch_size], np.float32), training=True)
+    finally:
+        for layer, momentum, trainable in saved:
+            layer.momentum, layer.trainable = momentum, trainable
+        for layer, rate in rates:
+            layer.rate = rate
+    return model
 
 
 def tap_names(model, exclude=()):
@@ -223,4 +394,5 @@ def tap_names(model, exclude=()):
     :class:`ActivationStatistics` to collect exactly what :func:`trim_model` needs."""
     if has_nested_models(model):
         model = inline_nested(model)
+    # Every group's taps, the stem's too: statistics collected here serve any protect_stem.
     return sorted({tap.layer for group in groups_of(ChannelGraph(model, exclude)) for tap in group.taps})

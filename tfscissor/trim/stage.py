@@ -1,11 +1,17 @@
 """The trim stage as users run it: statistics on a representative set, trim, fine-tune, in one or more rounds."""
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 
 from tfscissor.progress import note, progress_bar
-from tfscissor.trim.policy import check_policy, trim_classifier
+from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
+from tfscissor.trim.policy import check_limits, check_policy, check_reachable, trim_classifier
+
+# The largest fraction of one group's channels a trim may remove by default. Without a limit one global
+# ranking can strip a layer to a channel or two, and the model collapses before fine-tuning can help.
+MAX_LAYER_RATIO = 0.75
 
 
 @dataclass(frozen=True)
@@ -15,18 +21,26 @@ class TrimStageResult:
     report: dict  # JSON-able: channels per group, params, MACs and accuracy before and after, and per round
 
 
-def round_policy(policy, value, round_index, rounds, before, now):
-    """The policy of round ``round_index`` (1-based) of ``rounds``, so that the rounds together reach ``value``.
+# Surgeries per round by default: the evidence is measured again after each, on the partly trimmed model.
+# One surgery to half the MACs collapsed a small ResNet to 0.30 accuracy before fine-tuning; five steps kept
+# 0.59 (bench/RESULTS.md has the measured comparison).
+STEPS = 5
 
-    A ratio is split geometrically (each round removes the same fraction of what is left); a MACs or
-    parameter target is approached geometrically from the original (``before``) given the cost ``now``;
-    a threshold is applied as it is in every round.
+
+def step_policy(policy, value, index, steps, before, now):
+    """The policy of surgery ``index`` (1-based) of ``steps``, so that the surgeries together reach ``value``.
+
+    Every policy but a threshold is approached geometrically from the original (``before``) given what is
+    left ``now``: for a ratio both are counts of trimmable channels (each step removes the same fraction of
+    what is left, counted from the original so that rounding in one step is made up in the next), for a MACs
+    or parameter target the costs. A threshold is applied as it is in every step.
     """
-    if policy == "ratio":
-        return {"ratio": 1.0 - (1.0 - value) ** (1.0 / rounds)}
     if policy == "min_relevance":
         return {"min_relevance": value}
-    goal = value ** (round_index / rounds) * before / now
+    if policy == "ratio":
+        left = before * (1.0 - value) ** (index / steps)
+        return {"ratio": max(0.0, 1.0 - left / now)}
+    goal = value ** (index / steps) * before / now
     return {policy: min(goal, 1.0)}
 
 
@@ -36,10 +50,12 @@ def trim_and_fine_tune(
     *,
     samples=512,
     rounds=1,
+    steps=STEPS,
     fine_tune_epochs=0,
     learning_rate=5e-4,
     batch_size=64,
     seed=0,
+    distill=True,
     callbacks=(),
     progress=False,
     ratio=None,
@@ -49,14 +65,21 @@ def trim_and_fine_tune(
     strategy=None,
     **trim_options,
 ):
-    """Trim ``model`` with statistics from ``samples`` training images of ``dataset``, then fine-tune the
-    result for ``fine_tune_epochs`` on ``dataset.train``; with ``rounds`` > 1, repeat (re-measuring the
-    statistics on the fine-tuned model each time) so that the rounds together meet the policy.
+    """Trim ``model`` with evidence from ``samples`` training images of ``dataset``, then fine-tune the result
+    for ``fine_tune_epochs`` on ``dataset.train``; with ``rounds`` > 1, repeat (re-measuring on the
+    fine-tuned model each time) so that the rounds together meet the policy.
+
+    Within a round the surgery goes in ``steps`` smaller steps, each re-measuring statistics and saliency and
+    re-estimating batch norms on the partly trimmed model (no training between them). ``max_layer_ratio``
+    (see :func:`trim_model`) holds for the whole trim, counted on the original model. With ``distill``, fine-tuning learns from the untrimmed model's outputs as well
+    as the labels (:func:`tfscissor.models.training.distillation_loss`). ``seed`` picks the representative
+    images, the fine-tune's shuffling and any seeded criterion's ranking (``random``).
 
     Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or ``target_params`` (fractions of the
-    original model). ``trim_options`` go to :func:`trim_model` (criterion, round_to, min_channels, exclude).
-    With a ``tf.distribute`` ``strategy``, the statistics and the fine-tuning run on its replicas
-    (``batch_size`` is the global batch); accuracy is measured on one device.
+    original model). ``trim_options`` go to :func:`trim_model` (criterion, round_to, min_channels,
+    max_layer_ratio, protect_stem, exclude, allocation, criterion_options). With a ``tf.distribute``
+    ``strategy``, the activation statistics and the fine-tuning run on its replicas (``batch_size`` is the
+    global batch); accuracy is measured on one device.
     """
     from tfscissor.analysis import profile_model
     from tfscissor.distribute import check_training
@@ -68,28 +91,63 @@ def trim_and_fine_tune(
         trim_options.get("round_to", 1),
         trim_options.get("min_channels", 1),
     )
-    if rounds < 1:
-        raise UsageError(f"rounds must be >= 1, got {rounds}")
+    criterion = trim_options.setdefault("criterion", DEFAULT_CRITERION)
+    trim_options.setdefault("protect_stem", True)
+    max_layer_ratio = trim_options.pop("max_layer_ratio", MAX_LAYER_RATIO)
+    check_limits(max_layer_ratio, trim_options.get("allocation", "global"))
+    if rounds < 1 or steps < 1:
+        raise UsageError(f"rounds and steps must be >= 1, got {rounds} and {steps}")
+    if policy == "min_relevance":
+        steps = 1  # a threshold removes what scores below it; a second step would only re-apply it
     check_input(model, dataset.image_shape, dataset.spec)
     if fine_tune_epochs:
         # Before the first round's statistics, not after them.
         check_training(strategy, batch_size, train_split=len(dataset.train), val_split=len(dataset.val))
+    trim_options["criterion_options"] = {**_seeded(criterion, seed), **(trim_options.get("criterion_options") or {})}
+    surgeries = rounds * steps
     rng = np.random.default_rng(seed)
-    representative = dataset.train.images[rng.permutation(len(dataset.train))[:samples]]
-    original = profile_model(model)
-    accuracy_before = evaluate_classifier(model, dataset.val)
+    chosen = rng.permutation(len(dataset.train))[:samples]
+    representative, labels = dataset.train.images[chosen], dataset.train.labels[chosen]
     metric = {"target_macs": "macs", "target_params": "params"}.get(policy)
-    current, now, first, result, history = model, original, None, None, []
-    with progress_bar(total=rounds, desc="trim rounds", enabled=progress and rounds > 1, unit="round") as bar:
+    if metric:
+        # The whole trim's limits, checked on the cost model before any statistics: the steps then take what
+        # each can within its share.
+        check_reachable(model, metric, value, max_layer_ratio=max_layer_ratio, **trim_options)
+    original = profile_model(model)
+    channels = _group_channels(model, trim_options)
+    # The fewest channels each group may keep, counted on the original: a later step can make up for an
+    # earlier one that took less, but no group ends below its limit.
+    floors = {name: int(np.ceil((1.0 - max_layer_ratio) * count - 1e-9)) for name, count in channels.items()}
+    accuracy_before = evaluate_classifier(model, dataset.val)
+    current, now, history = model, original, []
+    kept, first_statistics, result = None, None, None
+    with progress_bar(total=surgeries, desc="trim", enabled=progress, unit="step") as bar:
         for index in range(1, rounds + 1):
-            before_cost = getattr(original, metric) if metric else 1
-            now_cost = getattr(now, metric) if metric else 1
-            options = round_policy(policy, value, index, rounds, before_cost, now_cost)
-            result = trim_classifier(
-                current, representative, batch_size=batch_size, strategy=strategy, **options, **trim_options
-            )
-            first = first or result
-            current = result.model
+            for step in range(1, steps + 1):
+                now_channels = _group_channels(current, trim_options)
+                if metric:
+                    before_cost, now_cost = getattr(original, metric), getattr(now, metric)
+                else:
+                    before_cost, now_cost = sum(channels.values()), sum(now_channels.values())
+                options = step_policy(policy, value, (index - 1) * steps + step, surgeries, before_cost, now_cost)
+                result = trim_classifier(
+                    current,
+                    representative,
+                    labels,
+                    batch_size=batch_size,
+                    strategy=strategy,
+                    max_layer_ratio={
+                        name: max(0.0, 1.0 - floors.get(name, count) / count) for name, count in now_channels.items()
+                    },
+                    recalibrate=True,
+                    allow_short=True,
+                    **options,
+                    **trim_options,
+                )
+                first_statistics = first_statistics or result.statistics
+                kept = _compose(kept, result)
+                current, now = result.model, profile_model(result.model)
+                bar.update(1)
             accuracy_trimmed = evaluate_classifier(current, dataset.val)
             if fine_tune_epochs:
                 train_classifier(
@@ -101,8 +159,8 @@ def trim_and_fine_tune(
                     seed=seed + index - 1,
                     callbacks=callbacks,
                     strategy=strategy,
+                    teacher=model if distill else None,
                 )
-            now = profile_model(current)
             accuracy_after = evaluate_classifier(current, dataset.val) if fine_tune_epochs else accuracy_trimmed
             history.append(
                 {
@@ -113,7 +171,6 @@ def trim_and_fine_tune(
                     "accuracy_after": accuracy_after,
                 }
             )
-            bar.update(1)
             if rounds > 1:
                 note(
                     f"round {index}/{rounds}: MACs {now.macs / original.macs:.0%} of the original, accuracy "
@@ -122,17 +179,15 @@ def trim_and_fine_tune(
                 )
     report = {
         "layers": [
-            {
-                "layer": name,
-                "producers": len(first.producers[name]),
-                "before": first.channels[name],
-                "after": len(result.kept[name]) if name in result.kept else first.channels[name],
-            }
-            for name in first.channels
+            {"layer": name, "producers": len(producers), "before": channels, "after": len(kept[name][0])}
+            for name, (_, channels, producers) in kept.items()
         ],
         "policy": {policy: value},
-        "criterion": trim_options.get("criterion", "relevance"),
+        "criterion": criterion,
+        "steps": steps,
         "rounds": history,
+        "distill": bool(distill and fine_tune_epochs),
+        "seed": seed,
         "params_before": original.params,
         "params_after": history[-1]["params"],
         "macs_before": original.macs,
@@ -142,4 +197,73 @@ def trim_and_fine_tune(
         "accuracy_after": history[-1]["accuracy_after"],
         "fine_tune_epochs": fine_tune_epochs,
     }
+    chance = 1.0 / dataset.num_classes
+    if report["accuracy_trimmed"] - chance < COLLAPSE * (accuracy_before - chance):
+        report["costliest_groups"] = costliest_groups(
+            model,
+            first_statistics,
+            {name: k for name, (k, _, _) in kept.items()},
+            representative,
+            labels,
+            trim_options,
+        )
     return TrimStageResult(current, result.statistics, report)
+
+
+# Surgery alone keeping less than this fraction of the accuracy above chance is a collapse: the report names
+# the groups that cost most, so the user knows what to protect or exclude. Above chance, because a 4-class
+# model at 0.55 that falls to 0.28 has lost everything it learned, not half of it.
+COLLAPSE = 0.5
+
+
+def _seeded(criterion, seed):
+    """``{"seed": seed}`` for criteria that take a seed (``random``), so ``--seed`` repeats them too."""
+    return {"seed": seed} if "seed" in inspect.signature(get_criterion(criterion)).parameters else {}
+
+
+def _group_channels(model, trim_options):
+    """Group name -> channels, for every group of ``model`` the trim may remove channels from."""
+    from tfscissor.models.graph import has_nested_models, inline_nested
+    from tfscissor.trim.groups import groups_of
+    from tfscissor.trim.policy import protected_graph
+
+    if has_nested_models(model):
+        model = inline_nested(model)
+    graph = protected_graph(model, trim_options.get("exclude", ()), trim_options["protect_stem"])
+    return {group.name: group.channels for group in groups_of(graph)}
+
+
+def _compose(kept, result):
+    """Group -> (kept indices of the original channels, original count, producers), after ``result``'s
+    surgery on a model that ``kept`` already describes (group names are the layers' and survive a rebuild)."""
+    composed = {}
+    for name, now_kept in result.kept.items():
+        if kept is None:
+            composed[name] = (np.asarray(now_kept), result.channels[name], result.producers[name])
+        else:
+            before, channels, producers = kept[name]
+            composed[name] = (before[np.asarray(now_kept)], channels, producers)
+    return composed
+
+
+def costliest_groups(model, statistics, kept, images, labels, trim_options, count=3):
+    """The ``count`` groups whose removal alone (as trimmed, from the untrimmed ``model``) raises the loss on
+    ``images`` most: [(group, loss increase)], costliest first."""
+    from tfscissor.trim.groups import groups_of
+    from tfscissor.trim.policy import protected_graph
+    from tfscissor.trim.sensitivity import classification_loss, group_losses
+    from tfscissor.trim.surgery import SurgeryPlan, rebuild
+
+    graph = protected_graph(model, trim_options.get("exclude", ()), trim_options.get("protect_stem", True))
+    groups = [group for group in groups_of(graph) if len(kept.get(group.name, ())) < group.channels]
+
+    def build(chosen):
+        plan = SurgeryPlan()
+        for group in groups:
+            group.apply(plan, chosen[group.name])
+        return rebuild(graph, plan, statistics)
+
+    base = classification_loss(model, images, labels)
+    losses = group_losses(groups, build, images, labels, {group.name: kept[group.name] for group in groups})
+    ranked = sorted(((loss - base, name) for name, loss in losses.items()), reverse=True)
+    return [(name, float(increase)) for increase, name in ranked[:count]]

@@ -44,17 +44,48 @@ class LayerStatistics:
         )
 
 
+@dataclass(frozen=True)
+class GroupSaliency:
+    """Sums over images of one channel group's squared first-order loss changes (see
+    :mod:`tfscissor.trim.saliency`), one entry per group channel; kept as sums to merge by addition."""
+
+    squares: np.ndarray
+    count: int  # images summed
+
+    @property
+    def mean(self):
+        return self.squares / max(self.count, 1)
+
+    def merge(self, other):
+        if self.squares.shape != other.squares.shape:
+            raise ValueError(f"cannot merge saliency of {self.squares.shape[0]} and {other.squares.shape[0]} channels")
+        return GroupSaliency(self.squares + other.squares, self.count + other.count)
+
+
 _ARRAYS = ("total", "magnitude", "zeros")
+# Keras layer names cannot hold a "/", so this prefix never meets a layer's own entries in the file.
+_SALIENCY = "saliency/"
 
 
 class ChannelStatistics(dict):
-    """Layer name -> :class:`LayerStatistics`; saved and loaded as one ``.npz`` file."""
+    """Layer name -> :class:`LayerStatistics`, and in :attr:`saliency` group name -> :class:`GroupSaliency`
+    where it was measured; saved and loaded as one ``.npz`` file."""
+
+    def __init__(self, layers=(), saliency=None, **named):
+        super().__init__(layers, **named)
+        self.saliency = dict(saliency or {})
 
     def merge(self, other):
-        merged = ChannelStatistics(self)
+        merged = ChannelStatistics(self, self.saliency)
         for name, stats in other.items():
             merged[name] = merged[name].merge(stats) if name in merged else stats
+        for name, saliency in other.saliency.items():
+            merged.saliency[name] = merged.saliency[name].merge(saliency) if name in merged.saliency else saliency
         return merged
+
+    def with_saliency(self, saliency):
+        """A copy with ``saliency`` (group name -> :class:`GroupSaliency`) added."""
+        return ChannelStatistics(self, {**self.saliency, **saliency})
 
     def save(self, path):
         arrays = {}
@@ -62,6 +93,9 @@ class ChannelStatistics(dict):
             for key in _ARRAYS:
                 arrays[f"{name}/{key}"] = getattr(stats, key)
             arrays[f"{name}/count"] = np.asarray(stats.count)
+        for name, saliency in self.saliency.items():
+            arrays[f"{_SALIENCY}{name}/squares"] = saliency.squares
+            arrays[f"{_SALIENCY}{name}/count"] = np.asarray(saliency.count)
         with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
@@ -70,9 +104,17 @@ class ChannelStatistics(dict):
         try:
             with np.load(Path(path)) as data:
                 names = sorted({key.rsplit("/", 1)[0] for key in data.files})
+                layers = [name for name in names if not name.startswith(_SALIENCY)]
+                groups = [name.removeprefix(_SALIENCY) for name in names if name.startswith(_SALIENCY)]
                 return cls(
-                    (name, LayerStatistics(*(data[f"{name}/{key}"] for key in _ARRAYS), int(data[f"{name}/count"])))
-                    for name in names
+                    (
+                        (name, LayerStatistics(*(data[f"{name}/{key}"] for key in _ARRAYS), int(data[f"{name}/count"])))
+                        for name in layers
+                    ),
+                    {
+                        name: GroupSaliency(data[f"{_SALIENCY}{name}/squares"], int(data[f"{_SALIENCY}{name}/count"]))
+                        for name in groups
+                    },
                 )
         except (OSError, ValueError, KeyError) as err:
             raise DataError(f"cannot read statistics {path}: {err}; collect them again") from err

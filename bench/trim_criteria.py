@@ -4,7 +4,8 @@ l1 and random, on cluttered Fashion-MNIST.
 One ResNet-style baseline is trained once and saved under ``bench/runs/``; every run (variant x MACs target x
 seed) reloads it, trims it to the target fraction of its MACs with :func:`trim_and_fine_tune` at the stage's
 defaults (steps, layer limit, protected stem, batch norms re-estimated, distillation) and fine-tunes it with
-the same budget. A variant is a criterion name, or ``NAME:nokd`` for the same without distillation. The seed
+the same budget. A variant is a criterion name, ``NAME:nokd`` for the same without distillation, or
+``NAME:steps1`` for the same in one surgery instead of the stage's steps. The seed
 picks the representative images, the fine-tune's shuffling and (for ``random``) the ranking. Also measured
 on the same machine in the same process:
 
@@ -58,6 +59,8 @@ FULL = {
     "min_scale": 0.6,
     "max_scale": 0.95,
     "clutter": 1,
+    "source": f"idx:{FASHION}",
+    "model": "resnet",
     "widths": "16,32,64",
     "blocks": "1,1,1",
     "epochs": 12,
@@ -102,6 +105,10 @@ def parse_args(argv=None):
     parser.add_argument("--min-scale", type=float, help=f"smallest object side / canvas side ({FULL['min_scale']})")
     parser.add_argument("--max-scale", type=float, help=f"largest object side / canvas side ({FULL['max_scale']})")
     parser.add_argument("--clutter", type=int, help=f"distractors per image ({FULL['clutter']})")
+    parser.add_argument(
+        "--source", help=f"the cluttered objects: idx:PATH, glyphs or digits ({FULL['source']}, Fashion-MNIST)"
+    )
+    parser.add_argument("--model", choices=("resnet", "mobilenetv2"), help=f"baseline builder ({FULL['model']})")
     parser.add_argument("--widths", help=f"ResNet widths per stage ({FULL['widths']})")
     parser.add_argument("--blocks", help=f"ResNet basic blocks per stage ({FULL['blocks']})")
     parser.add_argument("--epochs", type=int, help=f"baseline training epochs ({FULL['epochs']})")
@@ -111,7 +118,7 @@ def parse_args(argv=None):
     parser.add_argument("--samples", type=int, help=f"representative images for the statistics ({FULL['samples']})")
     parser.add_argument("--targets", help=f"fractions of the baseline's MACs to keep ({FULL['targets']})")
     parser.add_argument("--seeds", type=int, help=f"seeds per criterion and target, 0..N-1 ({FULL['seeds']})")
-    parser.add_argument("--criteria", help=f"variants to compare, NAME or NAME:nokd ({FULL['criteria']})")
+    parser.add_argument("--criteria", help=f"variants to compare, NAME, NAME:nokd or NAME:steps1 ({FULL['criteria']})")
     parser.add_argument("--overhead-images", type=int, help=f"images per predict ({FULL['overhead_images']})")
     parser.add_argument("--overhead-reps", type=int, help=f"repetitions of each predict ({FULL['overhead_reps']})")
     parser.add_argument("--surgery-size", type=int, help=f"ResNet50 input side ({FULL['surgery_size']})")
@@ -137,7 +144,7 @@ def parse_args(argv=None):
 
 def data_specs(settings):
     return [
-        f"cluttered:source=idx:{FASHION},size={settings['size']},n={settings['n']},classes=10,seed={seed},"
+        f"cluttered:source={settings['source']},size={settings['size']},n={settings['n']},classes=10,seed={seed},"
         f"min_scale={settings['min_scale']},max_scale={settings['max_scale']},clutter={settings['clutter']}"
         for seed in range(settings["data_seeds"])
     ]
@@ -160,9 +167,8 @@ def train_baseline(dataset, settings, path):
     from tfscissor.models.io import save_model
     from tfscissor.models.training import evaluate_classifier, train_classifier
 
-    model = build_model(
-        "resnet", dataset.image_shape, dataset.num_classes, seed=0, widths=settings["widths"], blocks=settings["blocks"]
-    )
+    shape = {"widths": settings["widths"], "blocks": settings["blocks"]} if settings["model"] == "resnet" else {}
+    model = build_model(settings["model"], dataset.image_shape, dataset.num_classes, seed=0, **shape)
     start = time.perf_counter()
     history = train_classifier(
         model,
@@ -224,6 +230,9 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
     from tfscissor.trim.stage import trim_and_fine_tune
 
     criterion, _, suffix = variant.partition(":")
+    if suffix not in ("", "nokd", "steps1"):
+        raise SystemExit(f"unknown variant {variant!r}: NAME, NAME:nokd or NAME:steps1")
+    one_step = {"steps": 1} if suffix == "steps1" else {}
     model = load_model(baseline_path)
     start = time.perf_counter()
     result = trim_and_fine_tune(
@@ -236,6 +245,7 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
         criterion=criterion,
         distill=suffix != "nokd",
         target_macs=target,
+        **one_step,
     )
     seconds = time.perf_counter() - start
     report = result.report
@@ -483,8 +493,8 @@ def markdown(result):
     joined = f"the train and val splits of {specs} cluttered specs joined, " if specs > 1 else ""
     more = f" and the same with seed=1..{specs - 1}" if specs > 1 else ""
     lines = [
-        "## Trimming criteria (issues 3 and 15): the default (taylor) vs relevance, l1 and random on cluttered "
-        "Fashion-MNIST",
+        f"## Trimming criteria (issues 3 and 15): the default (taylor) vs relevance, l1 and random, `{s['model']}` "
+        f"on cluttered `{s['source'].replace(FASHION, 'fashion-mnist')}`",
         "",
         f"- Command: `{command}` (whole run {result['minutes']:.1f} min)",
         f"- Machine: {result['machine']}; load average {result['load_start']:.2f} at the start, "
@@ -493,9 +503,11 @@ def markdown(result):
         f"- Date: {result['date']}",
         f"- Data: {joined}`{result['data'][0]}`{more}: "
         f"{result['train_images']} train / {result['val_images']} val images of {s['size']}x{s['size']}x3, "
-        f"at most {48 * len(result['data'])} distinct Fashion-MNIST items per class and split (the generator banks "
-        "at most 48 per spec); val items come from Fashion-MNIST's test set",
-        f"- Baseline: `resnet` widths {s['widths']}, blocks {s['blocks']}, {base['macs']:,} MACs, "
+        f"at most {48 * len(result['data'])} distinct objects per class and split (the generator banks at most 48 "
+        "per spec); val objects are never train objects",
+        f"- Baseline: `{s['model']}`"
+        + (f" widths {s['widths']}, blocks {s['blocks']}" if s["model"] == "resnet" else " (the builder's defaults)")
+        + f", {base['macs']:,} MACs, "
         f"{base['params']:,} params; "
         + (
             f"{s['epochs']} epochs at lr {s['lr']} (cosine), batch 64, seed 0: val accuracy **{base['accuracy']:.4f}** "
@@ -510,7 +522,7 @@ def markdown(result):
         f"seeds {list(range(s['seeds']))} (representative images, fine-tune shuffling, and `random`'s ranking); "
         "other options at the stage's defaults (5 surgery steps, at most 75% of a layer, stem protected, batch "
         "norms re-estimated after each step, distillation from the baseline; `C:nokd` is C without "
-        "distillation). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
+        "distillation, `C:steps1` C in one surgery). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
         "heuristic scores (per-layer normalised) rank as they are",
         "- Accuracy: on the val split, before fine-tuning (trimmed) and after; mean [min, max] over the seeds. "
         f"With {result['val_images']} val images one image is {100 / result['val_images']:.3f} points.",

@@ -448,3 +448,12 @@ def test_an_explicit_onednn_setting_wins(tmp_path):
         env.update({} if given is None else {"TF_ENABLE_ONEDNN_OPTS": given})
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         assert result.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_numbers_are_refused_before_any_work(tmp_path, value):
+    result = invoke("train", "--data", DATA, "--lr", value, "--epochs", "1", "-o", tmp_path / "m.keras")
+    assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
+    result = invoke("trim", tmp_path / "m.keras", "--data", DATA, "--ratio", value, "-o", tmp_path / "t.keras")
+    assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
+    assert not any(tmp_path.iterdir())

@@ -5,6 +5,7 @@ Heavy imports (TensorFlow, Keras, LiteRT) happen inside the commands, so ``tfsci
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -18,6 +19,19 @@ DEFAULT_DATA = "cluttered"
 
 # tfscissor.compile.boards.BOARDS, spelled out: importing tfscissor.compile would slow every command's start.
 BOARD_NAMES = ("esp32s3", "nano33ble", "rp2040", "stm32h7")
+
+
+class FiniteRange(click.FloatRange):
+    """A number in a range that is also finite: click's own range lets "nan" through (every comparison with
+    NaN is false), and a NaN learning rate trains a model of NaNs."""
+
+    name = "finite number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class Settings:
@@ -178,7 +192,7 @@ def _cell(value):
 @click.option("--image-size", type=click.IntRange(8, 4096), default=None, help="Resize images to this square size.")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--lr", type=FiniteRange(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras file.")
 @click.pass_obj
@@ -272,7 +286,7 @@ def info(settings, model_path, as_json):
 )
 @click.option(
     "--max-layer-ratio",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteRange(0, 1, min_open=True),
     default=0.75,
     show_default=True,
     help="The largest fraction of one layer's channels the trim may remove.",
@@ -288,16 +302,19 @@ def info(settings, model_path, as_json):
 @click.option("--no-distill", is_flag=True, help="Fine-tune on the labels alone, not also on the untrimmed model.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample, the fine-tune and random.")
 @click.option(
-    "--ratio", type=float, default=None, help="Fraction of all prunable channels to remove, lowest scores first."
+    "--ratio",
+    type=FiniteRange(),
+    default=None,
+    help="Fraction of all prunable channels to remove, lowest scores first.",
 )
 @click.option(
     "--min-relevance",
-    type=float,
+    type=FiniteRange(),
     default=None,
     help="Remove channels scoring at or below this (0: dead channels only).",
 )
-@click.option("--target-macs", type=float, default=None, help="Keep this fraction of the MACs (e.g. 0.5).")
-@click.option("--target-params", type=float, default=None, help="Keep this fraction of the parameters.")
+@click.option("--target-macs", type=FiniteRange(), default=None, help="Keep this fraction of the MACs (e.g. 0.5).")
+@click.option("--target-params", type=FiniteRange(), default=None, help="Keep this fraction of the parameters.")
 @click.option(
     "--rounds",
     type=click.IntRange(1),
@@ -337,7 +354,7 @@ def info(settings, model_path, as_json):
     help="Epochs of fine-tuning after each round.",
 )
 @click.option(
-    "--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True, help="Fine-tuning learning rate."
+    "--lr", type=FiniteRange(0, min_open=True), default=5e-4, show_default=True, help="Fine-tuning learning rate."
 )
 @click.option(
     "--save-stats", type=click.Path(dir_okay=False), default=None, help="Also write the activation statistics (.npz)."
@@ -522,7 +539,7 @@ def _float_list(text, option):
 )
 @click.option("--top", type=click.IntRange(1), default=2, show_default=True, help="Candidates fine-tuned in full.")
 @click.option("--fine-tune-epochs", type=click.IntRange(0), default=1, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--lr", type=FiniteRange(0, min_open=True), default=1e-3, show_default=True)
 @click.option(
     "--resume", type=click.Path(dir_okay=False), default=None, help="JSON file of measured candidates to continue from."
 )
@@ -649,7 +666,7 @@ def _policy(scales, margin):
 def _policy_options(command):
     command = click.option(
         "--margin",
-        type=click.FloatRange(0, min_open=True),
+        type=FiniteRange(0, min_open=True),
         default=1.0,
         show_default=True,
         help="Multiply the box's side by this before cropping.",
@@ -723,11 +740,11 @@ def crop():
 )
 @click.option("--loss", type=click.Choice(["mse", "giou"]), default="mse", show_default=True)
 @click.option("--view", type=click.IntRange(8), default=None, help="Side of the cropper's low-resolution view.")
-@click.option("--width", type=click.FloatRange(0, min_open=True), default=None, help="Channel multiplier.")
+@click.option("--width", type=FiniteRange(0, min_open=True), default=None, help="Channel multiplier.")
 @click.option("--blocks", type=click.IntRange(1), default=None, help="Bottleneck blocks per stage (default 2).")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-3, show_default=True)
+@click.option("--lr", type=FiniteRange(0, min_open=True), default=5e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--cache-dir",
@@ -827,7 +844,7 @@ def crop_eval(settings, cropper_path, classifier_path, data_spec, resolution, sc
 )
 @click.option(
     "--mix",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=0.5,
     show_default=True,
     help="Share of crops at the cropper's boxes; the rest at jittered true boxes.",
@@ -835,7 +852,7 @@ def crop_eval(settings, cropper_path, classifier_path, data_spec, resolution, sc
 @_policy_options
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--lr", type=FiniteRange(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where CAM boxes are cached.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras classifier.")
@@ -944,7 +961,7 @@ QAT_LEARNING_RATE = 1e-4
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteRange(0, min_open=True),
     default=None,
     help=f"With --qat: Adam's learning rate, decayed to 0 (cosine) [default: {QAT_LEARNING_RATE:g}].",
 )

@@ -70,3 +70,23 @@ def test_lambda_layers_are_refused_by_safe_mode(tmp_path):
     model.save(path)
     with pytest.raises(ModelError, match="cannot load model"):
         load_model(path)
+
+
+def test_a_json_part_that_expands_too_far_is_refused_before_loading(tmp_path):
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", " " * (33 * 2**20))  # 33 MB of spaces compress to about 30 KB
+        archive.writestr("metadata.json", "{}")
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(ModelError, match="declares a config.json of 34,603,008 bytes"):
+        load_model(bomb)
+
+
+def test_non_finite_weights_are_refused_and_nothing_is_written(tmp_path):
+    model = build_model("plain", (16, 16, 3), 2, widths=(4,))
+    weights = model.get_weights()
+    weights[0][0, 0, 0, 0] = np.nan
+    model.set_weights(weights)
+    with pytest.raises(ModelError, match="non-finite values in .*training diverged; lower the learning rate"):
+        save_model(model, tmp_path / "nan.keras")
+    assert list(tmp_path.iterdir()) == []

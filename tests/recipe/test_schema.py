@@ -74,3 +74,42 @@ def test_indexed_coral_devices_and_a_given_model_are_accepted(tmp_path):
     )
     assert recipe["bench"]["devices"] == ["usb:1"] and recipe["model"]["path"] == "m.keras"
     assert recipe["train"]["batch_size"] == 16  # a given model is not trained, but fine-tunes use the batch
+
+
+def test_aliases_are_refused_before_the_document_is_built(tmp_path):
+    """A billion-laughs recipe: nine levels of nine aliases would expand to 9^9 strings."""
+    lines = ['a0: &a0 ["lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UsageError, match="line 1: YAML anchors and aliases"):
+        load_recipe(path)
+    with pytest.raises(UsageError, match="line 5: YAML anchors and aliases"):
+        _load(tmp_path, POLICY + "model:\n  name: resnet\n  args:\n    widths: &w [8, 16]\n")
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("train:\n  lr: .nan\n", "train.lr"),
+        ("trim:\n  ratio: .inf\n", "trim.ratio"),
+        (POLICY + "model:\n  name: resnet\n  args:\n    dropout: .nan\n", "model.args.dropout"),
+    ],
+)
+def test_non_finite_numbers_are_refused(tmp_path, text, key):
+    with pytest.raises(UsageError, match=f"{key} must be a finite number"):
+        _load(tmp_path, text)
+
+
+def test_sizes_have_upper_bounds(tmp_path):
+    with pytest.raises(UsageError, match="image_size"):
+        _load(tmp_path, POLICY + "image_size: 100000\n")
+    with pytest.raises(UsageError, match="train.epochs"):
+        _load(tmp_path, POLICY + "train:\n  epochs: 100000000\n")
+
+
+def test_a_recipe_that_is_not_utf8_is_a_usage_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UsageError, match=r"not UTF-8 text \(byte 9\): save it as UTF-8"):
+        load_recipe(path)

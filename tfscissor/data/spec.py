@@ -109,7 +109,8 @@ _MAX_SEED = 2**32 - 1
 CLUTTERED_OPTIONS = types.MappingProxyType(
     {
         "size": Option(_integer(16, 1024), "an integer from 16 to 1024 (canvas side in pixels)", "size=64", 64),
-        "n": Option(_integer(2, 10_000_000), "an integer of at least 2 (images in train + val)", "n=2000", 2000),
+        # The images are generated into memory: 200,000 at 64 px take 2.4 GB.
+        "n": Option(_integer(2, 200_000), "an integer from 2 to 200000 (images in train + val)", "n=2000", 2000),
         "classes": Option(_integer(2, 64), "an integer from 2 to 64 (the source may allow fewer)", "classes=10", 10),
         "clutter": Option(_integer(0, 64), "an integer from 0 to 64 (distractors per image)", "clutter=3", None),
         "seed": Option(_integer(0, _MAX_SEED), f"an integer from 0 to {_MAX_SEED}", "seed=0", 0),

@@ -21,6 +21,7 @@ def load_model(path):
         raise UsageError(f"model file {path} is not a .keras file: save it with model.save('NAME.keras') in Keras 3")
     if not zipfile.is_zipfile(path):
         raise ModelError(f"model file {path} is corrupt or truncated (not a .keras archive): save it again")
+    _check_sizes(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged archive; all mean the same to a user.
@@ -28,10 +29,39 @@ def load_model(path):
         raise ModelError(f"cannot load model {path}: {first}") from err
 
 
+# The JSON parts of a .keras archive describe layers, not weights: ResNet-50's config.json is about 100 KB. A
+# few MB of compressed JSON can expand to hundreds of MB in memory before Keras looks at it, so the sizes the
+# archive declares are checked first.
+MAX_JSON_BYTES = 32 * 2**20
+
+
+def _check_sizes(path):
+    with zipfile.ZipFile(path) as archive:
+        for name in ("config.json", "metadata.json"):
+            try:
+                size = archive.getinfo(name).file_size
+            except KeyError:
+                continue  # Keras names what is missing
+            if size > MAX_JSON_BYTES:
+                raise ModelError(
+                    f"model file {path} declares a {name} of {size:,} bytes (at most {MAX_JSON_BYTES:,} are read): "
+                    "it is not a model description tfscissor will load; save the model again with Keras"
+                )
+
+
 def save_model(model, path):
-    """Save ``model`` to ``path`` atomically (a reader never sees a half-written archive)."""
+    """Save ``model`` to ``path`` atomically (a reader never sees a half-written archive); refuse weights that
+    are NaN or infinite, which only a diverged training makes."""
+    import numpy as np
+
     path = Path(path)
     if path.suffix != ".keras":
         raise UsageError(f"output {path} must end in .keras")
+    for weight in model.weights:
+        if not np.all(np.isfinite(np.asarray(weight))):
+            raise ModelError(
+                f"model {model.name} has non-finite values in {weight.path}: training diverged; lower the learning "
+                f"rate and train again (nothing was written to {path})"
+            )
     with atomic_path(path) as tmp:
         model.save(tmp)

@@ -5,6 +5,7 @@ the key and what is allowed there, so the user can fix the YAML without reading 
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +43,14 @@ SCHEMA = {
     # A data spec string (see README, Data); its splits come with it: cluttered's val=, a folder's train/ and
     # val/ (or val=), IDX train and t10k files, a tfds set's train and validation splits.
     "data": Key("cluttered", TEXT),
-    "image_size": Key(None, INT, minimum=8),
+    "image_size": Key(None, INT, minimum=8, maximum=1024),
     "model": {
         "name": Key("plain", TEXT),  # a builder (plain, resnet, mobilenetv2) or a keras.applications name
         "args": Key({}, (dict,)),
         "path": Key(None, TEXT),  # a trained .keras model to start from instead of training one
     },
     "train": {
-        "epochs": Key(10, INT, minimum=1),
+        "epochs": Key(10, INT, minimum=1, maximum=10_000),
         "batch_size": Key(64, INT, minimum=1),
         "lr": Key(1e-3, FLOAT, above=0),
         # What tfscissor.models.training.train_classifier does; other values need it to support them.
@@ -132,8 +133,12 @@ def load_recipe(path):
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"recipe {path} not found: give the path of a YAML recipe such as recipes/demo.yaml")
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"recipe {path} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
+    try:
+        _refuse_aliases(text, path)
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -142,8 +147,35 @@ def load_recipe(path):
         raise UsageError(f"recipe {path} must be a mapping of sections ({', '.join(SCHEMA)})")
     lines = _lines(root, path)
     recipe = _merge(SCHEMA, data, lines, path, ())
+    _check_finite(recipe, path, lines, ())
     _check_together(recipe, path, lines)
     return recipe
+
+
+def _refuse_aliases(text, path):
+    """Refuse anchors and aliases before the document is built: a few hundred bytes of nested aliases expand
+    to gigabytes ("billion laughs"), and a recipe has no need of them."""
+    for event in yaml.parse(text):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise UsageError(
+                f"recipe {path}, line {event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) are not "
+                "supported: write the value out"
+            )
+
+
+def _check_finite(node, path, lines, keypath):
+    """Refuse .nan and .inf anywhere, free-form mappings (model.args) included: no setting means infinity."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_finite(value, path, lines, (*keypath, key))
+    elif isinstance(node, list):
+        for item in node:
+            _check_finite(item, path, lines, keypath)
+    elif isinstance(node, float) and not math.isfinite(node):
+        where = next((lines[k] for k in (keypath[:n] for n in range(len(keypath), 0, -1)) if k in lines), "?")
+        raise UsageError(
+            f"recipe {path}, line {where}: {'.'.join(map(str, keypath))} must be a finite number, got {node}"
+        )
 
 
 def _mark(err):
@@ -216,6 +248,8 @@ def _check_value(spec, value, dotted, where):
             wanted = "numbers" if float in spec.items else "integers" if int in spec.items else "strings"
             raise UsageError(f"{where}: {dotted} must be a list of {wanted}, got {item!r} in it")
     for item in values:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"{where}: {dotted} must be a finite number, got {item}")
         if isinstance(item, (int, float)) and not isinstance(item, bool):
             _check_range(spec, item, dotted, where)
     for item in value if isinstance(value, list) and spec.choices else [value] if spec.choices else []:

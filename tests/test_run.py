@@ -93,3 +93,20 @@ def test_same_recipe_same_numbers(tmp_path):
     first = run_recipe(recipe, tmp_path / "a")["rows"]
     second = run_recipe(recipe, tmp_path / "b")["rows"]
     assert first == second
+
+
+def test_a_run_folder_tfscissor_did_not_make_is_refused_before_anything_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from tfscissor.cli import cli
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes\n")
+    recipe = _write(tmp_path, TINY)
+    with pytest.raises(UsageError, match=r"holds files tfscissor did not write \(report.md\): choose a new or empty"):
+        run_recipe(load_recipe(recipe), mine)
+    result = CliRunner().invoke(cli, ["--quiet", "run", str(recipe), "-o", str(mine)])
+    assert result.exit_code == 2 and "did not write" in result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["report.md"]
+    assert (mine / "report.md").read_text() == "my notes\n"

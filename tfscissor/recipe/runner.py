@@ -15,7 +15,14 @@ import time
 from pathlib import Path
 
 from tfscissor.errors import UsageError
-from tfscissor.recipe.manifest import is_current, manifest_path, read_manifest, stage_key, write_manifest
+from tfscissor.recipe.manifest import (
+    MANIFESTS,
+    is_current,
+    manifest_path,
+    read_manifest,
+    stage_key,
+    write_manifest,
+)
 from tfscissor.recipe.stages import STAGE_NAMES, STAGES
 
 log = logging.getLogger("tfscissor.recipe")
@@ -51,6 +58,26 @@ def describe_plan(recipe, run_dir=None):
     return lines
 
 
+# Written into every run folder: a folder that holds files but neither this nor the manifests of an earlier
+# tfscissor version is a user's, and a run would overwrite what is in it (report.md, firmware/, ...).
+RUN_MARK = ".tfscissor-run"
+
+
+def check_run_dir(run_dir):
+    """Refuse a run folder that holds files tfscissor did not write, before anything runs."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"run folder {run_dir} is a file: choose a folder for the run (-o DIR)")
+    if not run_dir.is_dir() or (run_dir / RUN_MARK).is_file() or (run_dir / MANIFESTS).is_dir():
+        return
+    found = sorted(entry.name for entry in run_dir.iterdir())
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise UsageError(
+            f"run folder {run_dir} holds files tfscissor did not write ({shown}): choose a new or empty folder (-o DIR)"
+        )
+
+
 def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
     """Run ``recipe`` (from :func:`load_recipe`) into ``run_dir``; return the summary dict.
 
@@ -69,7 +96,9 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
         extra = f" (the recipe leaves out {start})" if start in STAGE_NAMES else ""
         raise UsageError(f"--from {start!r} is not a stage of this recipe{extra}: use one of {known}")
     run_dir = Path(run_dir)
+    check_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_MARK).touch()
     ctx = Context(recipe, run_dir, progress, callbacks)
     handler = logging.FileHandler(run_dir / RUN_LOG, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

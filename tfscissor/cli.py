@@ -1077,6 +1077,13 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
     help="edgetpu: the edgetpu_compiler to run (default: the one on PATH).",
 )
 @click.option(
+    "--timeout",
+    type=click.IntRange(1, 86_400),
+    default=180,
+    show_default=True,
+    help="edgetpu: seconds the compiler may search (its --timeout_sec); tfscissor stops it a minute after.",
+)
+@click.option(
     "--board",
     type=click.Choice(BOARD_NAMES),
     default=None,
@@ -1085,7 +1092,9 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
 @_policy_options
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.pass_obj
-def compile_(settings, model_path, target, labels, name, cropper_path, compiler, board, scales, margin, output):
+def compile_(
+    settings, model_path, target, labels, name, cropper_path, compiler, timeout, board, scales, margin, output
+):
     """Turn an int8 .tflite (and its cropper) into what a device runs.
 
     \b
@@ -1113,7 +1122,7 @@ def compile_(settings, model_path, target, labels, name, cropper_path, compiler,
         click.echo(f"wrote {output}: {', '.join(bundle.manifest['files'])}")
         return
     bundle = write_edgetpu_bundle(
-        model_path, output, labels=labels, cropper=cropper_path, policy=policy, compiler=compiler
+        model_path, output, labels=labels, cropper=cropper_path, policy=policy, compiler=compiler, timeout=timeout
     )
     for role, analysis in bundle.analyses.items():
         compiled = bundle.compiled.get(role)

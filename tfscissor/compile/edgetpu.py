@@ -29,9 +29,11 @@ the on-chip parameter cache) and parses what it prints and the ``.log`` it write
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -430,7 +432,7 @@ def find_compiler(path=None):
     if path is not None:
         if not (Path(path).is_file() and os.access(path, os.X_OK)):
             raise UsageError(f"--compiler {path} is not an executable file: give the path of edgetpu_compiler")
-        return str(path)
+        return str(Path(path).resolve())  # the compiler runs in a private folder, where a relative path is lost
     found = shutil.which(COMPILER)
     if found is None:
         raise CompilerMissing(f"{COMPILER} is not on PATH: {INSTALL}")
@@ -494,6 +496,39 @@ def parse_compiler_output(text):
     return {"version": version.group(1) if version else None, "models": models, "errors": errors}
 
 
+# The compiler's own --timeout_sec bounds its search; past it by this much, tfscissor stops it.
+GRACE_SECONDS = 60
+
+
+def _run_compiler(command, work, limit):
+    """Run ``command`` in ``work`` for at most ``limit`` seconds; return (exit code, console text).
+
+    The output goes to a file, not a pipe: a process the compiler leaves behind holding its output would keep
+    a pipe open, and reading it would wait out the whole limit after the compiler itself is done. The
+    compiler runs in a session of its own, so stopping it (at the limit, or once it exits) stops whatever it
+    started too. The console is decoded leniently: a stray byte must not hide the compiler's message.
+    """
+    with open(work / "console.txt", "w+b") as console:
+        process = subprocess.Popen(command, cwd=work, stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = process.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            _stop_session(process)
+            raise ModelError(
+                f"{COMPILER} did not finish in {limit} s: give it more time with --timeout SECONDS (now "
+                f"{limit - GRACE_SECONDS})"
+            ) from None
+        _stop_session(process)
+        console.seek(0)
+        return returncode, console.read().decode("utf-8", errors="replace")
+
+
+def _stop_session(process):
+    with contextlib.suppress(ProcessLookupError):  # nothing of it is left
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def compile_models(models, *, compiler=None, timeout=180):
     """Run ``edgetpu_compiler`` on ``models`` ({name: int8 ``.tflite`` bytes}) in one call, so that they are
     co-compiled and share the on-chip cache (in the given order: the first gets it first).
@@ -515,16 +550,12 @@ def compile_models(models, *, compiler=None, timeout=180):
             (work / f"{name}.tflite").write_bytes(data)
             inputs.append(f"{name}.tflite")
         command = [executable, "--show_operations", "--out_dir", "out", "--timeout_sec", str(timeout), *inputs]
-        try:
-            run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout + 60)
-        except subprocess.TimeoutExpired:
-            raise ModelError(f"{COMPILER} did not finish in {timeout + 60} s: give it a longer timeout") from None
-        console = run.stdout + run.stderr
+        returncode, console = _run_compiler(command, work, timeout + GRACE_SECONDS)
         parsed = parse_compiler_output(console)
         outputs = {name: work / "out" / f"{name}_edgetpu.tflite" for name in models}
-        if run.returncode != 0 or not all(path.is_file() for path in outputs.values()):
+        if returncode != 0 or not all(path.is_file() for path in outputs.values()):
             said = parsed["errors"] or console.strip().splitlines()[-1:] or ["it printed nothing"]
-            raise ModelError(f"{COMPILER} failed (exit {run.returncode}): {'; '.join(said)}")
+            raise ModelError(f"{COMPILER} failed (exit {returncode}): {'; '.join(said)}")
         blocks = {Path(block["input"]).name: block for block in parsed["models"]}
         compiled = {}
         for name, path in outputs.items():

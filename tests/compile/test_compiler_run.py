@@ -2,7 +2,6 @@
 hangs with children of its own, and one that exits while a child still holds its output. Small shell scripts
 stand in for the compiler at the process boundary."""
 
-import os
 import time
 
 import pytest

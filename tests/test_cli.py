@@ -457,3 +457,23 @@ def test_non_finite_numbers_are_refused_before_any_work(tmp_path, value):
     result = invoke("trim", tmp_path / "m.keras", "--data", DATA, "--ratio", value, "-o", tmp_path / "t.keras")
     assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "code, advice",
+    [(28, "No space left on device: free some space"), (30, "Read-only file system: the file system is read-only")],
+)
+def test_a_full_or_read_only_disk_is_one_line(tmp_path, monkeypatch, code, advice):
+    import os
+
+    import keras
+
+    def full(self, path, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    result = invoke("train", "--data", DATA, "--epochs", "1", "-o", tmp_path / "m.keras")
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "cannot write" in line and advice in line and "(-o)" in line and "internal error" not in line
+    assert not (tmp_path / "m.keras").exists()

@@ -3,6 +3,7 @@
 Heavy imports (TensorFlow, Keras, LiteRT) happen inside the commands, so ``tfscissor --help`` is instant.
 """
 
+import errno
 import json
 import logging
 import math
@@ -51,6 +52,15 @@ class Settings:
         return [EpochProgress(desc)]
 
 
+# What the file system says when an output cannot be written, and what the user can do about it.
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "free some space, or write the output elsewhere (-o)",
+    errno.EDQUOT: "free some of your quota, or write the output elsewhere (-o)",
+    errno.EROFS: "the file system is read-only: write the output elsewhere (-o)",
+    errno.EACCES: "you may not write there: write the output elsewhere (-o)",
+}
+
+
 class _Group(click.Group):
     """Turns tfscissor's errors into one line and an exit code; ``--debug`` shows the traceback instead."""
 
@@ -66,6 +76,9 @@ class _Group(click.Group):
         except Exception as err:
             if ctx.params.get("debug"):
                 raise
+            if isinstance(err, OSError) and err.errno in _WRITE_ERRNOS:
+                where = f"{err.filename}: " if err.filename else ""
+                raise _OneLine(f"cannot write {where}{err.strerror}: {_WRITE_ERRNOS[err.errno]}", 1) from None
             detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise _OneLine(
                 f"internal error: {type(err).__name__}: {detail} (rerun with --debug for the traceback)", 1

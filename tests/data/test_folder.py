@@ -183,6 +183,15 @@ def test_undecodable_image_is_named(flat):
         load_data(f"folder:{flat}")
 
 
+def test_an_image_too_large_to_decode_safely_is_named(flat, monkeypatch):
+    """Pillow refuses images past twice MAX_IMAGE_PIXELS (a 20000x20000 photo at the default): a small limit
+    plays that here."""
+    _image(flat / "dog" / "huge.png", 9, size=(40, 40))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)
+    with pytest.raises(DataError, match=r"cannot decode image .*dog/huge.png: it has more pixels than .*downscale it"):
+        load_data(f"folder:{flat}")
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(DataError, match="does not exist or is not a directory"):
         load_data(f"folder:{tmp_path / 'nope'}")

@@ -157,6 +157,11 @@ def _decode(path):
                     return np.rint(np.clip(array, 0, 255)).astype(np.uint8), True
                 return np.asarray(image.convert("L")), True
             return np.asarray(image.convert("RGB")), False
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"cannot decode image {path}: it has more pixels than Pillow decodes safely "
+            f"({2 * Image.MAX_IMAGE_PIXELS:,}); downscale it or remove it"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: {exc}; remove or replace the file") from None
 

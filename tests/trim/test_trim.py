@@ -235,3 +235,18 @@ def test_a_removed_channel_is_replaced_by_its_mean(compensate, b_bias, b_batch_n
     if b_batch_norm:
         shift = result.model.get_layer("b_bn").moving_mean.numpy() - model.get_layer("b_bn").moving_mean.numpy()
         assert (np.abs(shift).max() > 1e-3) == (absorbed_by == "b_bn")
+
+
+def test_a_budget_is_met_by_a_cheaper_last_channel_rather_than_overshot():
+    """The lowest score left is a costly channel that would take the cost to 0.70 for a budget of 0.95: a
+    channel of the other group lands on the budget instead."""
+    scores = {"wide": np.array([0.1, 5.0]), "narrow": np.array([0.3, 0.2, 6.0])}
+
+    def cost(kept):
+        return 1.0 - 0.3 * (2 - len(kept["wide"])) - 0.05 * (3 - len(kept["narrow"]))
+
+    kept = select_channels(scores, cost=cost, target=0.95)
+    assert kept["wide"].tolist() == [0, 1] and kept["narrow"].tolist() == [0, 2]
+    # Where nothing else meets the budget, the lowest score goes as before.
+    kept = select_channels(scores, cost=cost, target=0.72)
+    assert kept["wide"].tolist() == [1]

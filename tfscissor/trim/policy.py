@@ -161,7 +161,31 @@ def _select_for_budget(scores, cost, target, round_to, min_channels, floors, all
             high = middle
         else:
             low = middle + 1
-    return kept_after(low)
+    if low == 0:
+        return kept_after(0)
+    return _land_near(scores, _remove_lowest(scores, low - 1, floors), cost, target, floors, round_to, min_channels)
+
+
+# How far under the budget the last removal may land before a cheaper one is looked for.
+BUDGET_TOLERANCE = 0.01
+
+
+def _land_near(scores, counts, cost, target, floors, round_to, min_channels):
+    """The last removal of a budgeted trim: ``counts`` is one channel short of the budget. The next channel in
+    score order can be a costly one (a channel of a wide, high-resolution layer frees several percent of the
+    MACs at once) and overshoot it; then the lowest-scored next channel of another group that meets the budget
+    within :data:`BUDGET_TOLERANCE` goes instead, so criteria are compared at the cost they were asked for."""
+    options = []
+    for name, values in scores.items():
+        if counts[name] <= floors[name]:
+            continue
+        fewer = {**counts, name: counts[name] - 1}
+        kept = _keep(scores, fewer, round_to, min_channels)
+        reached = cost(kept)
+        if reached <= target:
+            next_score = np.sort(values)[len(values) - counts[name]]
+            options.append((reached < target - BUDGET_TOLERANCE, float(next_score), name, kept))
+    return min(options, key=lambda option: option[:3])[3]
 
 
 def trim_model(

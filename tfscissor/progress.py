@@ -10,10 +10,11 @@ from tqdm.auto import tqdm
 
 
 def progress_bar(total=None, desc=None, enabled=True, unit="it"):
-    """A tqdm bar on stderr, or a silent stand-in with the same interface when ``enabled`` is False."""
-    return tqdm(
-        total=total, desc=desc, disable=not enabled, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True
-    )
+    """A tqdm bar on stderr, or a silent stand-in with the same interface when ``enabled`` is False or stderr
+    is not a terminal: a bar redraws itself with carriage returns, which a log file keeps as thousands of
+    lines (``make demo > log`` held 190 KB of them). Lines written with :func:`note` reach a log either way."""
+    shown = enabled and sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, disable=not shown, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 def note(message, enabled=True):

@@ -148,6 +148,11 @@ def trim_and_fine_tune(
                 kept = _compose(kept, result)
                 current, now = result.model, profile_model(result.model)
                 bar.update(1)
+                note(
+                    f"trim step {(index - 1) * steps + step}/{surgeries}: MACs {now.macs / original.macs:.1%}, "
+                    f"params {now.params / original.params:.1%} of the original",
+                    progress,
+                )
             accuracy_trimmed = evaluate_classifier(current, dataset.val)
             if fine_tune_epochs:
                 train_classifier(

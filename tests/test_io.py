@@ -55,3 +55,29 @@ def test_artifacts_get_the_umask_mode_not_private(tmp_path):
         os.umask(old)
     assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def _dead_pid():
+    """The id of a process that has ended."""
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_one(tmp_path):
+    import os
+
+    dead, alive = _dead_pid(), os.getpid()
+    (tmp_path / f".model.keras.{dead}-abc123.tmp.keras").write_text("half")
+    (tmp_path / f".fw.{dead}-def456.tmp").mkdir()
+    (tmp_path / f".fw.{dead}-def456.tmp" / "model_data.cc").write_text("half")
+    (tmp_path / f".fw.{dead}-ghi789.old").mkdir()
+    (tmp_path / f".model.keras.{alive}-jkl012.tmp.keras").write_text("still being written")
+    (tmp_path / ".model.keras.notes").write_text("the user's")
+    write_text(tmp_path / "model.keras", "whole")
+    with atomic_dir(tmp_path / "fw") as folder:
+        (folder / "model_data.cc").write_text("whole")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["fw", "model.keras", f".model.keras.{alive}-jkl012.tmp.keras", ".model.keras.notes"])

@@ -6,6 +6,12 @@ valid C++ against the API as TFLM declares it (``MicroInterpreter(model, resolve
 ``MicroMutableOpResolver<N>::AddXxx()``, ``GetModel``, ``MicroPrintf`` ...), not that TFLM computes the right
 scores: that is checked on the exact model bytes by TFLM's Python interpreter. The fake resolver fails like
 TFLM's on a duplicate op or one op too many for ``N``; the fake ``Model::version()`` reads the real flatbuffer.
+
+Like the trees create_tflm_tree.py makes, it comes for a target: ``"cortex_m_generic"`` (the default) hands each
+``MicroPrintf`` message to the callback given to ``RegisterDebugLogCallback`` and drops it when none is, and its
+``micro_time.cc`` reads the DWT cycle counter unless built with ``PROJECT_GENERATION``; ``"reference"`` prints
+to stderr and has no callback. ``cmsis_nn=True`` adds the CMSIS-NN kernels' files, which compile only with
+``CMSIS_NN`` defined (``conv.h`` declares ``Register_CONV_2D_INT8()`` inline otherwise, as TFLM's does).
 """
 
 from pathlib import Path
@@ -65,12 +71,20 @@ class MicroInterpreter {
 
 _SOURCE = """#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include "tensorflow/lite/micro/debug_log.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
 #include "tensorflow/lite/micro/system_setup.h"
 
 namespace {
+void DebugLine(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  DebugLog(format, args);
+  va_end(args);
+}
 uint32_t Read32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
 uint16_t Read16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
 // -DFAKE_INPUT_BYTES=a,b -DFAKE_OUTPUT_BYTES=c,d: the first interpreter made has a and c, the next b and d.
@@ -84,12 +98,13 @@ const int8_t kOutputs[] = {FAKE_OUTPUTS};
 #endif
 }  // namespace
 
+// MicroPrintf as TFLM's micro_log.cc has it: the message, then "\\r\\n", each through the target's DebugLog.
 void MicroPrintf(const char* format, ...) {
   va_list args;
   va_start(args, format);
-  std::vprintf(format, args);
+  DebugLog(format, args);
   va_end(args);
-  std::printf("\\n");
+  DebugLine("\\r\\n");
 }
 
 namespace tflite {
@@ -119,6 +134,12 @@ TfLiteStatus MicroInterpreter::AllocateTensors() {
   return kTfLiteOk;
 }
 TfLiteStatus MicroInterpreter::Invoke() {
+#ifdef FAKE_MAX_INVOKES
+  // -DFAKE_MAX_INVOKES=n: the program exits, flushing its output, when every interpreter has run n times, so that
+  // a test can run a port's main(), whose loop never ends.
+  static size_t invokes = 0;
+  if (invokes++ == FAKE_MAX_INVOKES * interpreters_made) std::exit(0);
+#endif
 #ifdef FAKE_OUTPUTS
   std::memcpy(output_.data.int8, kOutputs + output_offset_, output_.bytes);
 #else
@@ -159,8 +180,78 @@ class MicroMutableOpResolver : public MicroOpResolver {{
 """
 
 
-def write_fake_tflm(root):
-    """Write the fake tree under ``root`` (laid out like create_tflm_tree.py's output) and return it."""
+_DEBUG_LOG = """#pragma once
+#include <cstdarg>
+extern "C" void DebugLog(const char* format, va_list args);
+"""
+
+_REFERENCE_DEBUG_LOG = """#include <cstdio>
+#include "tensorflow/lite/micro/debug_log.h"
+extern "C" void DebugLog(const char* format, va_list args) { std::vfprintf(stderr, format, args); }
+"""
+
+_CALLBACK = """#pragma once
+extern "C" {
+typedef void (*DebugLogCallback)(const char* s);
+void RegisterDebugLogCallback(DebugLogCallback callback);
+}
+"""
+
+_CORTEX_M_DEBUG_LOG = """#include <cstdio>
+#include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
+#include "tensorflow/lite/micro/debug_log.h"
+namespace {
+DebugLogCallback debug_log_callback = nullptr;
+}  // namespace
+extern "C" void RegisterDebugLogCallback(DebugLogCallback callback) { debug_log_callback = callback; }
+extern "C" void DebugLog(const char* format, va_list args) {
+  char buffer[256];
+  std::vsnprintf(buffer, sizeof(buffer), format, args);
+  if (debug_log_callback != nullptr) debug_log_callback(buffer);
+}
+"""
+
+# TFLM's reads the DWT cycle counter, which the CMSIS device header declares; the tree has no such header.
+_CORTEX_M_MICRO_TIME = """#include <cstdint>
+#ifdef CMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE
+#include CMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE
+#endif
+namespace tflite {
+#if defined(PROJECT_GENERATION)
+uint32_t GetCurrentTimeTicks() { return 0; }
+#else
+uint32_t GetCurrentTimeTicks() { return DWT->CYCCNT; }
+#endif
+}  // namespace tflite
+"""
+
+_CONV_H = """#pragma once
+namespace tflite {
+struct TFLMRegistration { int kernel; };
+TFLMRegistration Register_CONV_2D();
+#if defined(CMSIS_NN)
+TFLMRegistration Register_CONV_2D_INT8();
+#else
+inline TFLMRegistration Register_CONV_2D_INT8() { return Register_CONV_2D(); }
+#endif
+}  // namespace tflite
+"""
+
+_CMSIS_NN_CONV = """#include "tensorflow/lite/micro/kernels/conv.h"
+namespace tflite {
+TFLMRegistration Register_CONV_2D() { return {1}; }
+TFLMRegistration Register_CONV_2D_INT8() { return {2}; }
+}  // namespace tflite
+"""
+
+TARGETS = ("cortex_m_generic", "reference")
+
+
+def write_fake_tflm(root, target="cortex_m_generic", cmsis_nn=False):
+    """Write the fake tree under ``root`` (laid out like create_tflm_tree.py's output for ``target``, with the
+    CMSIS-NN kernels when ``cmsis_nn``) and return it."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown fake TFLM target {target!r}: use one of {', '.join(TARGETS)}")
     root = Path(root)
     files = {
         "tensorflow/lite/c/common.h": _COMMON,
@@ -170,8 +261,19 @@ def write_fake_tflm(root):
         "tensorflow/lite/micro/micro_interpreter.h": _INTERPRETER,
         "tensorflow/lite/micro/micro_log.h": "#pragma once\nvoid MicroPrintf(const char* format, ...);\n",
         "tensorflow/lite/micro/system_setup.h": "#pragma once\nnamespace tflite {\nvoid InitializeTarget();\n}\n",
+        "tensorflow/lite/micro/debug_log.h": _DEBUG_LOG,
         "tensorflow/lite/micro/fake_tflm.cc": _SOURCE,
     }
+    if target == "cortex_m_generic":
+        files["tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"] = _CALLBACK
+        files["tensorflow/lite/micro/cortex_m_generic/debug_log.cc"] = _CORTEX_M_DEBUG_LOG
+        files["tensorflow/lite/micro/cortex_m_generic/micro_time.cc"] = _CORTEX_M_MICRO_TIME
+    else:
+        files["tensorflow/lite/micro/debug_log.cc"] = _REFERENCE_DEBUG_LOG
+    if cmsis_nn:
+        files["tensorflow/lite/micro/kernels/conv.h"] = _CONV_H
+        files["tensorflow/lite/micro/kernels/cmsis_nn/conv.cc"] = _CMSIS_NN_CONV
+        files["third_party/cmsis_nn/Source/arm_fake_s8.c"] = "int arm_fake_s8(int x) { return x; }\n"
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The generated Makefile and TFLM glue, built and run against the stand-in TFLM tree of ``fake_tflm.py``."""
+"""The generated Makefile and TFLM glue, built and run against the stand-in TFLM tree of ``fake_tflm.py``: a
+Cortex-M tree (``MicroPrintf`` prints only through the callback ``main()`` registers) unless a test says otherwise."""
 
 import shutil
 import subprocess
@@ -36,9 +37,35 @@ def test_host_build_runs_setup_and_loop(int8_model, tmp_path, fake_tflm, model_n
     result = _make(project, f"TFLM_DIR={fake_tflm}", f"TARGET_FLAGS={_fake_sizes(project)}", f"OPT={WARNINGS}", "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "libtflm.a" in result.stdout  # TFLM's sources were found under TFLM_DIR and archived
+    # Through the debug log callback that main() registers: the tree drops messages while none is registered.
     assert f"Tensor arena: {16 * 16 * 3 + 3} of {project.arena_bytes} bytes used." in result.stdout
     # Three loops, each ending in the responder; the fake kernels score every class 127, so argmax is 0.
     assert result.stdout.count("class 0 (a) score ") == 3
+
+
+def test_host_build_against_a_reference_tree_prints_through_its_debug_log(int8_model, tmp_path):
+    # TFLM's reference tree has no RegisterDebugLogCallback: main() links without it and DebugLog prints itself.
+    reference = write_fake_tflm(tmp_path / "reference-tree", target="reference")
+    project = _project(int8_model, tmp_path, "plain")
+    result = _make(project, f"TFLM_DIR={reference}", f"TARGET_FLAGS={_fake_sizes(project)}", f"OPT={WARNINGS}", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Tensor arena: {16 * 16 * 3 + 3} of {project.arena_bytes} bytes used." in result.stderr
+    assert result.stdout.count("class 0 (a) score ") == 3
+    assert "-DCMSIS_NN" not in result.stdout and "-DPROJECT_GENERATION" not in result.stdout
+
+
+def test_makefile_defines_what_a_cmsis_nn_cortex_m_tree_needs(int8_model, tmp_path):
+    # The stand-in's CMSIS-NN conv.cc redefines Register_CONV_2D_INT8() without CMSIS_NN, and its cortex_m_generic
+    # micro_time.cc reads DWT, which no header declares, without PROJECT_GENERATION: as TFLM's own do.
+    tree = write_fake_tflm(tmp_path / "cmsis-nn-tree", cmsis_nn=True)
+    project = _project(int8_model, tmp_path, "plain")
+    result = _make(project, f"TFLM_DIR={tree}", f"TARGET_FLAGS={_fake_sizes(project)}", f"OPT={WARNINGS}", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    compiles = [line for line in result.stdout.splitlines() if " -c " in line]
+    assert any("kernels/cmsis_nn/conv.cc" in line for line in compiles)
+    assert any("third_party/cmsis_nn/Source/arm_fake_s8.c" in line for line in compiles)
+    for flag in ("-DCMSIS_NN", "-DPROJECT_GENERATION", "-DTF_LITE_MCU_DEBUG_LOG"):
+        assert all(flag in line for line in compiles), flag
 
 
 def test_model_test_stops_at_the_first_wrong_score(int8_model, tmp_path, fake_tflm):

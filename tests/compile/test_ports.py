@@ -2,15 +2,17 @@
 and the plain CMake port configures and cross-compiles against the stand-in TFLM tree of ``fake_tflm.py``."""
 
 import json
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.compile.fake_tflm import write_fake_tflm
 from tfscissor.compile import write_tflm_project
-from tfscissor.compile.boards import BOARDS, Board, BoardFit, check_fit
-from tfscissor.compile.ports import HOST_ONLY, PORTS, _cmake_app_sources, add_board_port, app_sources
+from tfscissor.compile.boards import BOARDS, RUNTIME_FLASH, RUNTIME_RAM, Board, BoardFit, check_fit
+from tfscissor.compile.ports import HOST_ONLY, PORTS, _cmake_app_sources, add_board_port, app_sources, board_ports
 
 # A project as write_tflm_project hands it to the board step, with a plain-C source and a header of the kind
 # the two-stage runner adds, and the cropper's own project, whose main_functions.cc must not be built again.
@@ -130,18 +132,32 @@ NO_HOST_BUILD = shutil.which("cmake") is None or shutil.which("g++") is None or 
 @pytest.mark.skipif(NO_HOST_BUILD, reason="needs cmake and the host compilers gcc and g++")
 def test_zephyr_application_compiles_every_source_against_a_stand_in_zephyr(int8_model, tmp_path):
     # The stand-in Zephyr package does what Zephyr's does for an application: it starts the CMake project and
-    # makes the `app` library, here with the fake TFLM's headers where the tflite-micro module puts TFLM's.
+    # makes the `app` library, here with the fake TFLM's headers where the tflite-micro module puts TFLM's. It
+    # also links `app` with the fake TFLM and a printk writing to stderr into a program that runs the port's main().
     project = write_tflm_project(int8_model("plain"), tmp_path / "fw", labels=["a", "b", "c"], board="stm32h7")
     (project.path / "preprocess.c").write_text("int tfscissor_preprocess_probe(int x) { return x + 1; }\n")
     fake = write_fake_tflm(tmp_path / "tflm-tree")
     package = tmp_path / "zephyr-package"
-    package.mkdir()
+    (package / "include" / "zephyr" / "sys").mkdir(parents=True)
+    (package / "include" / "zephyr" / "sys" / "printk.h").write_text(
+        '#pragma once\nextern "C" void printk(const char* format, ...);\n'
+    )
+    (package / "printk.cc").write_text(
+        "#include <cstdarg>\n#include <cstdio>\n"
+        'extern "C" void printk(const char* format, ...) {\n'
+        "  va_list args;\n  va_start(args, format);\n  std::vfprintf(stderr, format, args);\n  va_end(args);\n}\n"
+    )
+    fake_sources = " ".join(f'"{p}"' for p in sorted(fake.rglob("*.cc")))
+    flags = f"-DTF_LITE_STATIC_MEMORY -DFAKE_INPUT_BYTES={16 * 16 * 3}u -DFAKE_OUTPUT_BYTES=3u -DFAKE_MAX_INVOKES=2"
     (package / "ZephyrConfig.cmake").write_text(
         "project(Zephyr-Kernel LANGUAGES C CXX)\n"
         'add_library(app STATIC "")\n'
-        f'target_include_directories(app PRIVATE "{fake}")\n'
-        f"target_compile_options(app PRIVATE -DTF_LITE_STATIC_MEMORY -DFAKE_INPUT_BYTES={16 * 16 * 3}u "
-        "-DFAKE_OUTPUT_BYTES=3u -Wall -Wextra -Werror $<$<COMPILE_LANGUAGE:CXX>:-std=c++17>)\n"
+        f'target_include_directories(app PRIVATE "{fake}" "{package / "include"}")\n'
+        f"target_compile_options(app PRIVATE {flags} -Wall -Wextra -Werror $<$<COMPILE_LANGUAGE:CXX>:-std=c++17>)\n"
+        f'add_executable(zephyr_stand_in "{package / "printk.cc"}" {fake_sources})\n'
+        f'target_include_directories(zephyr_stand_in PRIVATE "{fake}")\n'
+        f"target_compile_options(zephyr_stand_in PRIVATE {flags} -DPROJECT_GENERATION -std=c++17)\n"
+        "target_link_libraries(zephyr_stand_in PRIVATE app)\n"
     )
     build = tmp_path / "build"
     configure = ["cmake", "-S", str(project.path / "zephyr"), "-B", str(build), f"-DZephyr_DIR={package}"]
@@ -149,13 +165,20 @@ def test_zephyr_application_compiles_every_source_against_a_stand_in_zephyr(int8
     assert result.returncode == 0, result.stdout + result.stderr
     result = subprocess.run(["cmake", "--build", str(build), "--target", "app"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    objects = {p.name.split(".")[0] for p in build.rglob("*.o")}
+    objects = {p.name.split(".")[0] for p in build.rglob("*.o") if "/app.dir/" in p.as_posix()}
     assert objects == {
         "main",
         *(name.rsplit(".", 1)[0] for name in app_sources(dict.fromkeys(p.name for p in project.path.iterdir()))),
     }
     mains = [p.relative_to(build).as_posix() for p in build.rglob("main.cc.o")]
     assert len(mains) == 1 and mains[0].endswith("/src/main.cc.o")  # the port's, not the host's
+    # The port's main() registers printk as MicroPrintf's output (the fake tree drops messages otherwise).
+    result = subprocess.run(["cmake", "--build", str(build), "--target", "zephyr_stand_in"], capture_output=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run([str(build / "zephyr_stand_in")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Tensor arena: {16 * 16 * 3 + 3} of {project.arena_bytes} bytes used." in result.stderr
+    assert result.stdout.count("class 0 (a) score ") == 2
 
 
 def test_zephyr_port_enables_the_tflm_module():
@@ -191,7 +214,7 @@ def test_manifest_and_readme_name_the_board_port_and_commands():
         "arduino-cli core install arduino:mbed_nano",
         "arduino-cli lib install Chirale_TensorFLowLite",
     ]
-    assert entry["needs"] == {"flash_bytes": 1000 + 160 * 1024, "ram_bytes": 1000 + 48 * 1024, "warnings": []}
+    assert entry["needs"] == {"flash_bytes": 1000 + 96 * 1024, "ram_bytes": 1000 + 8 * 1024, "warnings": []}
     listed = json.loads(files["manifest.json"])["files"]
     assert "arduino/app/app.ino" in listed and "cmake/CMakeLists.txt" in listed
     readme = files["README.md"]
@@ -241,11 +264,15 @@ SECTIONS {
 """
 
 
-def _build_cmake_port(project, tmp_path, fake_sizes):
-    """Configure and build the project's cmake/ port, linked with a minimal start-up; returns the build folder."""
-    (tmp_path / "startup.c").write_text(STARTUP)
-    (tmp_path / "board.ld").write_text(LINKER_SCRIPT)
-    fake = write_fake_tflm(tmp_path / "tflm-tree")
+def _build_cmake_port(project, tmp_path, fake_sizes, tree=None, startup=None, linker_script=None, options=()):
+    """Configure and build the project's cmake/ port against ``tree`` (default: the fake Cortex-M tree), linked
+    with ``startup`` and ``linker_script`` (default: a minimal start-up), with more cmake ``options``; returns the
+    build folder."""
+    if startup is None:
+        startup, linker_script = tmp_path / "startup.c", tmp_path / "board.ld"
+        startup.write_text(STARTUP)
+        linker_script.write_text(LINKER_SCRIPT)
+    fake = tree or write_fake_tflm(tmp_path / "tflm-tree")
     build = tmp_path / "build"
     configure = [
         "cmake",
@@ -256,8 +283,10 @@ def _build_cmake_port(project, tmp_path, fake_sizes):
         f"-DCMAKE_TOOLCHAIN_FILE={project.path / 'cmake' / 'arm-none-eabi.cmake'}",
         f"-DTFLM_DIR={fake}",
         f"-DCMAKE_CXX_FLAGS={fake_sizes} -Wall -Wextra -Werror",
-        f"-DSTARTUP_SOURCES={tmp_path / 'startup.c'}",
-        f"-DLINKER_SCRIPT={tmp_path / 'board.ld'}",
+        f"-DSTARTUP_SOURCES={startup}",
+        f"-DLINKER_SCRIPT={linker_script}",
+        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+        *options,
     ]
     result = subprocess.run(configure, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -325,3 +354,134 @@ def test_cmake_port_without_tflm_dir_says_what_to_set(tmp_path):
         cwd=tmp_path / "cmake",
     )
     assert result.returncode != 0 and "set TFLM_DIR to a tree made by TFLM's create_tflm_tree.py" in result.stderr
+
+
+def _compile_commands(build):
+    return [entry["command"] for entry in json.loads((build / "compile_commands.json").read_text())]
+
+
+NO_QEMU = NO_CROSS or shutil.which("qemu-system-arm") is None
+BOARD_C = Path(__file__).with_name("c")
+
+
+@pytest.mark.skipif(NO_QEMU, reason="needs cmake, arm-none-eabi-g++ and qemu-system-arm (Debian: see make system-deps)")
+def test_cmake_port_runs_on_a_cortex_m4_with_cmsis_nn_at_os(int8_model, tmp_path):
+    # A CMSIS-NN tree for cortex_m_generic, as create_tflm_tree.py makes it: the stand-in's kernels compile only
+    # with CMSIS_NN and its micro_time.cc only with PROJECT_GENERATION, like TFLM's. Linked with what a board
+    # supplies (start-up code, linker script, _write, _exit: tests/compile/c/) against newlib-nano, and run.
+    project = write_tflm_project(int8_model("plain"), tmp_path / "fw", labels=["a", "b", "c"], board="nano33ble")
+    tree = write_fake_tflm(tmp_path / "cmsis-nn-tree", cmsis_nn=True)
+    build = _build_cmake_port(
+        project,
+        tmp_path,
+        f"-DFAKE_INPUT_BYTES={16 * 16 * 3}u -DFAKE_OUTPUT_BYTES=3u -DFAKE_MAX_INVOKES=3",
+        tree=tree,
+        startup=BOARD_C / "cortex_m4_board.c",
+        linker_script=BOARD_C / "mps2_an386.ld",
+        options=["-DCPU_FLAGS=-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"],
+    )
+    commands = _compile_commands(build)
+    assert any("kernels/cmsis_nn/conv.cc" in command for command in commands)
+    for flag in ("-Os", "-DCMSIS_NN", "-DPROJECT_GENERATION", "-DTF_LITE_MCU_DEBUG_LOG"):
+        assert all(flag in command.split() for command in commands), flag
+    machine = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none"]
+    result = subprocess.run(
+        [*machine, "-semihosting-config", "enable=on,target=native", "-kernel", str(build / "model.elf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr  # qemu writes the semihosting console (SYS_WRITEC) on stderr
+    assert result.returncode == 0, output
+    # MicroPrintf reaches _write through the callback main() registers; the scores print without float printf.
+    assert f"Tensor arena: {16 * 16 * 3 + 3} of {project.arena_bytes} bytes used." in output
+    output_tensor = json.loads(project.file("manifest.json").read_text())["output"]
+    scale, zero = output_tensor["scale"], output_tensor["zero_point"]
+    assert output.count(f"class 0 (a) score {(127 - zero) * scale:.3f} scores 127 127 127") == 3
+
+
+@pytest.mark.skipif(NO_CROSS, reason="needs cmake and arm-none-eabi-g++ (Debian: cmake gcc-arm-none-eabi)")
+def test_cmake_port_build_type_overrides_the_os_default(int8_model, tmp_path):
+    project = write_tflm_project(int8_model("plain"), tmp_path / "fw", labels=["a", "b", "c"], board="rp2040")
+    sizes = f"-DFAKE_INPUT_BYTES={16 * 16 * 3}u -DFAKE_OUTPUT_BYTES=3u"
+    build = _build_cmake_port(project, tmp_path, sizes, options=["-DCMAKE_BUILD_TYPE=Release"])
+    commands = _compile_commands(build)
+    assert all("-O3" in c.split() and "-Os" not in c.split() for c in commands)
+    assert not any("-DCMSIS_NN" in c for c in commands)  # a tree without the CMSIS-NN kernels
+
+
+# -- what every port's firmware does -----------------------------------------------------------------------
+
+# Each port's entry point, and the host's.
+ENTRY_POINTS = {
+    "esp32s3": "esp-idf/main/app_main.cc",
+    "nano33ble": "arduino/app/app.ino",
+    "stm32h7": "zephyr/src/main.cc",
+    "rp2040": "cmake/main.cc",
+    None: "main.cc",
+}
+OUTPUTS = {"esp32s3": "std::fputs(s, stdout)", "nano33ble": "Serial.print(s)", "stm32h7": 'printk("%s", s)'}
+
+
+@pytest.mark.parametrize("board", ENTRY_POINTS)
+def test_every_entry_point_registers_microprintfs_output_first(int8_model, tmp_path, board):
+    project = write_tflm_project(int8_model("plain"), tmp_path / "fw", name="app", board=board)
+    text = project.file(ENTRY_POINTS[board]).read_text()
+    assert '#include "debug_log_output.h"' in text
+    if board != "nano33ble":  # Arduino's core calls setup(): the sketch registers while its statics are made
+        assert -1 < text.index("RegisterDebugLogOutput(WriteDebugLog);") < text.index("setup();")
+    assert OUTPUTS.get(board, "std::fputs(s, stdout);\n  std::fflush(stdout);") in text
+    if board == "nano33ble":
+        assert "RegisterDebugLogOutput(WriteDebugLog);" in text and project.file("arduino/app/debug_log_output.h")
+    header = project.file("debug_log_output.h").read_text()
+    assert "RegisterDebugLogCallback(void (*callback)(const char* s)) __attribute__((weak));" in header
+
+
+# A printf conversion of a float: newlib-nano prints nothing for it without -u _printf_float.
+FLOAT_CONVERSION = re.compile(r"%[-+ #0]*(\d+|\*)?(\.(\d+|\*))?[fFeEgGaA]")
+
+
+@pytest.mark.parametrize("board", ["esp32s3", "nano33ble", "stm32h7"])
+def test_no_source_prints_a_float(int8_model, whole_image_cropper, tmp_path, board):
+    project = write_tflm_project(
+        int8_model("plain"), tmp_path / "fw", name="app", cropper=whole_image_cropper, board=board
+    )
+    sources = [rel for rel in project.files if rel.endswith((".c", ".cc", ".cpp", ".h", ".ino"))]
+    assert "classification_responder.cc" in sources and "main_functions.cc" in sources
+    for rel in sources:
+        strings = re.findall(r'"(?:[^"\\\n]|\\.)*"', project.file(rel).read_text())
+        assert not [s for s in strings if FLOAT_CONVERSION.search(s)], rel
+    assert "FLOAT_PRINTF" not in "".join(
+        project.file(rel).read_text() for rel in project.files if rel.endswith(".conf")
+    )
+
+
+@pytest.mark.parametrize(
+    ("board", "arch"), [("nano33ble", "cortex-m4+fp"), ("stm32h7", "cortex-m7+fp"), ("rp2040", "cortex-m0plus")]
+)
+def test_readme_says_how_to_make_the_tree_and_what_a_bare_metal_board_supplies(int8_model, tmp_path, board, arch):
+    project = write_tflm_project(int8_model("plain"), tmp_path / "fw", name="app", board=board)
+    readme = project.file("README.md").read_text()
+    for needed in (
+        "numpy and Pillow",
+        "the network",
+        "TARGET_TOOLCHAIN_ROOT",
+        "`cortex-m4` is a Cortex-M4 without FPU",
+    ):
+        assert needed in readme, needed
+    assert f"TARGET_ARCH={arch} OPTIMIZED_KERNEL_DIR=cmsis_nn" in readme
+    assert f"TARGET_ARCH={arch} OPTIMIZED_KERNEL_DIR=cmsis_nn" in project.file("cmake/CMakeLists.txt").read_text()
+    for needed in (
+        "`_write`",
+        "start-up code",
+        "linker script",
+        "a stack above 1.2 KiB",
+        "OPT=-Os",
+        "-u _printf_float",
+    ):
+        assert needed in readme, needed
+    # The board fit's allowances, what they are made of, and what each port's build adds to them.
+    assert f"{RUNTIME_FLASH // 1024} KiB of flash and {RUNTIME_RAM // 1024} KiB of RAM" in readme
+    assert "about 95 KB of flash with the CMSIS-NN kernels (64 KB with the reference ones)" in readme
+    for port in board_ports(BOARDS[board]):
+        assert f"With `{port.name}/`, {port.runtime}." in readme

@@ -17,6 +17,7 @@ EXPECTED_FILES = {
     "README.md",
     "classification_responder.cc",
     "classification_responder.h",
+    "debug_log_output.h",
     "image_provider.cc",
     "image_provider.h",
     "main.cc",

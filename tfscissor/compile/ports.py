@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from tfscissor.compile import csource
+from tfscissor.compile.boards import RUNTIME_FLASH, RUNTIME_RAM
 from tfscissor.errors import UsageError
 
 __all__ = ["HOST_ONLY", "PORTS", "Port", "Step", "add_board_port", "app_sources", "board_entry", "board_ports"]
@@ -65,6 +66,7 @@ class Port:
     list_ports = None  # a command listing the serial ports, for ports whose flash command takes one
     copies_sources = False  # True: the port holds copies of the root sources rather than building them in place
     setup_where = ""  # where the set-up commands run, when it matters
+    runtime = ""  # what its build adds to the board fit's runtime allowances, or that it is what they measured
 
     def workdir(self, project_name):
         """Where the port's commands run, relative to the project root."""
@@ -97,6 +99,10 @@ class EspIdf(Port):
         "`. $IDF_PATH/export.sh` in this shell (the first build fetches espressif/esp-tflite-micro)"
     )
     list_ports = "python -m serial.tools.list_ports"  # pyserial, in ESP-IDF's Python environment
+    runtime = (
+        "ESP-IDF's own code and RAM (FreeRTOS, drivers, the console; esp-nn's kernels rather than CMSIS-NN's) come "
+        "on top and are not counted; its main task has an 8 KiB stack (sdkconfig.defaults)"
+    )
 
     def steps(self, board, project_name, serial_port=None):
         port = ("-p", serial_port) if serial_port else ()
@@ -116,6 +122,7 @@ class Arduino(Port):
     install = "install arduino-cli (https://arduino.github.io/arduino-cli/latest/installation/)"
     list_ports = "arduino-cli board list"
     copies_sources = True
+    runtime = "Mbed OS, the Arduino core and its USB serial port come on top and are not counted"
 
     def workdir(self, project_name):
         return f"{self.name}/{project_name}"  # a sketch is a folder named like its .ino
@@ -156,6 +163,10 @@ class Zephyr(Port):
         "(https://docs.zephyrproject.org/latest/develop/getting_started/) and export ZEPHYR_BASE"
     )
     setup_where = " in the Zephyr workspace"
+    runtime = (
+        "the Zephyr kernel, its drivers and its console come on top and are not counted; the main thread has an "
+        "8 KiB stack (prj.conf)"
+    )
 
     def setup(self, board):
         return ("west config manifest.project-filter -- +tflite-micro", "west update")
@@ -177,6 +188,7 @@ class CMake(Port):
     title = "plain CMake (Cortex-M)"
     tool = "cmake"
     install = "install cmake and the GNU Arm toolchain (Debian: cmake gcc-arm-none-eabi libnewlib-arm-none-eabi)"
+    runtime = "they are this port's build as measured, at its default -Os with the CMSIS-NN kernels"
 
     def steps(self, board, project_name, serial_port=None):
         # Builds only: flashing needs the board's start-up code, linker script and probe (see CMakeLists.txt).
@@ -242,7 +254,15 @@ def board_entry(fit, project_name):
 
 def _readme(fit, project_name):
     board = fit.board
-    lines = [f"## Board: {board.title}", "", fit.summary() + "; the allowances are estimates."]
+    lines = [
+        f"## Board: {board.title}",
+        "",
+        f"{fit.summary()}. The allowances, {RUNTIME_FLASH // 1024} KiB of flash and {RUNTIME_RAM // 1024} KiB of "
+        "RAM beyond the models, arenas and buffers, come from the generated firmware built bare-metal with TFLM for "
+        "a Cortex-M4 at -Os: about 95 KB of flash with the CMSIS-NN kernels (64 KB with the reference ones), about "
+        "1 KB of static RAM and a stack of 1.2 KiB at its deepest (4 KiB allowed). Ops whose kernels that build did "
+        "not link need more. " + " ".join(f"With `{port.name}/`, {port.runtime}." for port in board_ports(board)),
+    ]
     if board.port:
         port = PORTS[board.port]
         workdir = port.workdir(project_name)
@@ -277,10 +297,29 @@ def _readme(fit, project_name):
     if board.cortex_m:
         lines += [
             "",
-            "`cmake/` is a plain CMake build for any Cortex-M toolchain (libraries only, until you give it the "
-            "board's start-up code and linker script: see the top of `cmake/CMakeLists.txt`).",
+            "`cmake/` is a plain CMake build for any Cortex-M toolchain, at -Os unless `CMAKE_BUILD_TYPE` says "
+            "otherwise. Its TFLM tree is made for this CPU, in a tflite-micro checkout (see Build above for what the "
+            "script needs):",
+            "",
+            "    python3 tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py /path/to/tflm-tree \\",
+            f'      --makefile_options="TARGET=cortex_m_generic TARGET_ARCH={_tflm_arch(board)} '
+            'OPTIMIZED_KERNEL_DIR=cmsis_nn TARGET_TOOLCHAIN_ROOT=$(dirname $(which arm-none-eabi-gcc))/"',
+            "",
+            "It builds libraries only until given what a bare-metal board supplies itself (see the top of "
+            "`cmake/CMakeLists.txt`): start-up code that copies `.data`, zeroes `.bss`, runs the static constructors "
+            "and switches the FPU on where the CPU flags use it; a linker script, with `end` where the heap for "
+            "newlib's stdout buffer starts; `_write`, where newlib sends `printf` and `MicroPrintf`'s messages (a "
+            "UART); and a stack above 1.2 KiB, the deepest measured with the CMSIS-NN kernels.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _tflm_arch(board):
+    """The board's CPU as TFLM's cortex_m_generic target names it (TARGET_ARCH): ``cortex-m4`` is a Cortex-M4
+    without FPU, ``cortex-m4+fp`` one with (hard-float calls), as the board's compiler flags say."""
+    flags = board.cortex_m.split()
+    cpu = next(flag.removeprefix("-mcpu=") for flag in flags if flag.startswith("-mcpu="))
+    return f"{cpu}+fp" if "-mfloat-abi=hard" in flags else cpu
 
 
 def app_sources(project_files):
@@ -298,6 +337,7 @@ def _values(board, project_name):
         "board_title": board.title,
         "target": board.target,
         "cpu_flags": board.cortex_m,
+        "tflm_arch": _tflm_arch(board) if board.cortex_m else "",
         "flash_mib": board.flash >> 20,
         "app_partition": hex(board.flash - 0x10000),  # everything after the bootloader, partition table, nvs
         "app_sources": _cmake_app_sources(),

@@ -48,6 +48,7 @@ _TEMPLATES = (
     "classification_responder.cc",
     "sample_data.h",
     "model_test.cc",
+    "debug_log_output.h",
     "main.cc",
     "Makefile",
     "README.md",

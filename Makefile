@@ -71,7 +71,8 @@ lint: $(INSTALLED)
 # Debian packages some tests use (they skip, saying why, when a package is absent). Needs root; CI runs it.
 system-deps:
 	apt-get update -q
-	apt-get install -y -q --no-install-recommends dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi g++ \
+	apt-get install -y -q --no-install-recommends dataset-fashion-mnist gcc-arm-none-eabi libnewlib-arm-none-eabi \
+	  libstdc++-arm-none-eabi-newlib g++ \
 	  qemu-system-arm cmake chromium
 
 clean:

@@ -23,8 +23,8 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
 # Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
-# bench/runs/RESULTS.previous.md) with its plots: demo 5 min, trim 30, crop 30, shrink 70 (reusing crop's models),
-# qat 12, prune 15, devices 5, so about 2 h 50 min (167 minutes) on 2 cores. Needs Debian's dataset-fashion-mnist
+# bench/runs/RESULTS.previous.md) with its plots: demo 5 min, trim 105, crop 30, shrink 70 (reusing crop's models),
+# qat 12, prune 15, devices 5, so about 4 hours (237 minutes) on 2 cores. Needs Debian's dataset-fashion-mnist
 # (see system-deps). `python bench/run_all.py --list` prints the order; `--only NAME,...` runs some in place.
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
@@ -33,10 +33,12 @@ bench: $(INSTALLED)
 bench-demo: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
 
-# Trimming criteria against MAC budgets on cluttered Fashion-MNIST (about 30 minutes on 2 cores; needs
-# Debian's dataset-fashion-mnist, see system-deps).
+# Trimming criteria at half the MACs on cluttered Fashion-MNIST (ResNet- and MobileNetV2-style), glyphs and
+# scikit-learn digits, and before fine-tuning at 90% (about 1 h 45 min on 2 cores; needs Debian's
+# dataset-fashion-mnist, see system-deps).
 bench-trim: $(INSTALLED)
-	$(BIN)/python bench/trim_criteria.py
+	$(BIN)/python bench/run_all.py --only trim_criteria,trim_criteria_90,trim_mobilenetv2,trim_mobilenetv2_90,\
+	trim_glyphs,trim_glyphs_90,trim_digits,trim_digits_90
 
 # Crop-then-classify against plain down-scaling and perfect crops on cluttered Fashion-MNIST (about 30
 # minutes on 2 cores; needs Debian's dataset-fashion-mnist, see system-deps).

@@ -7,9 +7,9 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 5 min, trimming criteria 30, crop 30, compound
-shrinking 70 (reusing the crop benchmark's models, trained minutes before), QAT 12, prune vs trim 15, devices 5:
-about 2 h 50 min (167 minutes) in all.
+Expected time on 2 CPU cores (the scripts' own estimates): demo 5 min, trimming criteria 105 (four settings),
+crop 30, compound shrinking 70 (reusing the crop benchmark's models, trained minutes before), QAT 12, prune vs
+trim 15, devices 5: about 4 hours (237 minutes) in all.
 
     .venv/bin/python bench/run_all.py                       # everything (make bench)
     .venv/bin/python bench/run_all.py --list                # the order and the expected minutes
@@ -33,11 +33,44 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from results import HEADER, RESULTS, cpu_name, update_section  # noqa: E402
 
+# The trimming benchmark beyond its main run: before fine-tuning at 90% of the MACs (reusing the main run's
+# baseline, with the one-surgery ablation), and the same comparison on a MobileNetV2-style model and on two more
+# data sets the project makes, smaller.
+TRIM_90 = ["--fine-tune-epochs", "0", "--targets", "0.9"]
+TRIM_SMALL = ["--n", "5000", "--data-seeds", "1", "--criteria", "taylor,relevance,l1,random"]
+TRIM_ELSEWHERE = [
+    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist"),
+    ("trim_glyphs", "resnet", "glyphs"),
+    ("trim_digits", "resnet", "digits"),
+]
+
+
+def trim_runs():
+    """The suite's entries for the trimming benchmark."""
+    main_90 = [
+        "--name",
+        "trim_criteria_90",
+        "--skip-extras",
+        *TRIM_90,
+        "--criteria",
+        "taylor,relevance,l1,random,taylor:steps1",
+        "--baseline",
+        "bench/runs/trim_criteria_baseline.keras",
+    ]
+    entries = [("trim_criteria", "trim_criteria.py", [], 45), ("trim_criteria_90", "trim_criteria.py", main_90, 10)]
+    for name, model, source in TRIM_ELSEWHERE:
+        setting = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL]
+        entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))
+        after = ["--name", f"{name}_90", *setting, *TRIM_90, "--baseline", f"bench/runs/{name}_baseline.keras"]
+        entries.append((f"{name}_90", "trim_criteria.py", after, 3))
+    return entries  # fmt: skip
+
+
 # (section name, script, arguments, expected minutes on 2 CPU cores). The section name is the one the script
 # passes to update_section. compound_shrink reuses the baseline and cropper crop_pipeline has just trained.
 SUITE = [
     ("demo_pipeline", "demo_pipeline.py", [], 5),
-    ("trim_criteria", "trim_criteria.py", [], 30),
+    *trim_runs(),
     ("crop_pipeline", "crop_pipeline.py", [], 30),
     ("compound_shrink", "compound_shrink.py", ["--reuse"], 70),
     ("quantize_qat", "quantize_qat.py", [], 12),

@@ -19,7 +19,7 @@ Writes ``bench/runs/trim_criteria.json`` (after every run, so a stopped benchmar
 ``bench/trim_criteria.png``. ``--quick`` is a smoke run (1 seed, 1 target, tiny data) that writes
 ``bench/runs/trim_criteria_quick.*`` instead. Progress, one line per run, goes to stderr.
 
-    .venv/bin/python bench/trim_criteria.py              # about 20-25 minutes on 2 CPU cores
+    .venv/bin/python bench/trim_criteria.py              # about 45 minutes on 2 CPU cores (run_all has the rest)
     .venv/bin/python bench/trim_criteria.py --quick      # about 1-2 minutes
 """
 
@@ -65,10 +65,10 @@ FULL = {
     "blocks": "1,1,1",
     "epochs": 12,
     "lr": 2e-3,
-    "fine_tune_epochs": 1,
+    "fine_tune_epochs": 2,
     "fine_tune_lr": 2e-3,
     "samples": 512,
-    "targets": "0.9,0.5,0.3",
+    "targets": "0.5",
     "seeds": 3,
     "criteria": ",".join(VARIANTS),
     "overhead_images": 4096,

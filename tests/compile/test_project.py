@@ -229,20 +229,37 @@ def test_sample_image_is_quantised_and_used(int8_model, tmp_path):
 
 
 def test_existing_project_is_replaced_whole(int8_model, tmp_path):
+    """Files an earlier compile wrote (here a board's ports) go with it; nothing else is left beside it."""
+    out = tmp_path / "p"
+    write_tflm_project(int8_model("plain"), out, labels=LABELS, board="nano33ble")
+    assert {p.name for p in out.iterdir()} > EXPECTED_FILES
+    write_tflm_project(int8_model("plain"), out, labels=LABELS)
+    assert {p.name for p in out.iterdir()} == EXPECTED_FILES
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+@pytest.mark.parametrize("change", ["added", "edited"])
+def test_a_project_the_user_changed_is_not_replaced(int8_model, tmp_path, change):
+    """A build folder or an edited main.cc would be lost without a word: the compile names them and stops."""
     out = tmp_path / "p"
     write_tflm_project(int8_model("plain"), out, labels=LABELS)
-    (out / "stale.txt").write_text("from an older model")
-    write_tflm_project(int8_model("plain"), out, labels=LABELS)
-    assert not (out / "stale.txt").exists() and {p.name for p in out.iterdir()} == EXPECTED_FILES
-    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+    if change == "added":
+        (out / "build").mkdir()
+        (out / "build" / "main.o").write_bytes(b"object")
+    else:
+        (out / "main.cc").write_text("// my changes\n")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(UsageError, match=f"files there were {change} (build/main.o|main.cc) since: replacing it"):
+        write_tflm_project(int8_model("plain"), out, labels=LABELS)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_failure_mid_write_leaves_nothing_behind(int8_model, tmp_path, monkeypatch, existing):
     out = tmp_path / "p"
     if existing:
-        write_tflm_project(int8_model("plain"), out, labels=LABELS)
-        (out / "old.txt").write_text("keep me")
+        write_tflm_project(int8_model("plain"), out, labels=LABELS, name="older")
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     written = []
     real_write = tflm._write_file
 
@@ -258,7 +275,7 @@ def test_failure_mid_write_leaves_nothing_behind(int8_model, tmp_path, monkeypat
     assert len(written) == 3
     assert [p.name for p in tmp_path.iterdir()] == (["p"] if existing else [])
     if existing:
-        assert {p.name for p in out.iterdir()} == EXPECTED_FILES | {"old.txt"}
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_labels_may_be_any_iterable_of_strings(int8_model, tmp_path):

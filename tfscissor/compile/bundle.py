@@ -18,7 +18,14 @@ from tfscissor.compile.edgetpu import (
     parse_compiler_output,
 )
 from tfscissor.compile.flatbuffer import read_model
-from tfscissor.compile.outputs import FORMATS, check_deployable, check_labels, check_out_dir, model_entry
+from tfscissor.compile.outputs import (
+    FORMATS,
+    check_deployable,
+    check_labels,
+    check_out_dir,
+    model_entry,
+    with_file_hashes,
+)
 from tfscissor.crop.boxes import check_box_outputs
 from tfscissor.errors import UsageError
 from tfscissor.io import atomic_dir
@@ -80,11 +87,11 @@ def _policy(policy, cropper):
 
 def _write(out_dir, files, manifest):
     manifest = {**manifest, "files": sorted([*files, "manifest.json"])}
+    files = with_file_hashes({**files, "manifest.json": json.dumps(manifest)})
     with atomic_dir(out_dir) as tmp:
         for name, content in files.items():
             (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest
+    return json.loads(files["manifest.json"])
 
 
 def write_tflite_bundle(model, out_dir, *, labels=None, cropper=None, policy=None):

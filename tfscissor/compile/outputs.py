@@ -25,9 +25,49 @@ def check_out_dir(out_dir, *models):
             raise UsageError(
                 f"output {out_dir} holds the input model {model}, and would be replaced: choose another directory"
             )
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_tfscissor_output(out_dir):
-        raise UsageError(f"output {out_dir} exists and is not a tfscissor output: choose a new or empty directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not is_tfscissor_output(out_dir):
+            raise UsageError(f"output {out_dir} exists and is not a tfscissor output: choose a new or empty directory")
+        _check_untouched(out_dir)
     return out_dir
+
+
+def with_file_hashes(files):
+    """``files`` ({relative path: text or bytes}, with ``manifest.json``) with each other file's SHA-256 added
+    to the manifest, so that a later compile into the same directory can tell what the user changed there."""
+    manifest = json.loads(files["manifest.json"])
+    manifest["file_sha256"] = {
+        name: _sha256(content) for name, content in sorted(files.items()) if name != "manifest.json"
+    }
+    return {**files, "manifest.json": json.dumps(manifest, indent=2) + "\n"}
+
+
+def _sha256(content):
+    return hashlib.sha256(content if isinstance(content, bytes) else content.encode("utf-8")).hexdigest()
+
+
+def _check_untouched(out_dir):
+    """Refuse to replace a tfscissor output where the user added files or edited tfscissor's (a build folder,
+    a changed main.cc): replacing the directory would delete them without a word."""
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    written = set(manifest.get("files", [])) | {"manifest.json"}
+    present = {path.relative_to(out_dir).as_posix() for path in out_dir.rglob("*") if not path.is_dir()}
+    added = sorted(present - written)
+    edited = sorted(
+        name
+        for name, digest in manifest.get("file_sha256", {}).items()
+        if name in present and _sha256((out_dir / name).read_bytes()) != digest
+    )
+    if added or edited:
+        said = [f"added {_first(added)}" if added else "", f"edited {_first(edited)}" if edited else ""]
+        raise UsageError(
+            f"output {out_dir} is a tfscissor output, but files there were {' and '.join(filter(None, said))} since: "
+            "replacing it would lose them; move them out, or write to another directory"
+        )
+
+
+def _first(names, count=3):
+    return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")
 
 
 def is_tfscissor_output(path):

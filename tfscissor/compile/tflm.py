@@ -21,7 +21,14 @@ from tfscissor.compile import csource
 from tfscissor.compile._probe import Prober
 from tfscissor.compile.boards import BoardFit, check_fit
 from tfscissor.compile.flatbuffer import read_model
-from tfscissor.compile.outputs import FORMATS, check_deployable, check_labels, check_out_dir, tensor_entry
+from tfscissor.compile.outputs import (
+    FORMATS,
+    check_deployable,
+    check_labels,
+    check_out_dir,
+    tensor_entry,
+    with_file_hashes,
+)
 from tfscissor.compile.ports import add_board_port
 from tfscissor.compile.tflm_ops import resolver_methods
 from tfscissor.crop.boxes import BOX_FIELDS, check_box_outputs
@@ -338,7 +345,7 @@ def write_tflm_project(
         files = add_board_port(files, project.fit, name)
         project = replace(project, files=tuple(sorted(files)))
     with atomic_dir(out_dir) as tmp:
-        for fname, content in files.items():
+        for fname, content in with_file_hashes(files).items():
             (tmp / fname).parent.mkdir(parents=True, exist_ok=True)
             _write_file(tmp / fname, content)
     return project

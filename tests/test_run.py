@@ -110,3 +110,16 @@ def test_a_run_folder_tfscissor_did_not_make_is_refused_before_anything_runs(tmp
     assert result.exit_code == 2 and "did not write" in result.output
     assert sorted(p.name for p in mine.iterdir()) == ["report.md"]
     assert (mine / "report.md").read_text() == "my notes\n"
+
+
+def test_run_log_names_ctrl_c_as_the_reason_a_stage_stopped(tmp_path, monkeypatch):
+    from tfscissor.recipe import stages
+
+    def interrupted(self, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages.Train, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(load_recipe(_write(tmp_path, TINY)), tmp_path / "run")
+    (line,) = [line for line in (tmp_path / "run" / "run.log").read_text().splitlines() if "stopped after" in line]
+    assert line.endswith(": KeyboardInterrupt") and "train: stopped after" in line

@@ -129,7 +129,10 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
             try:
                 result = stage.run(ctx)
             except BaseException as err:  # KeyboardInterrupt too: the log says where a run stopped
-                log.error("%s: stopped after %.1f s: %s", stage.name, time.time() - started, err or type(err).__name__)
+                # str() of a KeyboardInterrupt is empty: name the exception then, so the line gives a reason.
+                log.error(
+                    "%s: stopped after %.1f s: %s", stage.name, time.time() - started, str(err) or type(err).__name__
+                )
                 raise
             outputs = result.pop("outputs")
             result.setdefault("records", [])

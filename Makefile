@@ -37,7 +37,7 @@ bench-demo: $(INSTALLED)
 # scikit-learn digits, and before fine-tuning at 90% (about 1 h 45 min on 2 cores; needs Debian's
 # dataset-fashion-mnist, see system-deps).
 bench-trim: $(INSTALLED)
-	$(BIN)/python bench/run_all.py --only trim_criteria,trim_criteria_90,trim_mobilenetv2,trim_mobilenetv2_90,\
+	$(BIN)/python bench/run_all.py --only trim_criteria,trim_criteria_90,trim_criteria_steps,trim_mobilenetv2,trim_mobilenetv2_90,\
 	trim_glyphs,trim_glyphs_90,trim_digits,trim_digits_90
 
 # Crop-then-classify against plain down-scaling and perfect crops on cluttered Fashion-MNIST (about 30

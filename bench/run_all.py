@@ -34,7 +34,7 @@ sys.path.insert(0, str(BENCH))
 from results import HEADER, RESULTS, cpu_name, update_section  # noqa: E402
 
 # The trimming benchmark beyond its main run: before fine-tuning at 90% of the MACs (reusing the main run's
-# baseline, with the one-surgery ablation), and the same comparison on a MobileNetV2-style model and on two more
+# baseline, with the one-surgery ablation), steps against one surgery at half the MACs, and the same comparison on a MobileNetV2-style model and on two more
 # data sets the project makes, smaller.
 TRIM_90 = ["--fine-tune-epochs", "0", "--targets", "0.9"]
 TRIM_SMALL = ["--n", "5000", "--data-seeds", "1", "--criteria", "taylor,relevance,l1,random"]
@@ -57,7 +57,24 @@ def trim_runs():
         "--baseline",
         "bench/runs/trim_criteria_baseline.keras",
     ]
-    entries = [("trim_criteria", "trim_criteria.py", [], 45), ("trim_criteria_90", "trim_criteria.py", main_90, 10)]
+    steps = [
+        "--name",
+        "trim_criteria_steps",
+        "--skip-extras",
+        "--fine-tune-epochs",
+        "0",
+        "--targets",
+        "0.5",
+        "--criteria",
+        "taylor,taylor:steps1,random,random:steps1",
+        "--baseline",
+        "bench/runs/trim_criteria_baseline.keras",
+    ]
+    entries = [
+        ("trim_criteria", "trim_criteria.py", [], 45),
+        ("trim_criteria_90", "trim_criteria.py", main_90, 10),
+        ("trim_criteria_steps", "trim_criteria.py", steps, 5),
+    ]
     for name, model, source in TRIM_ELSEWHERE:
         setting = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL]
         entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))

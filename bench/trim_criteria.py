@@ -630,7 +630,9 @@ def plot(result, path):
     ax.set_xlabel("MACs kept (of the baseline's)")
     ax.set_ylabel("val accuracy after fine-tuning (%)")
     seeds = result["settings"]["seeds"]
-    ax.set_title(f"Trimming criteria, cluttered Fashion-MNIST (mean, min-max over {seeds} seed{'s' * (seeds > 1)})")
+    settings = result["settings"]
+    where = f"{settings.get('model', 'resnet')}, cluttered {settings.get('source', FASHION).replace(FASHION, 'Fashion-MNIST')}"
+    ax.set_title(f"Trimming criteria, {where} (mean, min-max over {seeds} seed{'s' * (seeds > 1)})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()

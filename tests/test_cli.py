@@ -477,3 +477,19 @@ def test_a_full_or_read_only_disk_is_one_line(tmp_path, monkeypatch, code, advic
     (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert "cannot write" in line and advice in line and "(-o)" in line and "internal error" not in line
     assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_library_warnings_stay_off_the_terminal_unless_debug(debug):
+    """Keras and Pillow warn through Python's warnings, meant for developers: the console entry point keeps
+    them off the terminal, and --debug lets them through."""
+    code = (
+        "import sys, warnings\n"
+        "from tfscissor import cli\n"
+        "cli.cli = lambda prog_name: warnings.warn('a library speaks', UserWarning)\n"
+        f"sys.argv = ['tfscissor', *{['--debug'] if debug else []!r}, 'info']\n"
+        "cli.main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ("a library speaks" in result.stderr) == debug, result.stderr

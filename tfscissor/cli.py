@@ -1450,6 +1450,9 @@ def main():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # TensorFlow's Python logger warns on every retrace; the statistics callback retraces on purpose.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        # Keras's and Pillow's Python warnings address the library's developers, not a user of the command.
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
         _route_native_stderr_to_devnull()
     cli(prog_name="tfscissor")
 

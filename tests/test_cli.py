@@ -493,3 +493,30 @@ def test_library_warnings_stay_off_the_terminal_unless_debug(debug):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert ("a library speaks" in result.stderr) == debug, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["trim", "m.keras", "--data", "folder:/nonexistent/pets", "--ratio", "0.5", "-o", "t.keras"], "image folder"),
+        (["train", "--data", "idx:/nonexistent/idx", "-o", "m.keras"], "IDX directory"),
+        (["trim", "m.keras", "--data", "cluttered", "--criterion", "magic", "--ratio", "0.5", "-o", "t.keras"],
+         "unknown criterion 'magic'"),
+        (["trim", "missing.keras", "--data", "cluttered", "--ratio", "0.5", "-o", "t.keras"], "missing.keras not found"),
+        (["eval", "missing.keras", "--data", "cluttered:size=32,colour=red"], "unknown option 'colour'"),
+    ],
+)  # fmt: skip
+def test_usage_mistakes_are_reported_before_tensorflow_loads(tmp_path, args, message):
+    """A wrong path, spec or name is answered at once: TensorFlow takes seconds to import, and is not."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from tfscissor.cli import cli\n"
+        f"result = CliRunner().invoke(cli, {args!r})\n"
+        "print(result.exit_code, 'tensorflow' in sys.modules)\n"
+        "print(result.output)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    status, *output = done.stdout.splitlines()
+    assert status.split()[1] == "False" and status.split()[0] != "0", done.stdout
+    assert message in "\n".join(output)

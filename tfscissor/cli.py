@@ -115,6 +115,15 @@ def cli(ctx, debug, quiet):
 # -- shared option helpers ---------------------------------------------------------------------------------
 
 
+def _check_data(ctx, param, value):
+    # While the options are parsed: a mistyped spec or a missing folder is reported before anything loads.
+    from tfscissor.data.spec import check_data_spec
+
+    if value is not None:
+        check_data_spec(value)
+    return value
+
+
 def _data_option(required=False):
     return click.option(
         "--data",
@@ -122,6 +131,7 @@ def _data_option(required=False):
         default=None if required else DEFAULT_DATA,
         required=required,
         show_default=not required,
+        callback=_check_data,
         help="Data spec: cluttered[:key=value,...], folder:PATH, idx:PATH or tfds:NAME.",
     )
 
@@ -410,19 +420,21 @@ def trim(
       tfscissor trim model.keras --data cluttered --ratio 0.4 --round-to 4 --fine-tune-epochs 2 -o trimmed.keras
       tfscissor trim model.keras --data cluttered --target-macs 0.5 --rounds 2 --fine-tune-epochs 2 -o half.keras
     """
+    from tfscissor.trim.criteria import get_criterion
+
+    # Checked before the long work (and before TensorFlow loads), not after it.
+    get_criterion(criterion)
     from tfscissor.io import check_not_input
     from tfscissor.models import save_model
-    from tfscissor.trim.criteria import get_criterion
-    from tfscissor.trim.stage import trim_and_fine_tune
 
-    # Checked before the long work, not after it.
-    get_criterion(criterion)
     if not output.endswith(".keras"):
         raise UsageError(f"output {output} must end in .keras")
     check_not_input(output, model_path)
     if save_stats:
         check_not_input(save_stats, model_path, output)
     model = _load_keras(model_path)
+    from tfscissor.trim.stage import trim_and_fine_tune
+
     result = trim_and_fine_tune(
         model,
         _load_data(data_spec, tuple(model.input_shape[1:3])),

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 
 from tfscissor.data.dataset import Dataset, Split, stratified_split
+from tfscissor.data.spec import FOLDER_MISSING, require_directory
 from tfscissor.errors import DataError
 
 __all__ = ["load_folder", "IMAGE_EXTENSIONS", "BOXES_HEADER"]
@@ -170,9 +170,7 @@ def load_folder(spec, image_size=None):
     """Loader for ``folder:PATH`` specs (see :func:`tfscissor.data.load_data`)."""
     from PIL import Image
 
-    root = Path(spec.arg).expanduser()
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist or is not a directory: check the path in folder:PATH")
+    root = require_directory(spec.arg, FOLDER_MISSING)
     class_names, files, has_splits = _scan(root)
     ordered = [entry for split in files.values() for entry in split]
     # boxes.csv is checked before any image is decoded, so a mistake in it is reported at once.

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from tfscissor.data.dataset import Dataset, Split, resize_images
+from tfscissor.data.spec import IDX_MISSING, require_directory
 from tfscissor.errors import DataError
 
 __all__ = ["read_idx", "write_idx", "read_idx_dir", "IdxData", "load_idx", "FASHION_MNIST_CLASSES"]
@@ -159,9 +160,7 @@ def _class_names(directory, raw_labels, num_classes):
 
 def read_idx_dir(path):
     """Read the four files of an IDX directory, check they fit together, and name the classes."""
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise DataError(f"IDX directory {directory} does not exist: point idx:PATH at a directory of IDX files")
+    directory = require_directory(path, IDX_MISSING)
     arrays = {}
     for role, (split, what, dims) in _ROLES.items():
         file = _find(directory, split, what, dims)

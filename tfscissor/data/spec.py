@@ -16,8 +16,9 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from tfscissor.errors import UsageError
+from tfscissor.errors import DataError, UsageError
 
 __all__ = ["DataSpec", "parse_spec", "KINDS", "SPEC_FORMS"]
 
@@ -252,3 +253,29 @@ def parse_spec(text):
             ) from None
         options[key] = value
     return DataSpec(kind.name, arg, options)
+
+
+def require_directory(path, message):
+    """``path`` expanded, or DataError(``message`` with {path}) where it is not a directory."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise DataError(message.format(path=directory))
+    return directory
+
+
+FOLDER_MISSING = "image folder {path} does not exist or is not a directory: check the path in folder:PATH"
+IDX_MISSING = "IDX directory {path} does not exist: point idx:PATH at a directory of IDX files"
+
+
+def check_data_spec(text):
+    """Parse ``text`` and check that the folders it names exist: every mistake a user can make in a data spec
+    is reported here, in a fraction of a second, before any model or TensorFlow is loaded."""
+    spec = parse_spec(text)
+    if spec.kind == "folder":
+        require_directory(spec.arg, FOLDER_MISSING)
+    elif spec.kind == "idx":
+        require_directory(spec.arg, IDX_MISSING)
+    source = str(spec.options.get("source", ""))
+    if source.startswith("idx:"):
+        require_directory(source.removeprefix("idx:"), IDX_MISSING)
+    return spec

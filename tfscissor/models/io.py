@@ -12,8 +12,6 @@ def load_model(path):
 
     Raises ModelError naming the file for a missing, truncated or unsafe file.
     """
-    import keras
-
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} not found: check the path, or train one with `tfscissor train`")
@@ -22,6 +20,8 @@ def load_model(path):
     if not zipfile.is_zipfile(path):
         raise ModelError(f"model file {path} is corrupt or truncated (not a .keras archive): save it again")
     _check_sizes(path)
+    import keras  # after the checks: a wrong path is reported without loading TensorFlow
+
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged archive; all mean the same to a user.

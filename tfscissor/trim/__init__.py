@@ -1,62 +1,54 @@
-"""Relevance-based trimming: statistics by callback, pluggable criteria, channel groups, real removal."""
+"""Relevance-based trimming: statistics by callback, pluggable criteria, channel groups, real removal.
 
-from tfscissor.trim.callback import ActivationStatistics, collect_statistics
-from tfscissor.trim.criteria import DEFAULT_CRITERION, criterion_names, get_criterion, register_criterion
-from tfscissor.trim.dependency import ChannelGraph
-from tfscissor.trim.groups import ChannelGroup, find_groups
-from tfscissor.trim.handlers import (
-    Carrier,
-    Concatenate,
-    Frozen,
-    Handler,
-    Merge,
-    Producer,
-    Reshape,
-    register_handler,
-)
-from tfscissor.trim.policy import (
-    TrimResult,
-    recalibrate_batch_norm,
-    select_channels,
-    tap_names,
-    trim_classifier,
-    trim_model,
-)
-from tfscissor.trim.saliency import collect_saliency
-from tfscissor.trim.stage import TrimStageResult, trim_and_fine_tune
-from tfscissor.trim.statistics import ChannelStatistics, GroupSaliency, LayerStatistics
-from tfscissor.trim.surgery import SurgeryPlan, rebuild
+Each public name is imported on first use: the criteria's registry (``tfscissor.trim.criteria``) needs no
+TensorFlow, so the command line can check a criterion's name before it loads anything heavy.
+"""
 
-__all__ = [
-    "DEFAULT_CRITERION",
-    "ActivationStatistics",
-    "Carrier",
-    "ChannelGraph",
-    "ChannelGroup",
-    "ChannelStatistics",
-    "GroupSaliency",
-    "Concatenate",
-    "Frozen",
-    "Handler",
-    "LayerStatistics",
-    "Merge",
-    "Producer",
-    "Reshape",
-    "SurgeryPlan",
-    "TrimResult",
-    "TrimStageResult",
-    "collect_saliency",
-    "collect_statistics",
-    "criterion_names",
-    "find_groups",
-    "get_criterion",
-    "rebuild",
-    "recalibrate_batch_norm",
-    "register_criterion",
-    "register_handler",
-    "select_channels",
-    "tap_names",
-    "trim_and_fine_tune",
-    "trim_classifier",
-    "trim_model",
-]
+import importlib
+
+# Public name -> the module that defines it.
+_API = {
+    "ActivationStatistics": "tfscissor.trim.callback",
+    "Carrier": "tfscissor.trim.handlers",
+    "ChannelGraph": "tfscissor.trim.dependency",
+    "ChannelGroup": "tfscissor.trim.groups",
+    "ChannelStatistics": "tfscissor.trim.statistics",
+    "Concatenate": "tfscissor.trim.handlers",
+    "DEFAULT_CRITERION": "tfscissor.trim.criteria",
+    "Frozen": "tfscissor.trim.handlers",
+    "GroupSaliency": "tfscissor.trim.statistics",
+    "Handler": "tfscissor.trim.handlers",
+    "LayerStatistics": "tfscissor.trim.statistics",
+    "Merge": "tfscissor.trim.handlers",
+    "Producer": "tfscissor.trim.handlers",
+    "Reshape": "tfscissor.trim.handlers",
+    "SurgeryPlan": "tfscissor.trim.surgery",
+    "TrimResult": "tfscissor.trim.policy",
+    "TrimStageResult": "tfscissor.trim.stage",
+    "collect_saliency": "tfscissor.trim.saliency",
+    "collect_statistics": "tfscissor.trim.callback",
+    "criterion_names": "tfscissor.trim.criteria",
+    "find_groups": "tfscissor.trim.groups",
+    "get_criterion": "tfscissor.trim.criteria",
+    "rebuild": "tfscissor.trim.surgery",
+    "recalibrate_batch_norm": "tfscissor.trim.policy",
+    "register_criterion": "tfscissor.trim.criteria",
+    "register_handler": "tfscissor.trim.handlers",
+    "select_channels": "tfscissor.trim.policy",
+    "tap_names": "tfscissor.trim.policy",
+    "trim_and_fine_tune": "tfscissor.trim.stage",
+    "trim_classifier": "tfscissor.trim.policy",
+    "trim_model": "tfscissor.trim.policy",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'tfscissor.trim' has no attribute {name!r}")
+    return getattr(importlib.import_module(_API[name]), name)
+
+
+def __dir__():
+    return [*globals(), *__all__]

@@ -680,7 +680,8 @@ def main(argv=None):
         log(f"baseline {baseline_path}: val accuracy {result['baseline']['accuracy']:.4f}")
     else:
         baseline_path = RUNS / f"{name}_baseline.keras"
-        log(f"baseline: resnet widths {settings['widths']} blocks {settings['blocks']}, {settings['epochs']} epochs")
+        shape = f" widths {settings['widths']} blocks {settings['blocks']}" if settings["model"] == "resnet" else ""
+        log(f"baseline: {settings['model']}{shape}, {settings['epochs']} epochs")
         result["baseline"] = train_baseline(dataset, settings, baseline_path)
         b = result["baseline"]
         log(

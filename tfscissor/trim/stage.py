@@ -22,8 +22,8 @@ class TrimStageResult:
 
 
 # Surgeries per round by default: the evidence is measured again after each, on the partly trimmed model.
-# One surgery to half the MACs collapsed a small ResNet to 0.30 accuracy before fine-tuning; five steps kept
-# 0.59 (bench/RESULTS.md has the measured comparison).
+# Re-measuring between smaller surgeries keeps more before any fine-tuning: on the benchmark ResNet at 90% of
+# the MACs, 0.7115 in five steps against 0.6864 in one (mean of 3 seeds, baseline 0.7455; bench/RESULTS.md).
 STEPS = 5
 
 

@@ -4,7 +4,7 @@ The public API is listed in ``__all__``; each name is imported on first use, so 
 CLI's ``--help``) does not load TensorFlow.
 """
 
-import importlib
+from tfscissor.lazy import lazy_api
 
 __version__ = "0.1.0"
 
@@ -57,11 +57,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name):
-    if name not in _API:
-        raise AttributeError(f"module 'tfscissor' has no attribute {name!r}")
-    return getattr(importlib.import_module(_API[name]), name)
-
-
-def __dir__():
-    return [*globals(), *__all__]
+__getattr__, __dir__ = lazy_api("tfscissor", _API)

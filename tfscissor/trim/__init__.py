@@ -4,7 +4,7 @@ Each public name is imported on first use: the criteria's registry (``tfscissor.
 TensorFlow, so the command line can check a criterion's name before it loads anything heavy.
 """
 
-import importlib
+from tfscissor.lazy import lazy_api
 
 # Public name -> the module that defines it.
 _API = {
@@ -44,11 +44,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name):
-    if name not in _API:
-        raise AttributeError(f"module 'tfscissor.trim' has no attribute {name!r}")
-    return getattr(importlib.import_module(_API[name]), name)
-
-
-def __dir__():
-    return [*globals(), *__all__]
+__getattr__, __dir__ = lazy_api("tfscissor.trim", _API)

@@ -368,11 +368,14 @@ def test_compile_never_replaces_a_directory_it_did_not_write(chain, tmp_path):
         "not a tfscissor output",
     )
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
-    # A project it wrote is replaced whole.
+    # A project it wrote is replaced whole, unless the user added or edited files there since.
     assert invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "fw").exit_code == 0
-    (tmp_path / "fw" / "stale.txt").write_text("old")
     assert invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "fw").exit_code == 0
-    assert not (tmp_path / "fw" / "stale.txt").exists()
+    (tmp_path / "fw" / "notes.txt").write_text("mine")
+    _assert_clean_error(
+        invoke("compile", d / "t.tflite", "--target", "tflm", "-o", tmp_path / "fw"), 2, "were added notes.txt since"
+    )
+    assert (tmp_path / "fw" / "notes.txt").read_text() == "mine"
 
 
 def test_compile_refuses_an_output_that_holds_the_input(chain, tmp_path):

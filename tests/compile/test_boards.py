@@ -19,7 +19,7 @@ def test_a_small_model_fits_with_the_runtime_allowances_counted():
     fit = check_fit("nano33ble", 100_000, 40_000)
     assert (fit.flash, fit.ram) == (100_000 + RUNTIME_FLASH, 40_000 + RUNTIME_RAM)
     assert fit.warnings == ()
-    assert "flash 198,304 of 1,048,576 bytes (19%)" in fit.summary()
+    assert "flash 231,072 of 1,048,576 bytes (22%)" in fit.summary()
 
 
 def test_a_nearly_full_board_warns_and_an_overfull_one_is_refused_with_numbers():

@@ -214,7 +214,7 @@ def test_manifest_and_readme_name_the_board_port_and_commands():
         "arduino-cli core install arduino:mbed_nano",
         "arduino-cli lib install Chirale_TensorFLowLite",
     ]
-    assert entry["needs"] == {"flash_bytes": 1000 + 96 * 1024, "ram_bytes": 1000 + 8 * 1024, "warnings": []}
+    assert entry["needs"] == {"flash_bytes": 1000 + 128 * 1024, "ram_bytes": 1000 + 8 * 1024, "warnings": []}
     listed = json.loads(files["manifest.json"])["files"]
     assert "arduino/app/app.ino" in listed and "cmake/CMakeLists.txt" in listed
     readme = files["README.md"]
@@ -482,6 +482,6 @@ def test_readme_says_how_to_make_the_tree_and_what_a_bare_metal_board_supplies(i
         assert needed in readme, needed
     # The board fit's allowances, what they are made of, and what each port's build adds to them.
     assert f"{RUNTIME_FLASH // 1024} KiB of flash and {RUNTIME_RAM // 1024} KiB of RAM" in readme
-    assert "about 95 KB of flash with the CMSIS-NN kernels (64 KB with the reference ones)" in readme
+    assert "95 to 106 KB of flash with the CMSIS-NN kernels (64 KB with the reference ones)" in readme
     for port in board_ports(BOARDS[board]):
         assert f"With `{port.name}/`, {port.runtime}." in readme

@@ -259,7 +259,7 @@ def _readme(fit, project_name):
         "",
         f"{fit.summary()}. The allowances, {RUNTIME_FLASH // 1024} KiB of flash and {RUNTIME_RAM // 1024} KiB of "
         "RAM beyond the models, arenas and buffers, come from the generated firmware built bare-metal with TFLM for "
-        "a Cortex-M4 at -Os: about 95 KB of flash with the CMSIS-NN kernels (64 KB with the reference ones), about "
+        "a Cortex-M4 at -Os: 95 to 106 KB of flash with the CMSIS-NN kernels (64 KB with the reference ones), about "
         "1 KB of static RAM and a stack of 1.2 KiB at its deepest (4 KiB allowed). Ops whose kernels that build did "
         "not link need more. " + " ".join(f"With `{port.name}/`, {port.runtime}." for port in board_ports(board)),
     ]

@@ -17,9 +17,7 @@ from tfscissor.compile.edgetpu import analyse_edgetpu
 from tfscissor.compile.flatbuffer import read_model
 
 CORAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "coral-compiled"
-pytestmark = pytest.mark.skipif(
-    not CORAL.is_dir(), reason=f"{CORAL} is absent: the compiled pairs come with shared/ beside the repository"
-)
+pytestmark = pytest.mark.skipif(not CORAL.is_dir(), reason="../shared/coral-compiled is absent beside the repository")
 
 EDGETPU_OP = "CUSTOM:edgetpu-custom-op"
 MAPPED = "Mapped to Edge TPU"

@@ -124,10 +124,7 @@ def _run_until(command, pattern, count, timeout):
     return "".join(lines)
 
 
-@pytest.mark.skipif(
-    not CORTEX_M_DIR,
-    reason="TFLM_CORTEX_M_DIR is not set: give a tree made by create_tflm_tree.py for cortex_m_generic with cmsis_nn",
-)
+@pytest.mark.skipif(not CORTEX_M_DIR, reason="TFLM_CORTEX_M_DIR is not set: give a cortex_m_generic cmsis_nn tree")
 @pytest.mark.skipif(NO_QEMU, reason="needs cmake, arm-none-eabi-g++ and qemu-system-arm (Debian: see make system-deps)")
 def test_cortex_m4_firmware_with_cmsis_nn_runs_under_qemu(project, tmp_path):
     # The cmake/ port as generated (its CPU flags, its -Os default), linked with what a board supplies (start-up

@@ -44,6 +44,13 @@ def compile_classifier(model, learning_rate=1e-3, decay_steps=None, distill=Fals
     return model
 
 
+def are_probabilities(outputs):
+    """Whether a classifier's outputs (a numpy array) are softmax probabilities (non-negative rows summing to
+    one) rather than logits."""
+    outputs = np.asarray(outputs)
+    return bool(outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3))
+
+
 def _log_probabilities(outputs):
     """Log-probabilities from a classifier's outputs, whether softmax probabilities or logits."""
     from keras import ops

@@ -215,9 +215,9 @@ def trim_model(
     :func:`trim_classifier` collects). Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or
     ``target_params`` (the last two as fractions of this model's MACs or parameters).
 
-    Limits: no group loses more than ``max_layer_ratio`` of its channels (one number, or group -> number); with ``protect_stem`` the channels
-    made by the layers that read the model's input (and everything tied to them) stay, as ``exclude``d
-    layers' do. The classifier's outputs always stay. ``allocation="sensitivity"`` measures, on
+    Limits: no group loses more than ``max_layer_ratio`` of its channels (one number, or group -> number);
+    with ``protect_stem`` the channels made by the layers that read the model's input (and everything tied to
+    them) stay, as ``exclude``d layers' do. The classifier's outputs always stay. ``allocation="sensitivity"`` measures, on
     ``calibration`` (images, labels or None), each group's loss when a quarter, half and three quarters of
     its lowest-scored channels go, and spends the budget where the measured loss grows least; ``"global"``
     ranks all channels by score alone. A MACs or parameter target the limits cannot reach is refused, or with
@@ -225,9 +225,9 @@ def trim_model(
 
     This is the surgery alone and does what it is told: the measured defaults that users get (the
     ``taylor`` criterion, a layer limit, the stem protected, batch norms re-estimated, several steps) are
-    :func:`tfscissor.trim.stage.trim_and_fine_tune`'s. A model with nested models is trimmed as one flat graph. With ``compensate``, layers that lose input
-    channels absorb their mean contribution into their bias (see :func:`rebuild`). Returns a
-    :class:`TrimResult`; ``model`` itself is unchanged.
+    :func:`tfscissor.trim.stage.trim_and_fine_tune`'s. A model with nested models is trimmed as one flat
+    graph. With ``compensate``, layers that lose input channels absorb their mean contribution into their bias
+    (see :func:`rebuild`). Returns a :class:`TrimResult`; ``model`` itself is unchanged.
     """
     policy, value = check_policy(
         {"ratio": ratio, "min_relevance": min_relevance, "target_macs": target_macs, "target_params": target_params},
@@ -245,10 +245,7 @@ def trim_model(
     scores = {g.name: np.asarray(score_fn(g, statistics, model, **(criterion_options or {})), float) for g in groups}
 
     def surgery(kept):
-        plan = SurgeryPlan()
-        for group in groups:
-            group.apply(plan, kept[group.name])
-        return plan
+        return SurgeryPlan.keeping(groups, kept)
 
     def build(kept):
         return rebuild(graph, surgery(kept), statistics if compensate else None)
@@ -310,10 +307,7 @@ def check_reachable(
     groups = groups_of(graph)
     empty = {group.name: np.zeros(group.channels) for group in groups}
     kept = _keep(empty, _floors(empty, min_channels, max_layer_ratio), round_to, min_channels)
-    plan = SurgeryPlan()
-    for group in groups:
-        group.apply(plan, kept[group.name])
-    reached = CostModel(graph, profile_model(model)).fraction(plan.removed, metric)
+    reached = CostModel(graph, profile_model(model)).fraction(SurgeryPlan.keeping(groups, kept).removed, metric)
     if reached > target:
         raise unreachable(target, reached)
 

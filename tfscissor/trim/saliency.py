@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfscissor.models.graph import find_operation
+from tfscissor.models.training import are_probabilities
 from tfscissor.trim.statistics import GroupSaliency
 
 
@@ -70,19 +71,18 @@ def collect_saliency(graph, groups, statistics, images, labels=None, batch_size=
     model = graph.model
     readers = readers_of(graph, groups)
     means = [tf.constant(statistics[reader.tap].mean, tf.float32) for reader in readers]
-    probabilities = _outputs_probabilities(model, images[:1])
-    seen = {}
+    probabilities = are_probabilities(model(np.asarray(images[:1], np.float32), training=False))
     layers = [find_operation(model, reader.layer) for reader in readers]
-    for layer in layers:
-        _observe_input(layer, seen)
+    inputs = _ReaderInputs(layers)
     try:
-        step = _gradient_step(model, layers, means, seen, probabilities)
+        step = _gradient_step(model, inputs, means, probabilities)
         sums = [np.zeros(group.channels) for group in groups]
         count = 0
         for start in range(0, len(images), batch_size):
             batch = np.asarray(images[start : start + batch_size], np.float32)
-            targets = None if labels is None else np.asarray(labels[start : start + batch_size], np.int64)
-            changes = step(batch, targets if targets is not None else np.zeros(len(batch), np.int64), labels is None)
+            # Without labels the step takes the model's own predictions; the zeros only fill the argument.
+            targets = np.zeros(len(batch), np.int64) if labels is None else labels[start : start + batch_size]
+            changes = step(batch, np.asarray(targets, np.int64), labels is None)
             per_group = [np.zeros((len(batch), group.channels)) for group in groups]
             for reader, change in zip(readers, changes, strict=True):
                 change = change.numpy().astype(np.float64)
@@ -93,49 +93,47 @@ def collect_saliency(graph, groups, statistics, images, labels=None, batch_size=
                 total += np.sum(change**2, axis=0)
             count += len(batch)
     finally:
-        for layer in layers:
-            del layer.call  # uncovers the class's own call again
+        inputs.restore()
     return {group.name: GroupSaliency(total, count) for group, total in zip(groups, sums, strict=True)}
 
 
-def _observe_input(layer, seen):
-    original = layer.call
+class _ReaderInputs:
+    """Wraps each reading layer's ``call`` so that it reads a copy of its input that the step's tape watches:
+    the gradient of that copy is this reader's alone. :meth:`restore` unwraps them."""
 
-    def call(inputs, *args, **kwargs):
-        # A copy of the input that only this layer reads: its gradient is this reader's alone.
-        inputs = seen["tape"].watched(inputs)
-        seen[layer.name] = inputs
-        return original(inputs, *args, **kwargs)
+    def __init__(self, layers):
+        self.layers = layers
+        self.tape = None  # set by the step before the model runs
+        self.tensors = {}  # layer name -> the watched copy of its input, in the step being traced
+        for layer in layers:
+            self._wrap(layer)
 
-    layer.call = call
-
-
-class _Tape:
-    def __init__(self, tape):
-        self.tape = tape
-
-    def watched(self, tensor):
+    def _wrap(self, layer):
         import tensorflow as tf
 
-        tensor = tf.identity(tensor)
-        self.tape.watch(tensor)
-        return tensor
+        original = layer.call
+
+        def call(inputs, *args, **kwargs):
+            inputs = tf.identity(inputs)
+            self.tape.watch(inputs)
+            self.tensors[layer.name] = inputs
+            return original(inputs, *args, **kwargs)
+
+        layer.call = call
+
+    def restore(self):
+        for layer in self.layers:
+            del layer.call  # uncovers the class's own call again
 
 
-def _outputs_probabilities(model, sample):
-    """Whether the model ends in a softmax (rows summing to one), so the loss takes probabilities."""
-    output = np.asarray(model(np.asarray(sample, np.float32), training=False))
-    return bool(output.min() >= 0 and np.allclose(output.sum(axis=-1), 1.0, atol=1e-3))
-
-
-def _gradient_step(model, layers, means, seen, probabilities):
+def _gradient_step(model, inputs, means, probabilities):
     import keras
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def step(images, labels, use_predictions):
         with tf.GradientTape() as tape:
-            seen["tape"] = _Tape(tape)
+            inputs.tape = tape
             outputs = model(images, training=False)
             if use_predictions:
                 labels = tf.argmax(outputs, axis=-1)
@@ -143,10 +141,10 @@ def _gradient_step(model, layers, means, seen, probabilities):
             loss = tf.reduce_sum(
                 keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=not probabilities)
             )
-        inputs = [seen[layer.name] for layer in layers]
-        gradients = tape.gradient(loss, inputs)
+        read = [inputs.tensors[layer.name] for layer in inputs.layers]
+        gradients = tape.gradient(loss, read)
         changes = []
-        for x, gradient, mean in zip(inputs, gradients, means, strict=True):
+        for x, gradient, mean in zip(read, gradients, means, strict=True):
             axes = list(range(1, x.shape.rank - 1))
             change = gradient * (mean - x)
             changes.append(tf.reduce_sum(change, axis=axes) if axes else change)

@@ -8,6 +8,8 @@ The same measurement names the groups that cost most when a trim goes wrong.
 
 import numpy as np
 
+from tfscissor.models.training import are_probabilities
+
 LEVELS = (0.25, 0.5, 0.75)
 
 
@@ -19,7 +21,7 @@ def classification_loss(model, images, labels=None, batch_size=256):
     outputs = np.asarray(model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0), np.float64)
     if labels is None:
         labels = np.argmax(outputs, axis=-1)
-    if not (outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3)):
+    if not are_probabilities(outputs):
         outputs = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
         outputs /= outputs.sum(axis=-1, keepdims=True)
     picked = outputs[np.arange(len(outputs)), np.asarray(labels, np.int64)]

@@ -71,8 +71,9 @@ def trim_and_fine_tune(
 
     Within a round the surgery goes in ``steps`` smaller steps, each re-measuring statistics and saliency and
     re-estimating batch norms on the partly trimmed model (no training between them). ``max_layer_ratio``
-    (see :func:`trim_model`) holds for the whole trim, counted on the original model. With ``distill``, fine-tuning learns from the untrimmed model's outputs as well
-    as the labels (:func:`tfscissor.models.training.distillation_loss`). ``seed`` picks the representative
+    (see :func:`trim_model`) holds for the whole trim, counted on the original model. With ``distill``,
+    fine-tuning learns from the untrimmed model's outputs as well as the labels
+    (:func:`tfscissor.models.training.distillation_loss`). ``seed`` picks the representative
     images, the fine-tune's shuffling and any seeded criterion's ranking (``random``).
 
     Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or ``target_params`` (fractions of the
@@ -124,7 +125,9 @@ def trim_and_fine_tune(
     with progress_bar(total=surgeries, desc="trim", enabled=progress, unit="step") as bar:
         for index in range(1, rounds + 1):
             for step in range(1, steps + 1):
-                now_channels = _group_channels(current, trim_options)
+                # Group names are their first producer's and survive a rebuild, so what is left is read off
+                # the composed selection instead of a new graph of the trimmed model.
+                now_channels = channels if kept is None else {name: len(k) for name, (k, _, _) in kept.items()}
                 if metric:
                     before_cost, now_cost = getattr(original, metric), getattr(now, metric)
                 else:
@@ -259,14 +262,11 @@ def costliest_groups(model, statistics, kept, images, labels, trim_options, coun
     from tfscissor.trim.sensitivity import classification_loss, group_losses
     from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
-    graph = protected_graph(model, trim_options.get("exclude", ()), trim_options.get("protect_stem", True))
+    graph = protected_graph(model, trim_options.get("exclude", ()), trim_options["protect_stem"])
     groups = [group for group in groups_of(graph) if len(kept.get(group.name, ())) < group.channels]
 
     def build(chosen):
-        plan = SurgeryPlan()
-        for group in groups:
-            group.apply(plan, chosen[group.name])
-        return rebuild(graph, plan, statistics)
+        return rebuild(graph, SurgeryPlan.keeping(groups, chosen), statistics)
 
     base = classification_loss(model, images, labels)
     losses = group_losses(groups, build, images, labels, {group.name: kept[group.name] for group in groups})

@@ -14,6 +14,14 @@ class SurgeryPlan:
     def remove(self, roots):
         self.removed.update(int(root) for root in roots)
 
+    @classmethod
+    def keeping(cls, groups, kept):
+        """The plan that keeps, of each of ``groups``, the channels ``kept[group.name]``."""
+        plan = cls()
+        for group in groups:
+            group.apply(plan, kept[group.name])
+        return plan
+
 
 def rebuild(graph, plan, statistics=None):
     """Return a copy of ``graph.model`` without the channels ``plan`` removes, weights copied and sliced.

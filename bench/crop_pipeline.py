@@ -166,8 +166,8 @@ def load_benchmark_data(specs):
 
 def downscaled(dataset, resolution):
     """The whole images resized to ``resolution`` with the crop policy's filter (the whole image as window)."""
-    from tfscissor.crop.policy import crop_and_resize
     from tfscissor.data.dataset import Dataset, Split
+    from tfscissor.deploy.crop_policy import crop_and_resize
 
     def shrink(split):
         height, width = split.images.shape[1:3]
@@ -286,8 +286,8 @@ def train_baseline(dataset, settings, epochs, path, reuse):
 
 def train_cropper_once(dataset, settings, baseline_macs, path, reuse):
     from tfscissor.analysis import profile_model
+    from tfscissor.crop.sizing import MACS_SHARE, fitted_cropper
     from tfscissor.crop.training import box_report, predict_boxes, train_cropper
-    from tfscissor.models.cropper import MACS_SHARE, fitted_cropper
 
     train, val = dataset.train, dataset.val
 
@@ -361,8 +361,8 @@ def downscale_row(dataset, settings, resolution):
 def crop_row(dataset, settings, resolution, kind, cropper, boxes, cropper_macs):
     """A learned (cropper's boxes mixed with jittered true boxes) or oracle (jittered true boxes) crop row."""
     from tfscissor.crop.pipeline import TwoStage, train_on_crops
-    from tfscissor.crop.policy import CropPolicy
     from tfscissor.data.dataset import Split
+    from tfscissor.deploy.crop_policy import CropPolicy
     from tfscissor.models.training import evaluate_classifier
 
     train, val = dataset.train, dataset.val

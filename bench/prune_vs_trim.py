@@ -308,8 +308,8 @@ def to_sparse_tflite(model, images=None, settings=None):
 def describe(name, model, dataset, settings, record, out_dir, sparse=False):
     """Counts, accuracies and ``.tflite`` files of one model; the files are written to ``out_dir``."""
     from tfscissor.analysis import profile_model
+    from tfscissor.deploy.litert import TFLiteModel
     from tfscissor.errors import ModelError
-    from tfscissor.litert import TFLiteModel
     from tfscissor.models.training import evaluate_classifier
     from tfscissor.quantize import quantize_int8, to_tflite
 

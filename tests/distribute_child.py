@@ -58,8 +58,8 @@ def mirrored():
 
     from tfscissor.crop import train_on_crops
     from tfscissor.data import load_data
-    from tfscissor.distribute import strategy_for
     from tfscissor.models import build_model
+    from tfscissor.models.distribute import strategy_for
     from tfscissor.models.training import train_classifier
     from tfscissor.trim import collect_statistics, tap_names, trim_classifier
     from tfscissor.trim.stage import trim_and_fine_tune
@@ -131,8 +131,8 @@ def worker(index, ports):
         {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
     )
     from tfscissor.data import load_data
-    from tfscissor.distribute import strategy_for
     from tfscissor.models import build_model
+    from tfscissor.models.distribute import strategy_for
     from tfscissor.models.training import train_classifier
     from tfscissor.trim import collect_statistics, tap_names
 

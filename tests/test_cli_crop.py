@@ -249,8 +249,9 @@ def test_crop_eval_on_the_tflite_pair_agrees_with_quantize(chain):
 
 
 def test_compile_with_a_cropper_writes_one_two_stage_project(chain):
-    from tfscissor.crop import CropPolicy, TwoStage
-    from tfscissor.litert import TFLiteModel, dequantize
+    from tfscissor.crop import TwoStage
+    from tfscissor.deploy import CropPolicy
+    from tfscissor.deploy.litert import TFLiteModel, dequantize
 
     d, steps, _ = chain
     fw = d / "fw"

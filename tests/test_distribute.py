@@ -1,4 +1,4 @@
-"""tfscissor.distribute: strategies by name, and training, trimming and statistics under them equal to one
+"""tfscissor.models.distribute: strategies by name, and training, trimming and statistics under them equal to one
 device's. The distributed runs happen in child processes (tests/distribute_child.py): two logical CPUs, or
 two local workers, must be set up before TensorFlow starts, and this session has started it already."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfscissor.distribute import STRATEGIES, check_training, leaves_a_replica_empty, strategy_for
 from tfscissor.errors import UsageError
+from tfscissor.models.distribute import STRATEGIES, check_training, leaves_a_replica_empty, strategy_for
 
 CHILD = Path(__file__).with_name("distribute_child.py")
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.litert import TFLiteModel
 from tfscissor.models import build_model
 from tfscissor.quantize import quantize_int8
 

@@ -672,7 +672,7 @@ def _shrink_row(row):
 
 
 def _policy(scales, margin):
-    from tfscissor.crop.policy import CropPolicy
+    from tfscissor.deploy.crop_policy import CropPolicy
 
     if scales.strip().lower() == "off":
         return CropPolicy(scales=None, margin=margin)

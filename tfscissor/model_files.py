@@ -30,7 +30,7 @@ def evaluate_file(path, data_spec):
         check_input(model, dataset.image_shape, dataset.spec)
         accuracy = evaluate_classifier(model, dataset.val)
     else:
-        from tfscissor.litert import TFLiteModel
+        from tfscissor.deploy.litert import TFLiteModel
 
         model = TFLiteModel.load(path)
         dataset = load_data(data_spec, image_size=model.input_shape[:2])
@@ -52,6 +52,6 @@ def describe_file(path):
 
         model = load_model(path)
         return {"format": "keras", "name": model.name, **profile_model(model).to_dict()}
-    from tfscissor.compile import read_model
+    from tfscissor.deploy import read_model
 
     return {"format": "tflite", **read_model(path).to_dict()}

@@ -11,7 +11,7 @@ import pytest
 from tests.bench.conftest import as_edgetpu
 from tfscissor.bench import EdgeTpuUnavailable, bench, bench_coral, find_runtime
 from tfscissor.bench.coral import DelegateRuntime, PycoralRuntime, list_pci, list_usb
-from tfscissor.compile import read_model
+from tfscissor.deploy import read_model
 from tfscissor.errors import UsageError
 
 UPLOAD_S = 0.05  # what the stand-in's first inference takes, as the real one uploads the parameters

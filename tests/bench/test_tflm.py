@@ -8,9 +8,10 @@ import pytest
 import tfscissor
 from tests.compile.conftest import MODEL_NAMES
 from tfscissor.bench import bench, bench_tflm
-from tfscissor.compile import measure_arena, read_model, write_tflm_project
+from tfscissor.compile import write_tflm_project
 from tfscissor.compile.boards import BOARDS, RUNTIME_FLASH, RUNTIME_RAM, Board
-from tfscissor.compile.tflm import configured_arena
+from tfscissor.deploy import measure_arena, read_model
+from tfscissor.deploy.arena import configured_arena
 from tfscissor.errors import ModelError, UsageError
 
 

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from tfscissor.compile.flatbuffer import read_model
+from tfscissor.deploy.flatbuffer import read_model
 
 VERSION = "16.0.384591198"
 MARKER = b"FAKE-EDGETPU"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.compile.helpers import litert_run, random_input, repack, tflm_run
-from tfscissor.compile import _probe, measure_arena, read_model
+from tfscissor.deploy import _probe, measure_arena, read_model
 from tfscissor.errors import ModelError, TfscissorError, UsageError
 
 

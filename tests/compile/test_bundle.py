@@ -11,7 +11,7 @@ from tests.compile.fake_edgetpu_compiler import MARKER
 from tfscissor.cli import cli
 from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
 from tfscissor.compile.edgetpu import MAPPED
-from tfscissor.compile.flatbuffer import read_model
+from tfscissor.deploy.flatbuffer import read_model
 from tfscissor.errors import ModelError, UsageError
 
 
@@ -78,7 +78,7 @@ def test_a_directory_tfscissor_did_not_write_is_not_replaced(int8_model, tmp_pat
 
 
 def test_a_crop_policy_without_a_cropper_is_refused(int8_model, tmp_path):
-    from tfscissor.crop.policy import CropPolicy
+    from tfscissor.deploy.crop_policy import CropPolicy
 
     with pytest.raises(UsageError, match="crop policy needs a cropper"):
         write_tflite_bundle(int8_model("plain"), tmp_path / "out", policy=CropPolicy(margin=1.2))

@@ -14,7 +14,7 @@ import pytest
 
 from tests.compile.helpers import repack
 from tfscissor.compile.edgetpu import analyse_edgetpu
-from tfscissor.compile.flatbuffer import read_model
+from tfscissor.deploy.flatbuffer import read_model
 
 CORAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "coral-compiled"
 pytestmark = pytest.mark.skipif(not CORAL.is_dir(), reason="../shared/coral-compiled is absent beside the repository")

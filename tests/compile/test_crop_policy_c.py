@@ -16,8 +16,9 @@ import pytest
 from tests.compile.conftest import WHOLE_IMAGE_SHAPE as IMAGE_SHAPE
 from tfscissor.compile import csource
 from tfscissor.compile.tflm import quantization_table
-from tfscissor.crop import CropPolicy, TwoStage
-from tfscissor.litert import TFLiteModel, dequantize
+from tfscissor.crop import TwoStage
+from tfscissor.deploy import CropPolicy
+from tfscissor.deploy.litert import TFLiteModel, dequantize
 
 HERE = Path(__file__).with_name("c")
 POLICIES = (CropPolicy(), CropPolicy(scales=None), CropPolicy(scales=(0.3, 0.6), margin=1.2), CropPolicy(margin=0.7))

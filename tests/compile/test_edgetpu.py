@@ -27,7 +27,7 @@ from tfscissor.compile.edgetpu import (
     parse_compiler_output,
     parse_operation_log,
 )
-from tfscissor.compile.flatbuffer import read_model
+from tfscissor.deploy.flatbuffer import read_model
 from tfscissor.errors import ModelError, UsageError
 
 # The compiler's status strings, as its logs print them.

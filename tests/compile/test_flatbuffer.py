@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.compile.helpers import litert_interpreter, litert_ops, repack
-from tfscissor.compile import read_model
+from tfscissor.deploy import read_model
 from tfscissor.errors import ModelError, UsageError
 
 

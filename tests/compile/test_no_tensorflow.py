@@ -10,7 +10,9 @@ def test_deployment_path_does_not_import_tensorflow(int8_model, tmp_path):
     model.write_bytes(int8_model("resnet"))
     code = (
         "import sys\n"
-        "from tfscissor.compile import measure_arena, read_model, write_tflm_project\n"
+        "from tfscissor.compile import write_tflm_project\n"
+        "from tfscissor.deploy import CropPolicy, measure_arena, read_model\n"
+        "import tfscissor.bench\n"
         f"info = read_model({str(model)!r})\n"
         f"assert measure_arena({str(model)!r}) > 0\n"
         f"write_tflm_project({str(model)!r}, {str(tmp_path / 'proj')!r}, labels=['a', 'b', 'c'])\n"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.compile.helpers import litert_ops, litert_run, repack, tflm_run
-from tfscissor.compile import RESOLVER_METHODS, read_model, tflm, write_tflm_project
+from tfscissor.compile import RESOLVER_METHODS, tflm, write_tflm_project
+from tfscissor.deploy import read_model
 from tfscissor.errors import ModelError, UsageError
 
 LABELS = ("cat", 'dog "quoted"', "café")

@@ -21,7 +21,7 @@ import pytest
 
 from tests.compile.conftest import WHOLE_IMAGE_SHAPE
 from tfscissor.compile import write_tflm_project
-from tfscissor.crop import CropPolicy
+from tfscissor.deploy import CropPolicy
 
 TFLM_DIR = os.environ.get("TFLM_DIR")
 CORTEX_M_DIR = os.environ.get("TFLM_CORTEX_M_DIR")

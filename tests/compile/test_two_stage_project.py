@@ -15,13 +15,13 @@ import pytest
 from tests.compile.conftest import WHOLE_IMAGE_SHAPE
 from tests.compile.fake_tflm import write_fake_tflm
 from tests.compile.helpers import litert_run
-from tfscissor.compile import read_model, write_tflm_project
-from tfscissor.compile._probe import Prober
+from tfscissor.compile import write_tflm_project
 from tfscissor.compile.boards import RUNTIME_FLASH, RUNTIME_RAM
 from tfscissor.compile.tflm import quantization_table
-from tfscissor.crop import CropPolicy
+from tfscissor.deploy import CropPolicy, read_model
+from tfscissor.deploy._probe import Prober
+from tfscissor.deploy.litert import dequantize
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.litert import dequantize
 
 LABELS = ["a", "b", "c"]
 POLICY = CropPolicy(scales=(0.5, 0.75), margin=1.25)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfscissor.crop.boxes import FULL_IMAGE, box_iou, jitter_boxes, square_boxes, valid_boxes
+from tfscissor.deploy.boxes import FULL_IMAGE, box_iou, jitter_boxes, square_boxes, valid_boxes
 
 
 def random_boxes(rng, n, low=0.0, high=1.0, min_side=0.01):

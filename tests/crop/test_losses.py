@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfscissor.crop.boxes import box_iou
+from tfscissor.deploy.boxes import box_iou
 
 
 def run(function, y_true, y_pred):

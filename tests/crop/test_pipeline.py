@@ -4,9 +4,9 @@ the cropper's crops, and the float and int8 pipelines evaluated by the same code
 import numpy as np
 import pytest
 
-from tfscissor.crop.policy import CropPolicy, crop_and_resize
 from tfscissor.crop.training import box_report, predict_boxes
 from tfscissor.data.dataset import Split
+from tfscissor.deploy.crop_policy import CropPolicy, crop_and_resize
 from tfscissor.errors import ModelError, UsageError
 
 
@@ -70,8 +70,8 @@ def test_box_report_counts_degenerate_boxes():
 def int8_boxes(run, model_bytes, images):
     """Boxes from an int8 cropper, one image at a time: ``run(int8 input) -> int8 output``, with the model's
     own input quantisation and output dequantisation."""
-    from tfscissor.compile.flatbuffer import read_model
-    from tfscissor.litert import quantize_image
+    from tfscissor.deploy.flatbuffer import read_model
+    from tfscissor.deploy.litert import quantize_image
 
     info = read_model(model_bytes)
     in_scale, in_zero = info.input.quantization
@@ -125,8 +125,8 @@ def test_int8_cropper_boxes_in_litert_and_tflm_agree_with_the_float_model(traine
     0.098, the same image in every runtime, while the 99th percentile stayed at 0.014 to 0.016 and the mean
     at 0.0035.
     """
-    from tfscissor.compile.flatbuffer import read_model
-    from tfscissor.litert import TFLiteModel
+    from tfscissor.deploy.flatbuffer import read_model
+    from tfscissor.deploy.litert import TFLiteModel
 
     cropper, _ = trained_cropper
     info = read_model(int8_cropper)
@@ -169,7 +169,7 @@ def test_train_on_crops_leaves_the_given_classifier_unchanged(crop_classifier):
 @pytest.mark.slow
 def test_two_stage_pipeline_classifies_well_in_float_and_int8(two_stage, int8_two_stage, cropper_boxes, cluttered64):
     from tfscissor.crop.pipeline import TwoStage
-    from tfscissor.litert import TFLiteModel
+    from tfscissor.deploy.litert import TFLiteModel
 
     val = cluttered64.val
     report = two_stage.evaluate(val)
@@ -201,7 +201,7 @@ def test_two_stage_pipeline_classifies_well_in_float_and_int8(two_stage, int8_tw
 
 @pytest.mark.slow
 def test_quantize_two_stage_gives_full_int8_models(int8_two_stage):
-    from tfscissor.compile.flatbuffer import read_model
+    from tfscissor.deploy.flatbuffer import read_model
 
     cropper, classifier = (read_model(data) for data in int8_two_stage)
     assert cropper.fully_int8 and classifier.fully_int8

@@ -7,7 +7,7 @@ index), so a crop taken at the wrong place, or from the wrong image, cannot look
 import numpy as np
 import pytest
 
-from tfscissor.crop.policy import DEFAULT_SCALES, CropPolicy, crop_and_resize, filter_taps, resize_weights
+from tfscissor.deploy.crop_policy import DEFAULT_SCALES, CropPolicy, crop_and_resize, filter_taps, resize_weights
 from tfscissor.errors import UsageError
 
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from tfscissor.crop.sizing import MACS_SHARE, fitted_cropper
 from tfscissor.errors import UsageError
-from tfscissor.models.cropper import MACS_SHARE, build_cropper, default_view, fitted_cropper
+from tfscissor.models.cropper import build_cropper, default_view
 
 WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)  # the widths fitted_cropper tries, widest first (its docstring)
 
@@ -146,8 +147,8 @@ EDGE_TPU_AND_TFLM_OPS = {
 
 @pytest.mark.slow
 def test_int8_cropper_uses_only_edge_tpu_and_tflm_ops():
-    from tfscissor.compile.flatbuffer import read_model
     from tfscissor.compile.tflm_ops import RESOLVER_METHODS
+    from tfscissor.deploy.flatbuffer import read_model
     from tfscissor.quantize import quantize_int8
 
     # The default view of 48 pixels: a 2x2 AVERAGE_POOL_2D. Width and depth change no op, only the conversion time.

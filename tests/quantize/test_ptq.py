@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import ModelError
-from tfscissor.litert import TFLiteModel
 from tfscissor.models import build_model, load_model
 from tfscissor.quantize import quantize_int8, quantize_model, to_tflite
 

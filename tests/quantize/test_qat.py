@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from tfscissor.cli import cli
-from tfscissor.compile import read_model
+from tfscissor.deploy import read_model
+from tfscissor.deploy.litert import TFLiteModel, quantize_image
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.litert import TFLiteModel, quantize_image
 from tfscissor.models import build_model, load_model
 from tfscissor.models.cropper import build_cropper
 from tfscissor.quantize import build_mirror, check_mirror, qat, quantize_model_qat, register_mirror
@@ -236,7 +236,7 @@ def test_bad_training_settings(tiny_data, kwargs, message):
 def test_conversion_failure_and_float_leftovers_are_model_errors(monkeypatch):
     import tensorflow as tf
 
-    import tfscissor.compile.flatbuffer
+    import tfscissor.deploy.flatbuffer
 
     fake_quant = qat.fake_quantized(build_mirror(BUILDERS["plain"]()))
     real = tf.lite.TFLiteConverter.from_concrete_functions
@@ -259,7 +259,7 @@ def test_conversion_failure_and_float_leftovers_are_model_errors(monkeypatch):
         fully_int8 = False
         non_int8_tensors = ("conv/bias (float32)",)
 
-    monkeypatch.setattr(tfscissor.compile.flatbuffer, "read_model", lambda *a, **k: FloatLeft())
+    monkeypatch.setattr(tfscissor.deploy.flatbuffer, "read_model", lambda *a, **k: FloatLeft())
     with pytest.raises(ModelError, match=r"non-int8 tensors \(conv/bias \(float32\)\)"):
         qat.convert_fake_quantized(fake_quant, pixels(8))
 

@@ -79,7 +79,7 @@ bench: {runs: 2, warmup: 1}
 
 
 def test_quantisation_aware_training_in_a_recipe(tmp_path):
-    from tfscissor.compile import read_model
+    from tfscissor.deploy import read_model
 
     (tmp_path / "qat.yaml").write_text(QAT)
     summary = run_recipe(load_recipe(tmp_path / "qat.yaml"), tmp_path / "run")

@@ -52,7 +52,7 @@ def test_costs_and_violations_of_a_model():
     images = np.random.default_rng(0).uniform(0, 255, (20, 16, 16, 3)).astype(np.float32)
     costs = measure_costs(model, ("macs", "params", "bytes", "arena"), images)
     from tfscissor.analysis import profile_model
-    from tfscissor.compile import measure_arena
+    from tfscissor.deploy import measure_arena
     from tfscissor.quantize import quantize_int8
 
     assert costs["macs"] == profile_model(model).macs and costs["params"] == model.count_params()

@@ -22,9 +22,9 @@ import numpy as np
 
 from tfscissor.bench.cpu import INPUT_SEED
 from tfscissor.bench.timing import check_schedule, time_invocations
-from tfscissor.compile.flatbuffer import read_model
+from tfscissor.deploy.flatbuffer import read_model
+from tfscissor.deploy.litert import check_tflite_path, read_tflite, seeded_input
 from tfscissor.errors import TfscissorError, UsageError
-from tfscissor.litert import check_tflite_path, read_tflite, seeded_input
 
 EDGETPU_OP = "CUSTOM:edgetpu-custom-op"  # what edgetpu_compiler puts in place of the ops it maps
 LIBRARY = {"Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(platform.system(), "libedgetpu.so.1")

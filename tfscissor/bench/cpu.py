@@ -3,7 +3,7 @@
 import sys
 
 from tfscissor.bench.timing import check_count, check_schedule, time_invocations
-from tfscissor.litert import TFLiteModel, seeded_input
+from tfscissor.deploy.litert import TFLiteModel, seeded_input
 
 INPUT_SEED = 0  # values do not change int8 latency; a seeded tensor keeps runs comparable anyway
 

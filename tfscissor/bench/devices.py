@@ -14,10 +14,10 @@ from tfscissor.bench.cpu import INPUT_SEED, bench_cpu
 from tfscissor.bench.tflm import HOST_TIME, bench_tflm, board_fit
 from tfscissor.bench.timing import check_schedule, time_invocations
 from tfscissor.compile.boards import board as board_preset
-from tfscissor.compile.flatbuffer import read_model
-from tfscissor.crop.boxes import check_box_outputs
+from tfscissor.deploy.boxes import check_box_outputs
+from tfscissor.deploy.flatbuffer import read_model
+from tfscissor.deploy.litert import check_tflite_path, read_tflite, seeded_input
 from tfscissor.errors import UsageError
-from tfscissor.litert import check_tflite_path, read_tflite, seeded_input
 
 CROP_BOX = (0.25, 0.25, 0.75, 0.75)  # half the image's side: a typical crop, resized like any other
 _FLAGS = {"num_threads": "num_threads (--threads)"}  # so the message names the option the CLI user typed
@@ -91,7 +91,7 @@ def _read(model):
 
 def _time_crop(image_shape, resolution, policy, runs, warmup):
     """The host's crop policy on a seeded whole image, cut at :data:`CROP_BOX` and resized to ``resolution``."""
-    from tfscissor.crop.policy import CropPolicy
+    from tfscissor.deploy.crop_policy import CropPolicy
 
     policy = policy or CropPolicy()
     image = seeded_input((1, *image_shape), np.uint8, seed=INPUT_SEED)
@@ -151,7 +151,7 @@ def bench(model, *, device="cpu", cropper=None, runs=100, warmup=10, policy=None
     if policy is not None and cropper is None:
         raise UsageError("a crop policy needs a cropper: give --cropper too")
     if policy is not None:
-        from tfscissor.crop.policy import CropPolicy
+        from tfscissor.deploy.crop_policy import CropPolicy
 
         if not isinstance(policy, CropPolicy):
             raise UsageError(f"policy must be a tfscissor.crop.CropPolicy, got {type(policy).__name__}")

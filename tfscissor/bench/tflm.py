@@ -13,9 +13,9 @@ import numpy as np
 from tfscissor.bench.cpu import INPUT_SEED
 from tfscissor.bench.timing import check_schedule, time_invocations
 from tfscissor.compile.boards import RUNTIME_FLASH, RUNTIME_RAM, check_fit
-from tfscissor.compile.flatbuffer import read_model
-from tfscissor.compile.tflm import configured_arena, measure_arena, two_stage_buffers
-from tfscissor.litert import check_tflite_path, read_tflite, seeded_input
+from tfscissor.deploy.arena import configured_arena, measure_arena, two_stage_buffers
+from tfscissor.deploy.flatbuffer import read_model
+from tfscissor.deploy.litert import check_tflite_path, read_tflite, seeded_input
 
 HOST_TIME = "host time, not a device figure: TFLM's reference kernels on this machine's CPU"
 

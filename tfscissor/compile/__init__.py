@@ -1,5 +1,5 @@
-"""Deployment: reading ``.tflite`` files, the Edge TPU mapping, and the compile targets (``tflite`` and
-``edgetpu`` bundles, TensorFlow Lite Micro firmware projects and their board ports, flashing).
+"""The compile targets: ``tflite`` and ``edgetpu`` bundles (with the Edge TPU mapping), TensorFlow Lite Micro
+firmware projects and their board ports, flashing.
 
 Nothing here imports TensorFlow, so the deployment path runs where only ``ai-edge-litert`` and
 ``tflite-micro`` are installed.
@@ -9,9 +9,8 @@ from tfscissor.compile.boards import BOARDS, check_fit
 from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
 from tfscissor.compile.edgetpu import analyse_edgetpu, compile_models
 from tfscissor.compile.flash import flash_project
-from tfscissor.compile.flatbuffer import TensorInfo, TFLiteInfo, read_model
 from tfscissor.compile.ports import PORTS
-from tfscissor.compile.tflm import TFLMProject, measure_arena, write_tflm_project
+from tfscissor.compile.tflm import TFLMProject, write_tflm_project
 from tfscissor.compile.tflm_ops import RESOLVER_METHODS, resolver_methods
 
 __all__ = [
@@ -19,14 +18,10 @@ __all__ = [
     "PORTS",
     "RESOLVER_METHODS",
     "TFLMProject",
-    "TFLiteInfo",
-    "TensorInfo",
     "analyse_edgetpu",
     "check_fit",
     "compile_models",
     "flash_project",
-    "measure_arena",
-    "read_model",
     "resolver_methods",
     "write_edgetpu_bundle",
     "write_tflite_bundle",

@@ -17,7 +17,6 @@ from tfscissor.compile.edgetpu import (
     find_compiler,
     parse_compiler_output,
 )
-from tfscissor.compile.flatbuffer import read_model
 from tfscissor.compile.outputs import (
     FORMATS,
     check_deployable,
@@ -26,10 +25,11 @@ from tfscissor.compile.outputs import (
     model_entry,
     with_file_hashes,
 )
-from tfscissor.crop.boxes import check_box_outputs
+from tfscissor.deploy.boxes import check_box_outputs
+from tfscissor.deploy.flatbuffer import read_model
+from tfscissor.deploy.litert import read_tflite
 from tfscissor.errors import UsageError
 from tfscissor.io import atomic_dir
-from tfscissor.litert import read_tflite
 
 __all__ = ["Bundle", "write_edgetpu_bundle", "write_tflite_bundle"]
 
@@ -80,7 +80,7 @@ def _bundle(models, target, labels, policy):
 def _policy(policy, cropper):
     if policy is not None and cropper is None:
         raise UsageError("a crop policy needs a cropper: give --cropper too")
-    from tfscissor.crop.policy import CropPolicy
+    from tfscissor.deploy.crop_policy import CropPolicy
 
     return policy or CropPolicy()
 

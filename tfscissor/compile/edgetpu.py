@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfscissor.compile.flatbuffer import read_model
+from tfscissor.deploy.flatbuffer import read_model
 from tfscissor.errors import ModelError, TfscissorError, UsageError
 
 __all__ = [

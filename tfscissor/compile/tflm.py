@@ -1,16 +1,15 @@
-"""TensorFlow Lite Micro: the smallest tensor arena a model needs, and a firmware project around it.
+"""TensorFlow Lite Micro: a firmware project around a model, with the arena :mod:`tfscissor.deploy.arena` measures.
 
 The project follows TFLM's person_detection example (``main_functions``, ``model_settings``, an image
 provider and a responder behind small headers with host reference implementations, a resolver listing only
 the ops used, a static ``alignas(16)`` arena). TFLM's C++ sources are not needed to write it; TFLM's Python
 interpreter (``tflite-micro``) runs the exact model bytes to measure the arena and record known-good outputs.
 With a cropper, one project runs the two-stage pipeline: the files of ``firmware/tflm/two_stage/`` replace or
-join the single-model ones, and the crop policy runs in plain C that equals :mod:`tfscissor.crop.policy`.
+join the single-model ones, and the crop policy runs in plain C that equals :mod:`tfscissor.deploy.crop_policy`.
 """
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,9 +17,7 @@ import numpy as np
 
 from tfscissor import __version__
 from tfscissor.compile import csource
-from tfscissor.compile._probe import Prober
 from tfscissor.compile.boards import BoardFit, check_fit
-from tfscissor.compile.flatbuffer import read_model
 from tfscissor.compile.outputs import (
     FORMATS,
     check_deployable,
@@ -31,17 +28,22 @@ from tfscissor.compile.outputs import (
 )
 from tfscissor.compile.ports import add_board_port
 from tfscissor.compile.tflm_ops import resolver_methods
-from tfscissor.crop.boxes import BOX_FIELDS, check_box_outputs
-from tfscissor.crop.policy import CropPolicy
+from tfscissor.deploy.arena import (
+    ARENA_GRANULARITY,
+    DEFAULT_ARENA_MARGIN,
+    DEFAULT_MAX_ARENA,
+    SAMPLE_SEED,
+    configured_arena,
+    measure,
+    sample_input,
+    two_stage_buffers,
+)
+from tfscissor.deploy.boxes import BOX_FIELDS, check_box_outputs
+from tfscissor.deploy.crop_policy import CropPolicy
+from tfscissor.deploy.flatbuffer import read_model
+from tfscissor.deploy.litert import dequantize, quantize_image, read_tflite
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import atomic_dir
-from tfscissor.litert import dequantize, quantize_image, read_tflite, seeded_input
-
-ARENA_GRANULARITY = 16  # TFLM aligns every allocation to 16 bytes, so finer steps measure nothing
-DEFAULT_MAX_ARENA = 64 << 20  # past this, a model is no longer a microcontroller model
-DEFAULT_ARENA_MARGIN = 0.1
-_FIRST_GUESS = 4096  # small models then need ~10 probes rather than log2(64 MiB / 16) = 22
-_SAMPLE_SEED = 0
 
 _TEMPLATES = (
     "model_data.h",
@@ -100,94 +102,6 @@ class TFLMProject:
 
     def file(self, name):
         return self.path / name
-
-
-def _round_up(value, step=ARENA_GRANULARITY):
-    return -(-int(value) // step) * step
-
-
-def configured_arena(measured, margin=DEFAULT_ARENA_MARGIN):
-    """The ``kTensorArenaSize`` a project configures for a ``measured`` arena: ``margin`` more, in 16-byte steps."""
-    return _round_up(math.ceil(measured * (1 + margin)))
-
-
-def two_stage_buffers(image_shape):
-    """RAM the two-stage runner keeps besides the arenas, in bytes: (the whole uint8 image, one row of 32-bit
-    sums for the resize), for a cropper taking ``image_shape`` (H, W, C) images."""
-    rows, cols, channels = (int(d) for d in image_shape)
-    return rows * cols * channels, 4 * cols * channels
-
-
-def _sample_input(info, image=None):
-    """The int8 input tensor (HWC bytes) for the sample: ``image`` quantised, or seeded random values."""
-    try:
-        dtype = np.dtype(info.input.dtype)
-    except TypeError:
-        raise ModelError(f"{info.name} takes {info.input.dtype} input, which cannot be fed as an image") from None
-    shape = info.input.shape
-    if image is None:
-        return seeded_input(shape, dtype, seed=_SAMPLE_SEED)
-    image = np.asarray(image, dtype=np.float32)
-    if image.shape != tuple(shape[1:]):
-        raise UsageError(
-            f"sample_image has shape {image.shape}, the model takes {tuple(shape[1:])}: pass one image (H, W, C)"
-        )
-    return quantize_image(image, *info.input.quantization)[None]
-
-
-def _search_arena(prober, name, max_arena):
-    """Smallest multiple of 16 with which the model runs, assuming that any larger arena works too.
-
-    Invariant of the bisection: ``lo`` failed (0 by definition) and ``hi`` succeeded. Returns (size, output).
-    """
-    output = prober.probe(max_arena)
-    if output is None:
-        detail = prober.last_log.splitlines()[-1] if prober.last_log else "TFLM printed nothing"
-        if prober.last_exit:
-            raise ModelError(
-                f"TFLite Micro {prober.last_exit} preparing {name} ({detail}): this happens with degenerate "
-                "quantisation, for example an untrained model whose activations collapse to scales near 1e-9; "
-                "train it before quantising"
-            )
-        raise ModelError(f"TFLite Micro cannot run {name} even with a {max_arena}-byte arena: {detail}")
-    lo, hi = 0, max_arena
-    size = _FIRST_GUESS
-    while size < hi:
-        result = prober.probe(size)
-        if result is not None:
-            hi, output = size, result
-            break
-        lo, size = size, size * 2
-    while hi - lo > ARENA_GRANULARITY:
-        mid = max(lo + ARENA_GRANULARITY, (lo + hi) // 2 // ARENA_GRANULARITY * ARENA_GRANULARITY)
-        result = prober.probe(mid)
-        if result is None:
-            lo = mid
-        else:
-            hi, output = mid, result
-    return hi, output
-
-
-def _measure(data, info, input_tensor, max_arena):
-    if not isinstance(max_arena, int) or max_arena < ARENA_GRANULARITY:
-        raise UsageError(f"max_arena must be an integer of at least {ARENA_GRANULARITY} bytes, got {max_arena!r}")
-    with Prober(data, np.ascontiguousarray(input_tensor).tobytes()) as prober:
-        return _search_arena(prober, info.name, _round_up(max_arena))
-
-
-def measure_arena(model_bytes, *, max_arena=DEFAULT_MAX_ARENA):
-    """Smallest ``arena_size`` (a multiple of 16) with which TFLM's interpreter allocates and invokes the model.
-
-    ``model_bytes``: the ``.tflite`` bytes (or a path). Probes run in a child process, because TFLM's Python
-    runtime segfaults on arenas below ~500 bytes instead of raising, and its messages about failed allocations
-    go to that process's stderr rather than the user's terminal. Raises ModelError if the model cannot run
-    in ``max_arena`` bytes.
-    """
-    data, name = read_tflite(model_bytes)
-    info = read_model(data, name=name)
-    if not info.inputs or not info.outputs:
-        raise ModelError(f"{name} has no input or no output tensor: it is not a runnable model")
-    return _measure(data, info, _sample_input(info), max_arena)[0]
 
 
 def _render_files(
@@ -315,7 +229,7 @@ def write_tflm_project(
     ``sample_image``: an (H, W, C) image of pixels in [0, 255] for the known-good test (default: seeded noise).
     ``cropper``: the int8 cropper of a two-stage pipeline (bytes or a path). The project then runs both models
     (an arena each, one resolver for the ops of both) joined by ``policy`` (a
-    :class:`~tfscissor.crop.policy.CropPolicy`, default ``CropPolicy()``) in plain C, which gives the Python
+    :class:`~tfscissor.deploy.crop_policy.CropPolicy`, default ``CropPolicy()``) in plain C, which gives the Python
     pipeline's crops bit for bit; ``sample_image`` is then a whole image, and the known-good test checks the
     box, the window and the scores. The returned project's ``cropper`` describes the cropper's part.
     ``board``: a preset of :data:`tfscissor.compile.boards.BOARDS`; a project that does not fit its flash and
@@ -357,11 +271,11 @@ def _project_files(data, model_name, out_dir, *, labels, name, margin, sample, l
     check_deployable(info, "the firmware")
     labels = check_labels(labels, info.output.shape[-1])
     methods = resolver_methods(info.ops, model_name)
-    sample_in = _sample_input(info, sample)
-    measured, raw_output = _measure(data, info, sample_in, limit)
+    sample_in = sample_input(info, sample)
+    measured, raw_output = measure(data, info, sample_in, limit)
     sample_out = np.frombuffer(raw_output, dtype=np.int8).reshape(info.output.shape)
     source = (
-        "the sample image given to tfscissor" if sample is not None else f"seeded random input (seed {_SAMPLE_SEED})"
+        "the sample image given to tfscissor" if sample is not None else f"seeded random input (seed {SAMPLE_SEED})"
     )
     return _finish(
         data, info, out_dir, name=name, labels=labels, methods=methods, measured=measured, margin=margin,
@@ -397,14 +311,14 @@ def _finish(data, info, out_dir, *, measured, margin, op_counts=None, two_stage=
 
 def quantization_table(quantization):
     """The int8 input value of each pixel value 0..255 for a model input quantised as ``(scale, zero_point)``:
-    the Python pipeline's own rounding (:func:`~tfscissor.litert.quantize_image`), tabulated for the firmware."""
+    the Python pipeline's own rounding (:func:`~tfscissor.deploy.litert.quantize_image`), tabulated for the firmware."""
     return quantize_image(np.arange(256), *quantization)
 
 
 def _whole_image(shape, image):
     """The two-stage sample: ``image`` as uint8 pixels, or seeded random pixels."""
     if image is None:
-        return np.random.default_rng(_SAMPLE_SEED).integers(0, 256, size=shape, dtype=np.uint8)
+        return np.random.default_rng(SAMPLE_SEED).integers(0, 256, size=shape, dtype=np.uint8)
     image = np.asarray(image)
     if image.shape != tuple(shape):
         raise UsageError(
@@ -450,11 +364,11 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
         quantization_table(cropper_info.input.quantization),
         quantization_table(info.input.quantization),
     )
-    cropper_measured, raw_box = _measure(cropper_data, cropper_info, cropper_table[image][None], limit)
+    cropper_measured, raw_box = measure(cropper_data, cropper_info, cropper_table[image][None], limit)
     box = np.frombuffer(raw_box, dtype=np.int8)
     crop = policy.crop(image[None], dequantize(box, *cropper_info.output.quantization)[None], crop_shape[0])
     sample_in = table[crop.images]
-    measured, raw_output = _measure(data, info, sample_in, limit)
+    measured, raw_output = measure(data, info, sample_in, limit)
     sample_out = np.frombuffer(raw_output, dtype=np.int8).reshape(info.output.shape)
     cropper_arena = configured_arena(cropper_measured, margin)
     window = [int(v) for v in crop.windows[0]]
@@ -517,7 +431,7 @@ def _two_stage_files(data, model_name, cropper, out_dir, *, policy, labels, name
         {"box": [int(v) for v in box], "window": window, "fallback": bool(crop.fallbacks[0])},
     )
     source = (
-        "the sample image given to tfscissor" if sample is not None else f"seeded random image (seed {_SAMPLE_SEED})"
+        "the sample image given to tfscissor" if sample is not None else f"seeded random image (seed {SAMPLE_SEED})"
     )
     cropper_project = TFLMProject(
         path=out_dir,

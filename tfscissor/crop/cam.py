@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfscissor.crop.boxes import FULL_IMAGE, square_boxes
-from tfscissor.crop.policy import resize_weights
+from tfscissor.deploy.boxes import FULL_IMAGE, square_boxes
+from tfscissor.deploy.crop_policy import resize_weights
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import atomic_path
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfscissor.crop.boxes import jitter_boxes
-from tfscissor.crop.policy import CropPolicy
 from tfscissor.crop.training import box_report, predict_boxes, run_model
+from tfscissor.deploy.boxes import jitter_boxes
+from tfscissor.deploy.crop_policy import CropPolicy
+from tfscissor.deploy.litert import is_tflite
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.litert import is_tflite
 
 __all__ = ["TwoStage", "cropped", "train_on_crops", "quantize_two_stage", "JITTER"]
 
@@ -154,7 +154,7 @@ def train_on_crops(
     import keras
 
     from tfscissor.crop.batches import EpochCrops
-    from tfscissor.distribute import check_training, trained_under
+    from tfscissor.models.distribute import check_training, trained_under
     from tfscissor.models.graph import with_input_size
     from tfscissor.models.training import compile_classifier
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tfscissor.crop.boxes import check_box_outputs
 from tfscissor.crop.training import box_report, predict_boxes, train_cropper
+from tfscissor.deploy.boxes import check_box_outputs
+from tfscissor.deploy.litert import is_tflite
 from tfscissor.errors import DataError, UsageError
-from tfscissor.litert import is_tflite
 
 __all__ = [
     "BoxLabels",
@@ -112,7 +112,7 @@ def train_cropper_stage(
     the classifier's; ``cropper_options`` (view, width, blocks, stages, hidden) fix the architecture instead.
     """
     from tfscissor.analysis import profile_model
-    from tfscissor.models.cropper import MACS_SHARE, fitted_cropper
+    from tfscissor.crop.sizing import MACS_SHARE, fitted_cropper
 
     box_set = box_labels(dataset, labels, classifier, cache_dir, progress)
     options = dict(cropper_options or {})
@@ -154,7 +154,7 @@ def load_stage_model(path, role):
 
         return load_model(path)
     if suffix == ".tflite":
-        from tfscissor.litert import TFLiteModel
+        from tfscissor.deploy.litert import TFLiteModel
 
         return TFLiteModel.load(path)
     raise UsageError(f"{role} {path} must be a .keras or .tflite file")
@@ -199,7 +199,7 @@ class QuantizedPipeline:
 def quantize_pipeline(pipeline, dataset, num_samples=200, seed=0):
     """Quantise a Keras :class:`TwoStage` and evaluate it before and after, as deployed (LiteRT)."""
     from tfscissor.crop.pipeline import TwoStage, quantize_two_stage
-    from tfscissor.litert import TFLiteModel
+    from tfscissor.deploy.litert import TFLiteModel
 
     cropper, classifier = quantize_two_stage(pipeline, dataset, num_samples=num_samples, seed=seed)
     names = tuple(f"{name} (int8)" for name in pipeline.names)

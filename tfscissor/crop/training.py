@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfscissor.crop.boxes import box_iou, valid_boxes
+from tfscissor.deploy.boxes import box_iou, valid_boxes
 from tfscissor.errors import ModelError, UsageError
 
 __all__ = ["train_cropper", "predict_boxes", "run_model", "box_report"]
@@ -97,7 +97,7 @@ def train_cropper(
 
 def run_model(model, images, batch_size=256):
     """float32 outputs of a Keras model, or of a ``TFLiteModel`` run one image at a time as deployed."""
-    from tfscissor.litert import is_tflite
+    from tfscissor.deploy.litert import is_tflite
 
     images = np.asarray(images)
     if is_tflite(model):

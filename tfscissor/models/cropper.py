@@ -15,11 +15,10 @@ from tfscissor.errors import UsageError
 from tfscissor.models.layers import conv_bn_act
 from tfscissor.models.resnet import bottleneck_block
 
-__all__ = ["build_cropper", "fitted_cropper", "default_view", "CROPPER_WIDTHS", "MACS_SHARE"]
+__all__ = ["build_cropper", "default_view", "pools", "CROPPER_WIDTHS"]
 
 CROPPER_WIDTHS = (16, 32, 32, 64)
 _VIEW = 48  # default view side: the whole image is averaged down to about this many pixels
-MACS_SHARE = 0.05  # by default a cropper costs at most this share of the classifier it serves
 
 
 def default_view(height, width=None):
@@ -27,10 +26,10 @@ def default_view(height, width=None):
     the largest factor of both sides that keeps the view at least 48 pixels (none when it is smaller)."""
     width = height if width is None else width
     side = min(height, width)
-    return side // max(_pools(height, width, side // _VIEW), default=1)
+    return side // max(pools(height, width, side // _VIEW), default=1)
 
 
-def _pools(height, width, largest):
+def pools(height, width, largest):
     """Pooling factors that divide both sides, up to ``largest``."""
     return [p for p in range(1, largest + 1) if height % p == 0 and width % p == 0]
 
@@ -74,39 +73,3 @@ def build_cropper(input_shape, view=None, width=1.0, blocks=2, stages=4, hidden=
     x = keras.layers.Dense(channels(hidden), activation="relu", name="fc")(x)
     box = keras.layers.Dense(4, activation="sigmoid", name="box")(x)
     return keras.Model(inputs, box, name=name)
-
-
-# Tried in order until the cropper fits the MAC budget: the view's resolution is kept longest, because the
-# box's precision depends on it; width goes first.
-_WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)
-
-
-def fitted_cropper(input_shape, max_macs=None, seed=None, **options):
-    """The default cropper for ``input_shape``, narrowed (then given a coarser view) until its MACs are at
-    most ``max_macs``; ``options`` fix any of :func:`build_cropper`'s arguments. Raises UsageError when even
-    the smallest candidate is over the budget."""
-    from tfscissor.analysis import profile_model
-
-    side = min(int(input_shape[0]), int(input_shape[1]))
-    views = [options.pop("view")] if "view" in options else _coarser_views(input_shape)
-    widths = [options.pop("width")] if "width" in options else _WIDTHS
-    smallest = None
-    for view in views:
-        for width in widths:
-            model = build_cropper(input_shape, view=view, width=width, seed=seed, **options)
-            macs = profile_model(model).macs
-            if max_macs is None or macs <= max_macs:
-                return model
-            smallest = macs if smallest is None else min(smallest, macs)
-    raise UsageError(
-        f"no cropper for {side}-pixel images fits {int(max_macs):,} MACs (the smallest tried needs {smallest:,}): "
-        "give the cropper a larger budget, or a smaller view and width"
-    )
-
-
-def _coarser_views(input_shape):
-    """The default view, then every coarser one down to 16 pixels (or the default, if it is smaller)."""
-    height, width = int(input_shape[0]), int(input_shape[1])
-    side = min(height, width)
-    first = default_view(height, width)
-    return [side // p for p in _pools(height, width, side) if side // p <= first and side // p >= min(first, 16)]

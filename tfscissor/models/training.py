@@ -97,12 +97,12 @@ def train_classifier(
     place (training is the one step that is meant to change a model). With a ``teacher`` (a model for the
     same images and classes, such as the model before trimming), the loss is :func:`distillation_loss` on
     the teacher's outputs, computed once before training. With a ``tf.distribute`` ``strategy`` (see
-    :func:`tfscissor.distribute.strategy_for`), a copy trains on its replicas and its weights are copied
+    :func:`tfscissor.models.distribute.strategy_for`), a copy trains on its replicas and its weights are copied
     back; ``batch_size`` is the global batch, split across the replicas.
     """
     import keras
 
-    from tfscissor.distribute import check_training, trained_under
+    from tfscissor.models.distribute import check_training, trained_under
 
     check_input(model, dataset.image_shape, dataset.spec)
     check_training(strategy, batch_size, train_split=len(dataset.train), val_split=len(dataset.val))

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import ModelError
-from tfscissor.litert import TFLiteModel
 
 
 def to_tflite(model, representative_images=None, num_samples=200, seed=0):

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
+from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import ModelError, UsageError
-from tfscissor.litert import TFLiteModel
 from tfscissor.quantize.ptq import QuantizeResult, _calibration_images, quantize_int8
 
 __all__ = ["build_mirror", "check_mirror", "quantize_model_qat", "register_mirror", "MIRROR_TOLERANCE"]
@@ -300,7 +300,7 @@ def convert_fake_quantized(qat_model, representative_images, num_samples=200, se
     """
     import tensorflow as tf
 
-    from tfscissor.compile.flatbuffer import read_model
+    from tfscissor.deploy.flatbuffer import read_model
 
     chosen = _calibration_images(qat_model, representative_images, num_samples, seed)
     # A batch of one makes every shape static, as in to_tflite: the Edge TPU refuses a dynamic batch.

@@ -181,7 +181,7 @@ class Context:
 
     @property
     def strategy(self):
-        from tfscissor.distribute import strategy_for
+        from tfscissor.models.distribute import strategy_for
 
         if self._strategy is None:
             self._strategy = strategy_for(self.recipe["distribute"]["strategy"])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from tfscissor.distribute import STRATEGIES
 from tfscissor.errors import UsageError
+from tfscissor.models.distribute import STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,7 @@ def _check_together(recipe, path, lines):
         raise UsageError(
             f"{_where(path, lines, ('distribute', 'strategy'))}: distribute.strategy multi_worker cannot train in "
             "Keras 3.15 (model.fit fails across workers: keras-team/keras#20585) and every recipe trains: use "
-            "mirrored for the GPUs of one machine (tfscissor.distribute.strategy_for('multi_worker') still "
+            "mirrored for the GPUs of one machine (tfscissor.models.distribute.strategy_for('multi_worker') still "
             "collects relevance statistics across workers)"
         )
     from tfscissor.trim.criteria import criterion_names

@@ -38,7 +38,7 @@ class Stage:
 def _measured(name, label, artifact, model, tflite_path, accuracy, *, command, files=None, ctx):
     """A float Keras model's record: its graph's MACs and params, its float .tflite's size and TFLM arena."""
     from tfscissor.analysis import profile_model
-    from tfscissor.compile import measure_arena
+    from tfscissor.deploy import measure_arena
     from tfscissor.quantize import to_tflite
 
     tflite = to_tflite(model)
@@ -363,7 +363,8 @@ class Quantize(Stage):
         return f"full int8{both}, {method}, {quantize['samples']} calibration images -> *_int8.tflite"
 
     def run(self, ctx):
-        from tfscissor.compile import analyse_edgetpu, measure_arena
+        from tfscissor.compile import analyse_edgetpu
+        from tfscissor.deploy import measure_arena
 
         recipe, quantize = ctx.recipe, ctx.recipe["quantize"]
         source = ctx.latest("classifier")

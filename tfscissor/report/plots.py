@@ -95,7 +95,7 @@ def crop_examples(images, predicted, true, path, title, count=8):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    from tfscissor.crop.boxes import box_iou, valid_boxes
+    from tfscissor.deploy.boxes import box_iou, valid_boxes
 
     count = min(count, len(images))
     cols = min(4, count)

@@ -99,7 +99,7 @@ def measure_costs(model, axes, representative_images=None, latency_runs=50):
         if representative_images is None:
             raise UsageError("budgets on bytes, arena or latency need representative images for the int8 model")
         from tfscissor.bench import bench_cpu
-        from tfscissor.compile import measure_arena
+        from tfscissor.deploy import measure_arena
         from tfscissor.quantize import quantize_int8
 
         tflite = quantize_int8(model, representative_images)

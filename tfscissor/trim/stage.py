@@ -83,8 +83,8 @@ def trim_and_fine_tune(
     global batch); accuracy is measured on one device.
     """
     from tfscissor.analysis import profile_model
-    from tfscissor.distribute import check_training
     from tfscissor.errors import UsageError
+    from tfscissor.models.distribute import check_training
     from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
 
     policy, value = check_policy(

@@ -1,4 +1,4 @@
-/* See crop_policy.h; tfscissor/crop/policy.py is the reference this must equal. */
+/* See crop_policy.h; tfscissor/deploy/crop_policy.py is the reference this must equal. */
 /* The window arithmetic must round as numpy's float64 does, one operation at a time: no fused multiply-adds,
  * whatever the build system's flags (a Cortex-M7's double-precision FPU has them). */
 #if defined(__clang__)

@@ -1,5 +1,5 @@
 /* The crop policy of tfscissor's two-stage pipeline in plain C: from the cropper's int8 box to the
- * classifier's int8 input. It reproduces tfscissor.crop.policy bit for bit, so the firmware classifies the
+ * classifier's int8 input. It reproduces tfscissor.deploy.crop_policy bit for bit, so the firmware classifies the
  * same crops as the Python evaluation:
  *   1. the box, dequantised as float (the cropper's output scale and zero point);
  *   2. the window: the box in pixels, times the margin, squared to its longer side, grown to the smallest

@@ -8,8 +8,8 @@ corrupt or truncated bytes into a :class:`ModelError` naming the file.
 
 from dataclasses import dataclass, field
 
+from tfscissor.deploy.litert import read_tflite
 from tfscissor.errors import ModelError
-from tfscissor.litert import read_tflite
 
 _FILE_IDENTIFIER = b"TFL3"
 

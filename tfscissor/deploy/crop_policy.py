@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfscissor.crop.boxes import FULL_IMAGE, valid_boxes
+from tfscissor.deploy.boxes import FULL_IMAGE, valid_boxes
 from tfscissor.errors import UsageError
 
 __all__ = ["CropPolicy", "CropResult", "DEFAULT_SCALES", "crop_and_resize", "filter_taps", "resize_weights"]

@@ -5,7 +5,7 @@ One ResNet-style baseline is trained and saved under ``bench/runs/``. At each sp
 baseline's parameters removed) two models start from it and get the same fine-tune (epochs, learning rate,
 cosine decay, batch, seed, validation each epoch):
 
-* trim: :func:`tfscissor.trim.stage.trim_and_fine_tune` with ``target_params`` at the stage's defaults (taylor
+* trim: :func:`tfscissor.trim.stage.run_trim` with ``target_params`` at the stage's defaults (taylor
   saliency, 5 surgery steps, layer limit, protected stem, batch norms re-estimated, then the fine-tune distilled
   from the baseline): whole channels are removed, so the result is a smaller dense model;
 * tfmot: the baseline's tf-keras mirror (:func:`tfscissor.quantize.build_mirror`), every Conv2D and Dense
@@ -161,10 +161,10 @@ def control(baseline_path, dataset, settings):
 
 def trim(baseline_path, dataset, settings, sparsity):
     from tfscissor.models import load_model
-    from tfscissor.trim.stage import trim_and_fine_tune
+    from tfscissor.trim.stage import run_trim
 
     result, seconds = timed(
-        lambda: trim_and_fine_tune(
+        lambda: run_trim(
             load_model(baseline_path),
             dataset,
             samples=settings["samples"],
@@ -407,7 +407,7 @@ def markdown(result):
         f"lr {s['lr']:g} (cosine), batch {s['batch']}, seed {s['seed']} ({result['baseline_seconds']:.0f} s)",
         f"- Every other row starts from the saved baseline and gets the same fine-tune: {s['fine_tune_epochs']} "
         f"epochs at lr {s['fine_tune_lr']:g} (Adam, cosine to 0), batch {s['batch']}, seed {s['seed']}. **trim**: "
-        f"`trim_and_fine_tune(target_params=1 - sparsity, samples={s['samples']})` at the stage's defaults (taylor, "
+        f"`run_trim(target_params=1 - sparsity, samples={s['samples']})` at the stage's defaults (taylor, "
         "5 steps, then the fine-tune distilled from the baseline; tfmot's fine-tune has the labels alone). **tfmot**: every Conv2D and Dense of the tf-keras mirror wrapped in `prune_low_magnitude` "
         "(`PolynomialDecay` from 0 to the kernel sparsity over the first two thirds of the fine-tune, "
         "`UpdatePruningStep`), `strip_pruning`, weights copied back into the Keras 3 model. Its kernel sparsity "

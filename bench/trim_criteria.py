@@ -2,7 +2,7 @@
 l1 and random, on cluttered Fashion-MNIST.
 
 One ResNet-style baseline is trained once and saved under ``bench/runs/``; every run (variant x MACs target x
-seed) reloads it, trims it to the target fraction of its MACs with :func:`trim_and_fine_tune` at the stage's
+seed) reloads it, trims it to the target fraction of its MACs with :func:`run_trim` at the stage's
 defaults (steps, layer limit, protected stem, batch norms re-estimated, distillation) and fine-tunes it with
 the same budget. A variant is a criterion name, ``NAME:nokd`` for the same without distillation, or
 ``NAME:steps1`` for the same in one surgery instead of the stage's steps. The seed
@@ -227,7 +227,7 @@ class EpochLine(keras.callbacks.Callback):
 
 def trim_run(baseline_path, dataset, settings, variant, target, seed):
     from tfscissor.models.io import load_model
-    from tfscissor.trim.stage import trim_and_fine_tune
+    from tfscissor.trim.stage import run_trim
 
     criterion, _, suffix = variant.partition(":")
     if suffix not in ("", "nokd", "steps1"):
@@ -235,7 +235,7 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
     one_step = {"steps": 1} if suffix == "steps1" else {}
     model = load_model(baseline_path)
     start = time.perf_counter()
-    result = trim_and_fine_tune(
+    result = run_trim(
         model,
         dataset,
         samples=settings["samples"],
@@ -517,7 +517,7 @@ def markdown(result):
             f"defaults: {s['epochs']} epochs at lr {s['lr']}, cosine, batch 64, seed 0): val accuracy "
             f"**{base['accuracy']:.4f}**"
         ),
-        f"- Every run: the saved baseline, `trim_and_fine_tune(samples={s['samples']}, target_macs=T, "
+        f"- Every run: the saved baseline, `run_trim(samples={s['samples']}, target_macs=T, "
         f"criterion=C, fine_tune_epochs={s['fine_tune_epochs']}, learning_rate={s['fine_tune_lr']}, seed=S)`, "
         f"seeds {list(range(s['seeds']))} (representative images, fine-tune shuffling, and `random`'s ranking); "
         "other options at the stage's defaults (5 surgery steps, at most 75% of a layer, stem protected, batch "

@@ -62,7 +62,7 @@ def mirrored():
     from tfscissor.models.distribute import strategy_for
     from tfscissor.models.training import train_classifier
     from tfscissor.trim import collect_statistics, tap_names, trim_classifier
-    from tfscissor.trim.stage import trim_and_fine_tune
+    from tfscissor.trim.stage import run_trim
 
     strategy = strategy_for("mirrored")
     explicit = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -105,7 +105,7 @@ def mirrored():
     out["train_refused"] = _error(
         lambda: train_classifier(models[1], data, epochs=1, batch_size=127, strategy=strategy)
     )
-    stage = trim_and_fine_tune(
+    stage = run_trim(
         models[0], data, samples=48, ratio=0.3, fine_tune_epochs=1, batch_size=16, strategy=strategy
     )
     out["stage"] = {

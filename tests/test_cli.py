@@ -156,7 +156,7 @@ def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path
         "costliest_groups": [("stem_conv", 1.57), ("stage2_proj_conv", 0.87)],
     }
     canned = stage.TrimStageResult(load_model(d / "m.keras"), None, report)
-    monkeypatch.setattr(stage, "trim_and_fine_tune", lambda *args, **kwargs: canned)
+    monkeypatch.setattr(stage, "run_trim", lambda *args, **kwargs: canned)
     result = invoke("trim", d / "m.keras", "--data", DATA, "--ratio", "0.5", "-o", tmp_path / "c.keras")
     assert result.exit_code == 0, result.output
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -181,7 +181,7 @@ def test_trim_seed_repeats_a_random_trim(chain, tmp_path):
 
 def test_trim_cli_defaults_are_the_library_defaults():
     from tfscissor.trim.criteria import DEFAULT_CRITERION
-    from tfscissor.trim.stage import MAX_LAYER_RATIO, STEPS
+    from tfscissor.trim.defaults import MAX_LAYER_RATIO, STEPS
 
     options = {option.name: option.default for option in cli.commands["trim"].params}
     assert options["criterion"] == DEFAULT_CRITERION
@@ -339,12 +339,12 @@ def test_debug_shows_the_exception(tmp_path):
 
 
 def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path):
-    import tfscissor.model_files
+    import tfscissor.cli.models
 
     def boom(path, spec):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(tfscissor.model_files, "evaluate_file", boom)
+    monkeypatch.setattr(tfscissor.cli.models, "evaluate_file", boom)
     _assert_clean_error(invoke("eval", tmp_path / "m.keras"), 1, "internal error", "--debug")
 
 
@@ -488,10 +488,10 @@ def test_library_warnings_stay_off_the_terminal_unless_debug(debug):
     them off the terminal, and --debug lets them through."""
     code = (
         "import sys, warnings\n"
-        "from tfscissor import cli\n"
-        "cli.cli = lambda prog_name: warnings.warn('a library speaks', UserWarning)\n"
+        "from tfscissor.cli import app\n"
+        "app.cli = lambda prog_name: warnings.warn('a library speaks', UserWarning)\n"
         f"sys.argv = ['tfscissor', *{['--debug'] if debug else []!r}, 'info']\n"
-        "cli.main()\n"
+        "app.main()\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -28,7 +28,7 @@ _API = {
     "register_criterion": "tfscissor.trim",
     "register_handler": "tfscissor.trim",
     "trim_classifier": "tfscissor.trim",
-    "trim_and_fine_tune": "tfscissor.trim",
+    "run_trim": "tfscissor.trim",
     "tap_names": "tfscissor.trim",
     "CropPolicy": "tfscissor.deploy",
     "TwoStage": "tfscissor.crop",

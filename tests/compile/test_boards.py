@@ -57,9 +57,3 @@ def test_cli_board_prints_the_fit_and_belongs_to_tflm(int8_model, tmp_path):
         cli, ["--quiet", "compile", str(model), "--target", "tflite", "--board", "rp2040", "-o", str(tmp_path / "x")]
     )
     assert result.exit_code == 2 and "--board is for --target tflm" in result.output
-
-
-def test_the_cli_offers_exactly_the_presets():
-    from tfscissor.cli import BOARD_NAMES
-
-    assert tuple(sorted(BOARDS)) == BOARD_NAMES

@@ -76,7 +76,7 @@ def two_stage(trained_cropper, crop_classifier):
 @pytest.fixture(scope="module")
 def int8_two_stage(two_stage, cluttered64):
     """``(cropper bytes, classifier bytes)`` from quantize_two_stage."""
-    from tfscissor.crop.pipeline import quantize_two_stage
+    from tfscissor.quantize.two_stage import quantize_two_stage
 
     return quantize_two_stage(two_stage, cluttered64)
 

@@ -13,7 +13,7 @@ from tfscissor.trim.groups import groups_of
 from tfscissor.trim.policy import recalibrate_batch_norm
 from tfscissor.trim.saliency import collect_saliency
 from tfscissor.trim.sensitivity import classification_loss, sensitivity_scores
-from tfscissor.trim.stage import trim_and_fine_tune
+from tfscissor.trim.stage import run_trim
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def test_trimming_a_twentieth_of_a_residual_model_does_not_collapse_it(trained_r
     removed = np.setdiff1d(np.arange(32), by_relevance.kept[group])
     assert len(np.intersect1d(removed, vital)) >= len(vital) // 2  # the loudness ranking takes the vital ones
 
-    result = trim_and_fine_tune(model, tiny_data, ratio=0.1, samples=128)
+    result = run_trim(model, tiny_data, ratio=0.1, samples=128)
     report = result.report
     assert report["accuracy_before"] == accuracy
     assert report["accuracy_trimmed"] >= 0.9 * accuracy, report
@@ -78,7 +78,7 @@ def test_trimming_a_twentieth_of_a_residual_model_does_not_collapse_it(trained_r
 
 
 def test_a_collapse_is_reported_with_the_groups_that_cost_most(trained_resnet, tiny_data):
-    result = trim_and_fine_tune(
+    result = run_trim(
         load_model(trained_resnet),
         tiny_data,
         ratio=0.95,
@@ -259,7 +259,7 @@ def test_fine_tuning_distils_from_the_untrimmed_model(trained_resnet, tiny_data)
 
 def test_a_seed_repeats_a_trim_and_another_seed_changes_it(trained_resnet, tiny_data):
     def run(seed):
-        return trim_and_fine_tune(
+        return run_trim(
             load_model(trained_resnet), tiny_data, ratio=0.3, criterion="random", steps=2, samples=32, seed=seed
         )
 

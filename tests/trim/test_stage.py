@@ -2,7 +2,7 @@ import pytest
 
 from tfscissor.errors import UsageError
 from tfscissor.models import load_model
-from tfscissor.trim.stage import step_policy, trim_and_fine_tune
+from tfscissor.trim.stage import step_policy, run_trim
 
 
 def test_steps_split_a_ratio_so_that_they_compound_to_it():
@@ -23,15 +23,15 @@ def test_steps_approach_a_budget_geometrically_from_the_original():
 
 def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
     with pytest.raises(UsageError, match="exactly one trimming policy"):
-        trim_and_fine_tune(load_model(trained_plain), tiny_data, ratio=0.5, target_macs=0.5)
+        run_trim(load_model(trained_plain), tiny_data, ratio=0.5, target_macs=0.5)
     with pytest.raises(UsageError, match="rounds and steps must be >= 1"):
-        trim_and_fine_tune(load_model(trained_plain), tiny_data, ratio=0.5, rounds=0)
+        run_trim(load_model(trained_plain), tiny_data, ratio=0.5, rounds=0)
     with pytest.raises(UsageError, match="max_layer_ratio"):
-        trim_and_fine_tune(load_model(trained_plain), tiny_data, ratio=0.5, max_layer_ratio=1.5)
+        run_trim(load_model(trained_plain), tiny_data, ratio=0.5, max_layer_ratio=1.5)
 
 
 def test_two_rounds_meet_the_budget_and_report_each_round(trained_plain, tiny_data):
-    result = trim_and_fine_tune(
+    result = run_trim(
         load_model(trained_plain), tiny_data, target_macs=0.4, rounds=2, fine_tune_epochs=1, samples=64
     )
     report = result.report

@@ -17,7 +17,7 @@ from tfscissor.deploy.crop_policy import CropPolicy
 from tfscissor.deploy.litert import is_tflite
 from tfscissor.errors import ModelError, UsageError
 
-__all__ = ["TwoStage", "cropped", "train_on_crops", "quantize_two_stage", "JITTER"]
+__all__ = ["TwoStage", "cropped", "train_on_crops", "JITTER"]
 
 # How far jittered true boxes stray: up to 15% of the box's side off centre, 0.85x to 1.2x its size. These
 # are the errors measured in ../shared/PAPERS.md section 4.
@@ -196,21 +196,6 @@ def train_on_crops(
         compile_classifier(trainee, learning_rate, decay_steps=epochs * len(batches))
         history = trainee.fit(batches, validation_data=validation, epochs=epochs, verbose=0, callbacks=list(callbacks))
     return model, {k: [float(v) for v in values] for k, values in history.history.items()}
-
-
-def quantize_two_stage(pipeline, dataset, num_samples=200, seed=0):
-    """Both models of a Keras :class:`TwoStage` as full-int8 ``.tflite`` bytes: ``(cropper, classifier)``.
-
-    The cropper is calibrated on whole train images, the classifier on the crops the cropper gives them.
-    """
-    from tfscissor.quantize import quantize_int8
-
-    rng = np.random.default_rng(seed)
-    chosen = dataset.train.images[rng.permutation(len(dataset.train))[:num_samples]]
-    crops, _ = pipeline.crops(chosen)
-    cropper = quantize_int8(pipeline.cropper, chosen, num_samples=num_samples, seed=seed)
-    classifier = quantize_int8(pipeline.classifier, crops.images, num_samples=num_samples, seed=seed)
-    return cropper, classifier
 
 
 def cropped(dataset, cropper, policy=None):

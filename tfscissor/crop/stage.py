@@ -8,20 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
-from tfscissor.crop.training import box_report, predict_boxes, train_cropper
+from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE, box_report, predict_boxes, train_cropper
 from tfscissor.deploy.boxes import check_box_outputs
 from tfscissor.deploy.litert import is_tflite
 from tfscissor.errors import DataError, UsageError
 
 __all__ = [
     "BoxLabels",
+    "CropFinetuneResult",
+    "CropStageResult",
     "CropperResult",
-    "QuantizedPipeline",
     "box_labels",
     "check_cropper",
+    "finetune_on_crops",
     "load_stage_model",
     "load_two_stage",
-    "quantize_pipeline",
+    "run_crop",
     "train_cropper_stage",
     "LABEL_SOURCES",
 ]
@@ -97,9 +99,9 @@ def train_cropper_stage(
     classifier=None,
     labels="auto",
     cache_dir=None,
-    epochs=20,
+    epochs=CROPPER_EPOCHS,
     batch_size=64,
-    learning_rate=5e-3,
+    learning_rate=CROPPER_LEARNING_RATE,
     loss="mse",
     cropper_options=None,
     seed=0,
@@ -146,6 +148,134 @@ def train_cropper_stage(
     return CropperResult(cropper, box_set, history, report)
 
 
+@dataclass(frozen=True, eq=False)
+class CropFinetuneResult:
+    """A classifier fine-tuned on crops at ``resolution``, and crop-then-classify on val with the cropper's
+    boxes (``val_boxes``) before (the original weights at that size) and after."""
+
+    model: object
+    resolution: int
+    val_boxes: np.ndarray
+    before: dict
+    after: dict
+
+
+def finetune_on_crops(
+    cropper,
+    classifier,
+    dataset,
+    *,
+    resolution=None,
+    truth=None,
+    mix=0.5,
+    policy=None,
+    epochs=5,
+    batch_size=64,
+    learning_rate=1e-3,
+    seed=0,
+    callbacks=(),
+    strategy=None,
+    names=None,
+):
+    """Fine-tune ``classifier`` at ``resolution`` (default: its own side) on the crops ``cropper`` gives
+    (a share ``mix``) and on jittered ``truth`` boxes (:func:`~tfscissor.crop.pipeline.train_on_crops`), and
+    evaluate crop-then-classify on ``dataset.val`` before and after. ``classifier`` is not changed."""
+    from tfscissor.crop.pipeline import TwoStage, train_on_crops
+    from tfscissor.models.graph import with_input_size
+
+    resolution = resolution or TwoStage.side_of(classifier)
+    val_boxes = predict_boxes(cropper, dataset.val.images)
+    model, _ = train_on_crops(
+        classifier,
+        dataset,
+        resolution=resolution,
+        predicted=predict_boxes(cropper, dataset.train.images),
+        truth=truth,
+        val_boxes=val_boxes,
+        mix=mix,
+        policy=policy,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        callbacks=callbacks,
+        strategy=strategy,
+    )
+    before = TwoStage(cropper, with_input_size(classifier, resolution), policy, names)
+    after = TwoStage(cropper, model, policy, names)
+    return CropFinetuneResult(
+        model,
+        resolution,
+        val_boxes,
+        before.evaluate(dataset.val, val_boxes, macs=False),
+        after.evaluate(dataset.val, val_boxes),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class CropStageResult:
+    """The whole crop stage: the trained cropper (:class:`CropperResult`) and the classifier fine-tuned on
+    its crops (:class:`CropFinetuneResult`)."""
+
+    cropper: CropperResult
+    finetuned: CropFinetuneResult
+
+
+def run_crop(
+    dataset,
+    classifier,
+    *,
+    labels="auto",
+    cropper_options=None,
+    epochs=CROPPER_EPOCHS,
+    learning_rate=CROPPER_LEARNING_RATE,
+    resolution=None,
+    mix=0.5,
+    policy=None,
+    finetune_epochs=5,
+    finetune_learning_rate=1e-3,
+    batch_size=64,
+    seed=0,
+    cropper_callbacks=(),
+    callbacks=(),
+    strategy=None,
+    cache_dir=None,
+    progress=None,
+):
+    """Smart Scissor's crop stage: a cropper sized for and trained on ``dataset``'s box labels
+    (:func:`train_cropper_stage`), then ``classifier`` fine-tuned on its crops at ``resolution``
+    (:func:`finetune_on_crops`, its labels the cropper's training boxes)."""
+    trained = train_cropper_stage(
+        dataset,
+        classifier=classifier,
+        labels=labels,
+        cache_dir=cache_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        cropper_options=cropper_options,
+        seed=seed,
+        callbacks=cropper_callbacks,
+        progress=progress,
+    )
+    finetuned = finetune_on_crops(
+        trained.model,
+        classifier,
+        dataset,
+        resolution=resolution,
+        truth=trained.labels.train,
+        mix=mix,
+        policy=policy,
+        epochs=finetune_epochs,
+        batch_size=batch_size,
+        learning_rate=finetune_learning_rate,
+        seed=seed,
+        callbacks=callbacks,
+        strategy=strategy,
+    )
+    return CropStageResult(trained, finetuned)
+
+
 def load_stage_model(path, role):
     """A ``.keras`` model (safe mode) or a ``.tflite`` model in LiteRT, for one stage of the pipeline."""
     suffix = Path(path).suffix
@@ -184,26 +314,3 @@ def load_two_stage(cropper_path, classifier_path, resolution=None, policy=None):
                 )
             classifier = with_input_size(classifier, resolution)
     return TwoStage(cropper, classifier, policy, names=(cropper_path, classifier_path))
-
-
-@dataclass(frozen=True, eq=False)
-class QuantizedPipeline:
-    """Both stages as full-int8 ``.tflite`` bytes, with the float and int8 pipelines' reports on val."""
-
-    cropper: bytes
-    classifier: bytes
-    float_report: dict
-    int8_report: dict
-
-
-def quantize_pipeline(pipeline, dataset, num_samples=200, seed=0):
-    """Quantise a Keras :class:`TwoStage` and evaluate it before and after, as deployed (LiteRT)."""
-    from tfscissor.crop.pipeline import TwoStage, quantize_two_stage
-    from tfscissor.deploy.litert import TFLiteModel
-
-    cropper, classifier = quantize_two_stage(pipeline, dataset, num_samples=num_samples, seed=seed)
-    names = tuple(f"{name} (int8)" for name in pipeline.names)
-    deployed = TwoStage(
-        TFLiteModel(cropper, name=names[0]), TFLiteModel(classifier, name=names[1]), pipeline.policy, names
-    )
-    return QuantizedPipeline(cropper, classifier, pipeline.evaluate(dataset.val), deployed.evaluate(dataset.val))

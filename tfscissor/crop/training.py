@@ -46,6 +46,11 @@ def _flip_dataset(images, boxes, batch_size, seed):
     return dataset.map(flip, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+# The cropper's training defaults, for the library, the CLI and recipes alike.
+CROPPER_EPOCHS = 20
+CROPPER_LEARNING_RATE = 5e-3
+
+
 def train_cropper(
     cropper,
     images,
@@ -53,9 +58,9 @@ def train_cropper(
     val_images=None,
     val_boxes=None,
     *,
-    epochs=20,
+    epochs=CROPPER_EPOCHS,
     batch_size=64,
-    learning_rate=2e-3,
+    learning_rate=CROPPER_LEARNING_RATE,
     loss="mse",
     flip=True,
     seed=0,

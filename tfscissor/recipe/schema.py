@@ -11,8 +11,16 @@ from pathlib import Path
 
 import yaml
 
+from tfscissor.bench.devices import DEVICES
+from tfscissor.compile.boards import BOARDS
+from tfscissor.compile.outputs import FORMATS
+from tfscissor.crop.stage import LABEL_SOURCES
+from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE
 from tfscissor.errors import UsageError
 from tfscissor.models.distribute import STRATEGIES
+from tfscissor.quantize.stage import METHODS, QAT_EPOCHS, QAT_LEARNING_RATE
+from tfscissor.trim.criteria import DEFAULT_CRITERION
+from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, POLICIES, STEPS
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,6 @@ class Key:
 
 
 INT, FLOAT, TEXT, LIST, BOOL = (int,), (float, int), (str,), (list,), (bool,)
-BOARDS = ("esp32s3", "nano33ble", "stm32h7", "rp2040")
-TARGETS = ("tflm", "tflite", "edgetpu")
-DEVICES = ("cpu", "tflm", "usb", "pci")  # usb and pci also as usb:N, pci:N
-TRIM_POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
 
 SCHEMA = {
     "name": Key(None, TEXT),
@@ -59,11 +63,11 @@ SCHEMA = {
         "augmentation": Key("none", TEXT, ("none",)),
     },
     "trim": {
-        "criterion": Key("taylor", TEXT),
-        "allocation": Key("global", TEXT, ("global", "sensitivity")),
-        "max_layer_ratio": Key(0.75, FLOAT, above=0, maximum=1),
+        "criterion": Key(DEFAULT_CRITERION, TEXT),
+        "allocation": Key("global", TEXT, ALLOCATIONS),
+        "max_layer_ratio": Key(MAX_LAYER_RATIO, FLOAT, above=0, maximum=1),
         "protect_stem": Key(True, BOOL),
-        "steps": Key(5, INT, minimum=1),
+        "steps": Key(STEPS, INT, minimum=1),
         "distill": Key(True, BOOL),
         "ratio": Key(None, FLOAT, above=0, maximum=0.99),  # the share of channels removed
         "min_relevance": Key(None, FLOAT, minimum=0),
@@ -91,27 +95,27 @@ SCHEMA = {
     },
     "cropper": {
         "enabled": Key(False, (bool,)),
-        "labels": Key("auto", TEXT, ("auto", "boxes", "cam")),
+        "labels": Key("auto", TEXT, LABEL_SOURCES),
         "resolution": Key(None, INT, minimum=8),  # the classifier's input side on crops (default: its own)
         # The cropper's architecture (tfscissor.models.cropper.build_cropper); unset, the default cropper is
         # narrowed until it costs at most 5% of the classifier's MACs.
         "view": Key(None, INT, minimum=8),
         "width": Key(None, FLOAT, above=0),
-        "epochs": Key(20, INT, minimum=1),
-        "lr": Key(5e-3, FLOAT, above=0),
+        "epochs": Key(CROPPER_EPOCHS, INT, minimum=1),
+        "lr": Key(CROPPER_LEARNING_RATE, FLOAT, above=0),
         "finetune_epochs": Key(5, INT, minimum=0),
         "finetune_lr": Key(1e-3, FLOAT, above=0),
         "mix": Key(0.5, FLOAT, minimum=0, maximum=1),
     },
     "quantize": {
-        "method": Key("ptq", TEXT, ("ptq", "qat")),
+        "method": Key("ptq", TEXT, METHODS),
         "samples": Key(200, INT, minimum=1),
-        "epochs": Key(3, INT, minimum=1),  # qat only
-        "lr": Key(1e-4, FLOAT, above=0),  # qat only
+        "epochs": Key(QAT_EPOCHS, INT, minimum=1),  # qat only
+        "lr": Key(QAT_LEARNING_RATE, FLOAT, above=0),  # qat only
     },
-    "compile": {"targets": Key(["tflm"], LIST, TARGETS), "board": Key(None, TEXT, BOARDS)},
+    "compile": {"targets": Key(["tflm"], LIST, tuple(FORMATS)), "board": Key(None, TEXT, tuple(BOARDS))},
     "bench": {
-        "devices": Key(["cpu"], LIST, DEVICES),
+        "devices": Key(["cpu"], LIST, tuple(DEVICES)),  # usb and pci also as usb:N, pci:N
         "runs": Key(100, INT, minimum=1),
         "warmup": Key(10, INT, minimum=0),
         "threads": Key(None, INT, minimum=1),
@@ -275,10 +279,10 @@ def _check_range(spec, number, dotted, where):
 def _check_together(recipe, path, lines):
     """Rules across keys: one trim policy, a given model is not trained, QAT quantises one model."""
     trim = recipe["trim"]
-    if sum(trim[key] is not None for key in TRIM_POLICIES) != 1:
+    if sum(trim[key] is not None for key in POLICIES) != 1:
         raise UsageError(
             f"{_where(path, lines, ('trim',))}: give exactly one of "
-            + ", ".join(f"trim.{key}" for key in TRIM_POLICIES)
+            + ", ".join(f"trim.{key}" for key in POLICIES)
         )
     if recipe["model"]["path"] is not None:
         # train.batch_size still applies: trimming, cropping and shrinking fine-tune with it.

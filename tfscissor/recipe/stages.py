@@ -154,12 +154,12 @@ class Trim(Stage):
 
     def run(self, ctx):
         from tfscissor.models import save_model
-        from tfscissor.trim.stage import trim_and_fine_tune
+        from tfscissor.trim.stage import run_trim
 
         recipe = ctx.recipe
         trim = dict(recipe["trim"])
         source = ctx.latest("classifier")
-        result = trim_and_fine_tune(
+        result = run_trim(
             ctx.load(source),
             ctx.dataset(),
             samples=trim.pop("samples"),
@@ -205,13 +205,13 @@ class Shrink(Stage):
     def run(self, ctx):
         from tfscissor.models import save_model
         from tfscissor.progress import note
-        from tfscissor.shrink import parse_budget, resized, search
+        from tfscissor.shrink import parse_budget, run_shrink
 
         shrink = ctx.recipe["shrink"]
         source = ctx.latest("classifier")
-        result = search(
+        result = run_shrink(
             ctx.load(source),
-            resized(ctx.dataset()),
+            ctx.dataset(),
             parse_budget(shrink["budget"]),
             depths=tuple(shrink["depths"]),
             widths=tuple(shrink["widths"]),
@@ -270,47 +270,34 @@ class Crop(Stage):
 
     def run(self, ctx):
         from tfscissor.analysis import profile_model
-        from tfscissor.crop.pipeline import TwoStage, train_on_crops
-        from tfscissor.crop.stage import train_cropper_stage
-        from tfscissor.crop.training import predict_boxes
+        from tfscissor.crop.stage import run_crop
         from tfscissor.models import save_model
         from tfscissor.report import save_crop_examples
 
         recipe, crop = ctx.recipe, ctx.recipe["cropper"]
         source = ctx.latest("classifier")
-        classifier = ctx.load(source)
         dataset = ctx.dataset()
         # No epoch checkpoints here: each epoch's crops are drawn from its index, which a resumed fit would not
         # restart at, so a killed crop stage runs again from its start and gives the same models.
-        trained = train_cropper_stage(
+        result = run_crop(
             dataset,
-            classifier=classifier,
+            ctx.load(source),
             labels=crop["labels"],
-            epochs=crop["epochs"],
-            batch_size=recipe["train"]["batch_size"],
-            learning_rate=crop["lr"],
             cropper_options={key: crop[key] for key in ("view", "width") if crop[key] is not None},
-            seed=recipe["seed"],
-            callbacks=ctx.callbacks(self, "cropper", checkpoint=False),
-        )
-        cropper = trained.model
-        resolution = crop["resolution"] or int(classifier.input_shape[1])
-        val_boxes = predict_boxes(cropper, dataset.val.images)
-        model, _ = train_on_crops(
-            classifier,
-            dataset,
-            resolution=resolution,
-            predicted=predict_boxes(cropper, dataset.train.images),
-            truth=trained.labels.train,
-            val_boxes=val_boxes,
+            epochs=crop["epochs"],
+            learning_rate=crop["lr"],
+            resolution=crop["resolution"],
             mix=crop["mix"],
-            epochs=crop["finetune_epochs"],
+            finetune_epochs=crop["finetune_epochs"],
+            finetune_learning_rate=crop["finetune_lr"],
             batch_size=recipe["train"]["batch_size"],
-            learning_rate=crop["finetune_lr"],
             seed=recipe["seed"],
+            cropper_callbacks=ctx.callbacks(self, "cropper", checkpoint=False),
             callbacks=ctx.callbacks(self, "classifier on crops", checkpoint=False),
             strategy=ctx.strategy,
         )
+        trained, cropper, model = result.cropper, result.cropper.model, result.finetuned.model
+        resolution, report = result.finetuned.resolution, result.finetuned.after
         save_model(cropper, ctx.path("cropper.keras"))
         save_model(model, ctx.path("cropped.keras"))
         save_crop_examples(
@@ -319,22 +306,18 @@ class Crop(Stage):
             dataset.val.images[:8],
             dataset.val.boxes[:8] if dataset.has_boxes else None,
         )
-        report = TwoStage(cropper, model).evaluate(dataset.val, val_boxes)
         write_text(ctx.path("crop.json"), json.dumps({"cropper": trained.report, "pipeline": report}, indent=2))
-        data = shlex.quote(recipe["data"])
         cropper_record = _record(
             "cropper",
             "cropper (float)",
             "cropper.keras",
             metrics={"macs": profile_model(cropper).macs, "params": profile_model(cropper).params},
-            command=f"tfscissor crop train --data {data} --classifier {_stem(source)}.keras --labels {crop['labels']} -o cropper.keras",
+            command=_crop_train_command(recipe, source),
             files={"crop_examples": "crop_examples.npz"},
         )
         record = _measured(
             "cropped", f"crop-then-classify at {resolution} px (float)", "cropped.keras", model, "cropped.tflite",
-            report["accuracy"], ctx=ctx,
-            command=f"tfscissor crop finetune --cropper cropper.keras --classifier {_stem(source)}.keras --data {data} "
-            f"--resolution {resolution} -o cropped.keras",
+            report["accuracy"], ctx=ctx, command=_crop_finetune_command(recipe, source, resolution),
         )  # fmt: skip
         # The pipeline's cost is both models': the classifier's row counts the cropper in.
         record["record"]["metrics"]["macs"] = report["macs"]["total"]
@@ -365,6 +348,7 @@ class Quantize(Stage):
     def run(self, ctx):
         from tfscissor.compile import analyse_edgetpu
         from tfscissor.deploy import measure_arena
+        from tfscissor.quantize import run_quantize
 
         recipe, quantize = ctx.recipe, ctx.recipe["quantize"]
         source = ctx.latest("classifier")
@@ -373,34 +357,25 @@ class Quantize(Stage):
         outputs, cropper_path, name = {}, None, f"{_stem(source)}_int8.tflite"
         data = shlex.quote(recipe["data"])
         command = f"tfscissor quantize {_stem(source)}.keras --data {data} --samples {quantize['samples']} -o {name}"
+        pipeline = None
         if recipe["cropper"]["enabled"]:
             from tfscissor.crop.pipeline import TwoStage
-            from tfscissor.crop.stage import quantize_pipeline
 
-            cropper_source = ctx.latest("cropper")
-            result = quantize_pipeline(
-                TwoStage(ctx.load(cropper_source), model), dataset, quantize["samples"], recipe["seed"]
-            )
+            pipeline = TwoStage(ctx.load(ctx.latest("cropper")), model)
+        result = run_quantize(
+            model, dataset, method=quantize["method"], pipeline=pipeline, samples=quantize["samples"],
+            epochs=quantize["epochs"], learning_rate=quantize["lr"], seed=recipe["seed"],
+            callbacks=ctx.make_callbacks("QAT"),
+        )  # fmt: skip
+        if pipeline is not None:
             tflite, accuracy, cropper_path = result.classifier, result.int8_report["accuracy"], "cropper_int8.tflite"
             write_bytes(ctx.path(cropper_path), result.cropper)
             outputs["cropper_int8"] = cropper_path
             command += f" --cropper cropper.keras --cropper-output {cropper_path}"
-        elif quantize["method"] == "qat":
-            from tfscissor.quantize import quantize_model_qat
-
-            result = quantize_model_qat(
-                model, dataset, quantize["epochs"], learning_rate=quantize["lr"], num_samples=quantize["samples"],
-                seed=recipe["seed"], callbacks=ctx.make_callbacks("QAT"),
-            )  # fmt: skip
-            tflite, accuracy = result.tflite, result.int8_accuracy
-            command = command.replace(" -o ", f" --qat --epochs {quantize['epochs']} --lr {quantize['lr']:g} -o ")
         else:
-            from tfscissor.quantize import quantize_model
-
-            result = quantize_model(model, dataset, num_samples=quantize["samples"], seed=recipe["seed"])
             tflite, accuracy = result.tflite, result.int8_accuracy
-        if recipe["seed"] != 0:  # quantize takes no --seed
-            command += f"  # the run drew calibration images with seed {recipe['seed']}; this uses 0"
+            if quantize["method"] == "qat":
+                command = command.replace(" -o ", f" --qat --epochs {quantize['epochs']} --lr {quantize['lr']:g} -o ")
         write_bytes(ctx.path(name), tflite)
         outputs["int8"] = name
         analysis = analyse_edgetpu(tflite)
@@ -581,4 +556,24 @@ def _trim_command(recipe, source):
     return (
         f"tfscissor trim {_stem(source)}.keras --data {shlex.quote(recipe['data'])}{options} "
         f"--save-stats statistics.npz -o trimmed.keras{note}"
+    )
+
+
+def _crop_train_command(recipe, source):
+    crop, train = recipe["cropper"], recipe["train"]
+    architecture = "".join(f" --{key} {crop[key]}" for key in ("view", "width") if crop[key] is not None)
+    return (
+        f"tfscissor crop train --data {shlex.quote(recipe['data'])} --classifier {_stem(source)}.keras "
+        f"--labels {crop['labels']}{architecture} --epochs {crop['epochs']} --lr {crop['lr']:g} "
+        f"--batch-size {train['batch_size']} --seed {recipe['seed']} -o cropper.keras"
+    )
+
+
+def _crop_finetune_command(recipe, source, resolution):
+    crop, train = recipe["cropper"], recipe["train"]
+    return (
+        f"tfscissor crop finetune --cropper cropper.keras --classifier {_stem(source)}.keras "
+        f"--data {shlex.quote(recipe['data'])} --resolution {resolution} --labels {crop['labels']} "
+        f"--mix {crop['mix']:g} --epochs {crop['finetune_epochs']} --lr {crop['finetune_lr']:g} "
+        f"--batch-size {train['batch_size']} --seed {recipe['seed']} -o cropped.keras"
     )

@@ -13,6 +13,7 @@ from tfscissor.shrink.depth import (
     remove_blocks,
     score_blocks,
 )
+from tfscissor.shrink.stage import run_shrink
 
 __all__ = [
     "DEPTH_CRITERIA",
@@ -31,6 +32,7 @@ __all__ = [
     "removal_order",
     "remove_blocks",
     "resized",
+    "run_shrink",
     "score_blocks",
     "search",
     "violations",

@@ -36,7 +36,7 @@ _API = {
     "register_handler": "tfscissor.trim.handlers",
     "select_channels": "tfscissor.trim.policy",
     "tap_names": "tfscissor.trim.policy",
-    "trim_and_fine_tune": "tfscissor.trim.stage",
+    "run_trim": "tfscissor.trim.stage",
     "trim_classifier": "tfscissor.trim.policy",
     "trim_model": "tfscissor.trim.policy",
 }

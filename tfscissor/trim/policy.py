@@ -9,12 +9,11 @@ from tfscissor.errors import UsageError
 from tfscissor.models.graph import has_nested_models, inline_nested
 from tfscissor.trim.budget import CostModel
 from tfscissor.trim.criteria import get_criterion, measures_loss
+from tfscissor.trim.defaults import ALLOCATIONS, POLICIES
 from tfscissor.trim.dependency import ChannelGraph
 from tfscissor.trim.groups import groups_of
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
-POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
-ALLOCATIONS = ("global", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -225,7 +224,7 @@ def trim_model(
 
     This is the surgery alone and does what it is told: the measured defaults that users get (the
     ``taylor`` criterion, a layer limit, the stem protected, batch norms re-estimated, several steps) are
-    :func:`tfscissor.trim.stage.trim_and_fine_tune`'s. A model with nested models is trimmed as one flat
+    :func:`tfscissor.trim.stage.run_trim`'s. A model with nested models is trimmed as one flat
     graph. With ``compensate``, layers that lose input channels absorb their mean contribution into their bias
     (see :func:`rebuild`). Returns a :class:`TrimResult`; ``model`` itself is unchanged.
     """

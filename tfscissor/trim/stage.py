@@ -7,11 +7,8 @@ import numpy as np
 
 from tfscissor.progress import note, progress_bar
 from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
+from tfscissor.trim.defaults import MAX_LAYER_RATIO, STEPS
 from tfscissor.trim.policy import check_limits, check_policy, check_reachable, trim_classifier
-
-# The largest fraction of one group's channels a trim may remove by default. Without a limit one global
-# ranking can strip a layer to a channel or two, and the model collapses before fine-tuning can help.
-MAX_LAYER_RATIO = 0.75
 
 
 @dataclass(frozen=True)
@@ -19,12 +16,6 @@ class TrimStageResult:
     model: object
     statistics: object  # those of the last round
     report: dict  # JSON-able: channels per group, params, MACs and accuracy before and after, and per round
-
-
-# Surgeries per round by default: the evidence is measured again after each, on the partly trimmed model.
-# Re-measuring between smaller surgeries keeps more before any fine-tuning: on the benchmark ResNet at 90% of
-# the MACs, 0.7115 in five steps against 0.6864 in one (mean of 3 seeds, baseline 0.7455; bench/RESULTS.md).
-STEPS = 5
 
 
 def step_policy(policy, value, index, steps, before, now):
@@ -44,7 +35,7 @@ def step_policy(policy, value, index, steps, before, now):
     return {policy: min(goal, 1.0)}
 
 
-def trim_and_fine_tune(
+def run_trim(
     model,
     dataset,
     *,

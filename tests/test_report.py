@@ -80,11 +80,11 @@ def test_a_row_per_stage_with_the_numbers_of_the_artifacts(run):
 
 
 def test_the_commands_are_valid_tfscissor_commands(run):
-    """Each command parses with the CLI's own options (trim takes the recipe's seed; its batch size is noted)."""
+    """Each command parses with the CLI's own options and carries the recipe's seed and batch size."""
     text = (run[0] / "report.md").read_text()
     commands = [line for line in text.splitlines() if line.startswith("tfscissor ")]
     assert [c.split()[1] for c in commands] == ["train", "trim", "quantize", "compile"]
-    assert "--seed 1 " in commands[1] and "batch size 32" in commands[1] and "seed 1" in commands[2]
+    assert "--seed 1 " in commands[1] and "--batch-size 32 " in commands[1] and "--seed 1 " in commands[2]
     for command in commands:
         args = shlex.split(command, comments=True)
         cli.commands[args[1]].make_context(args[1], args[2:])  # raises on an unknown or malformed option
@@ -203,6 +203,7 @@ def test_crop_examples_are_drawn_with_both_boxes(tmp_path):
 def test_a_cropper_stage_gets_its_row_and_crops(tmp_path):
     """No recipe has a cropper yet: a tiny untrained one, its crop examples and a hand-written summary."""
     from tfscissor.analysis import profile_model
+    from tfscissor.crop.training import predict_boxes
     from tfscissor.data import load_data
     from tfscissor.models import save_model
     from tfscissor.models.cropper import build_cropper
@@ -210,7 +211,8 @@ def test_a_cropper_stage_gets_its_row_and_crops(tmp_path):
     data = load_data("cluttered:size=32,n=40,classes=2,seed=0")
     cropper = build_cropper(data.image_shape, view=16, width=0.25, blocks=1, stages=1, hidden=8, seed=0)
     save_model(cropper, tmp_path / "cropper.keras")
-    predicted = save_crop_examples(tmp_path / "crops.npz", cropper, data.val.images[:6], data.val.boxes[:6])
+    predicted = predict_boxes(cropper, data.val.images[:6])
+    save_crop_examples(tmp_path / "crops.npz", data.val.images[:6], predicted, data.val.boxes[:6])
     images, loaded, true = load_crop_examples(tmp_path / "crops.npz")
     assert np.array_equal(loaded, predicted) and np.array_equal(true, data.val.boxes[:6]) and len(images) == 6
     profile = profile_model(cropper)
@@ -233,11 +235,15 @@ def test_a_cropper_stage_gets_its_row_and_crops(tmp_path):
 
 @pytest.mark.parametrize(
     "images, boxes, message",
-    [(np.zeros((2, 8, 8)), None, "need images (N, H, W, C)"), (np.zeros((2, 8, 8, 3)), np.zeros((3, 4)), "2 images")],
+    [
+        (np.zeros((2, 8, 8)), None, "need images (N, H, W, C)"),
+        (np.zeros((2, 8, 8, 3)), np.zeros((3, 4)), "2 images but true boxes"),
+        (np.zeros((3, 8, 8, 3)), np.zeros((3, 4)), "3 images but predicted boxes"),
+    ],
 )
 def test_crop_examples_refuse_mismatched_input(tmp_path, images, boxes, message):
     with pytest.raises(UsageError, match=re.escape(message)):
-        save_crop_examples(tmp_path / "c.npz", None, images, boxes)
+        save_crop_examples(tmp_path / "c.npz", images, np.zeros((2, 4)), boxes)
 
 
 def test_unreadable_crop_examples(tmp_path):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tfscissor.compile import edgetpu
-from tfscissor.compile.edgetpu import compile_models
+from tfscissor.compile import edgetpu_compiler as edgetpu
+from tfscissor.compile.edgetpu_compiler import compile_models
 from tfscissor.errors import ModelError
 
 

@@ -19,9 +19,9 @@ import pytest
 from tests.compile.conftest import INPUT_SHAPE, NUM_CLASSES
 from tests.compile.fake_edgetpu_compiler import MARKER
 from tests.compile.helpers import repack
-from tfscissor.compile.edgetpu import (
+from tfscissor.compile.edgetpu import analyse_edgetpu
+from tfscissor.compile.edgetpu_compiler import (
     CompilerMissing,
-    analyse_edgetpu,
     compile_models,
     find_compiler,
     parse_compiler_output,

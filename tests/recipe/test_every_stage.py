@@ -2,7 +2,9 @@
 and TFLM benchmarks and the report, as Smart Scissor's whole pipeline runs for a user."""
 
 import json
+import shlex
 
+import click
 import pytest
 
 from tfscissor.recipe import load_recipe, run_recipe
@@ -65,6 +67,46 @@ def test_the_report_has_a_row_for_the_shrunk_and_the_cropped_models(run):
     assert "shrunk" in names and any("crop" in name for name in names), names
     report = (run_dir / "report.md").read_text()
     assert "crop" in report.lower() and (run_dir / "report.html").is_file()
+
+
+def _parses(command):
+    """Parse a by-hand command with the CLI's own options (raises on an unknown or malformed one)."""
+    from tfscissor.cli import cli
+
+    args = shlex.split(command, comments=True)[1:]
+    group = cli
+    while isinstance(group.commands.get(args[0]), click.Group):
+        group, args = group.commands[args[0]], args[1:]
+    group.commands[args[0]].make_context(args[0], args[1:])
+
+
+def test_every_artifact_has_a_by_hand_command_the_cli_accepts(run):
+    _, summary = run
+    commands = {stage["name"]: stage["command"] for stage in summary["stages"]}
+    assert set(commands) >= {"baseline", "trimmed", "shrunk", "cropper", "cropped", "int8", "compiled", "edgetpu"}
+    for command in commands.values():
+        _parses(command)
+    assert "--epochs 1 " in commands["cropper"] and "--epochs 1 " in commands["cropped"]
+    assert "--cropper cropper_int8.tflite" in commands["compiled"] and "--target edgetpu" in commands["edgetpu"]
+    assert "--cropper cropper_int8.tflite" in commands["edgetpu"]
+
+
+def test_a_two_stage_row_counts_both_models(run):
+    """Every figure of a crop-then-classify row is the pipeline's: both models' MACs, params, bytes, arenas."""
+    run_dir, summary = run
+    stages = {stage["name"]: stage for stage in summary["stages"]}
+    cropper, cropped, int8 = (stages[name]["metrics"] for name in ("cropper", "cropped", "int8"))
+    assert cropper["model_bytes"] == (run_dir / "cropper.tflite").stat().st_size and cropper["arena_bytes"] > 0
+    assert cropped["model_bytes"] == cropper["model_bytes"] + (run_dir / "cropped.tflite").stat().st_size
+    assert cropped["params"] > cropper["params"] and int8["params"] == cropped["params"]
+    assert int8["model_bytes"] == sum(
+        (run_dir / f).stat().st_size for f in ("cropper_int8.tflite", "cropped_int8.tflite")
+    )
+    firmware = json.loads((run_dir / "firmware" / "manifest.json").read_text())
+    assert (
+        stages["compiled"]["metrics"]["arena_bytes"]
+        == firmware["arena"]["bytes"] + firmware["cropper"]["arena"]["bytes"]
+    )
 
 
 QAT = """

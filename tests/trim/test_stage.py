@@ -2,7 +2,7 @@ import pytest
 
 from tfscissor.errors import UsageError
 from tfscissor.models import load_model
-from tfscissor.trim.stage import step_policy, run_trim
+from tfscissor.trim.stage import run_trim, step_policy
 
 
 def test_steps_split_a_ratio_so_that_they_compound_to_it():

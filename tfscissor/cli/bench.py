@@ -4,6 +4,7 @@ a Coral Edge TPU (:func:`tfscissor.bench.bench`)."""
 import click
 
 from tfscissor.bench import bench as run_bench
+from tfscissor.bench.devices import DEVICES
 from tfscissor.cli.options import board_option, json_option
 from tfscissor.cli.output import emit, format_table
 from tfscissor.progress import progress_bar
@@ -16,7 +17,7 @@ _BENCH_COLUMNS = {
     "mean ms": "mean_ms",
     "per s": "throughput_per_s",
     "model bytes": "model_bytes",
-    "arena bytes": "arena_bytes",
+    "arena bytes (measured)": "arena_bytes",
     "setup ms": "setup_ms",
 }
 
@@ -64,7 +65,7 @@ def _bench_lines(model_path, result):
     "--device",
     default="cpu",
     show_default=True,
-    metavar="cpu|tflm|usb[:N]|pci[:N]",
+    metavar="|".join(name + ("[:N]" if device.indexed else "") for name, device in DEVICES.items()),
     help="cpu: LiteRT on this host; tflm: TFLite Micro on this host (arena, flash, ops, host time); "
     "usb, pci: the Nth Coral Edge TPU (an _edgetpu.tflite model).",
 )
@@ -104,4 +105,3 @@ def bench(settings, model_path, device, runs, warmup, threads, board, cropper_pa
             num_threads=threads,
         )
     emit(as_json, result, _bench_lines(model_path, result))
-

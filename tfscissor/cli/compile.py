@@ -10,8 +10,9 @@ from tfscissor.cli.options import board_option, crop_policy, policy_options
 from tfscissor.cli.output import format_table
 from tfscissor.compile import flash_project, write_edgetpu_bundle, write_tflite_bundle, write_tflm_project
 from tfscissor.compile.boards import BOARDS
-from tfscissor.compile.edgetpu import CompilerMissing
+from tfscissor.compile.edgetpu_compiler import CompilerMissing
 from tfscissor.compile.outputs import FORMATS
+from tfscissor.deploy.arena import DEFAULT_ARENA_MARGIN
 from tfscissor.errors import UsageError
 
 
@@ -118,7 +119,10 @@ def _compile_tflm(model_path, output, labels, name, cropper_path, policy, board)
     click.echo(f"wrote {output}: {len(project.ops)} ops ({', '.join(project.ops)})")
     for role, part in (("cropper", project.cropper), ("classifier", project)):
         if part is not None:
-            click.echo(f"  {role}: arena {part.arena_bytes:,} bytes, model {part.model_bytes:,} bytes")
+            click.echo(
+                f"  {role}: arena {part.arena_bytes:,} bytes (measured {part.measured_arena_bytes:,} + {DEFAULT_ARENA_MARGIN:.0%} margin), "
+                f"model {part.model_bytes:,} bytes"
+            )
     if project.fit is not None:
         click.echo(project.fit.summary())
         for warning in project.fit.warnings:
@@ -156,8 +160,6 @@ def flash(project_dir, board, serial_port):
     click.echo(f"flashed {project_dir} to the {board}" + (f"; its output: {result.monitor}" if result.monitor else ""))
 
 
-
-
 def _c_name(path):
     """A C identifier from a file name: ``my-model.v2.tflite`` -> ``my_model_v2``."""
     name = re.sub(r"\W", "_", Path(path).stem) or "model"
@@ -170,5 +172,3 @@ def _parse_labels(labels):
     if Path(labels).is_file():
         return [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines() if line.strip()]
     return [name.strip() for name in labels.split(",")]
-
-

@@ -100,7 +100,6 @@ def info(settings, model_path, as_json):
     emit(as_json, result, lines)
 
 
-
 def _keras_info_lines(result):
     rows = [
         {
@@ -131,5 +130,3 @@ def _tflite_info_lines(result):
         *(f"input  {tensor(t)}" for t in result["inputs"]),
         *(f"output {tensor(t)}" for t in result["outputs"]),
     ]
-
-

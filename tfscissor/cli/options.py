@@ -131,4 +131,3 @@ def keras_output_path(output):
     if not output.endswith(".keras"):
         raise UsageError(f"output {output} must end in .keras")
     return output
-

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from tfscissor.cli.crop import pipeline_lines
-from tfscissor.cli.options import FiniteRange, data_option
+from tfscissor.cli.options import FiniteRange, data_option, seed_option
 from tfscissor.crop.stage import load_two_stage
 from tfscissor.data import load_data
 from tfscissor.errors import UsageError
@@ -52,9 +52,10 @@ from tfscissor.quantize.stage import QAT_EPOCHS, QAT_LEARNING_RATE, run_quantize
     default=None,
     help=f"With --qat: Adam's learning rate, decayed to 0 (cosine) [default: {QAT_LEARNING_RATE:g}].",
 )
+@seed_option("Seed of the calibration images' draw (and of QAT's training).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .tflite file.")
 @click.pass_obj
-def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_output, qat, epochs, lr, output):
+def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_output, qat, epochs, lr, seed, output):
     """Full-int8 quantisation, post-training or with --qat; prints float and int8 accuracy.
 
     \b
@@ -76,7 +77,7 @@ def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_out
             "both stages post-training"
         )
     if cropper_path is not None:
-        return _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cropper_output)
+        return _quantize_pipeline(model_path, cropper_path, data_spec, samples, seed, output, cropper_output)
     model = load_model(model_path)
     result = run_quantize(
         model,
@@ -85,6 +86,7 @@ def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_out
         samples=samples,
         epochs=epochs or QAT_EPOCHS,
         learning_rate=lr or QAT_LEARNING_RATE,
+        seed=seed,
         callbacks=settings.callbacks("QAT"),
     )
     write_bytes(output, result.tflite)
@@ -102,7 +104,7 @@ def quantize(settings, model_path, data_spec, samples, cropper_path, cropper_out
     click.echo(f"saved {output} ({len(result.tflite):,} bytes)")
 
 
-def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cropper_output):
+def _quantize_pipeline(model_path, cropper_path, data_spec, samples, seed, output, cropper_output):
     cropper_output = cropper_output or str(Path(output).with_suffix(".cropper.tflite"))
     if not cropper_output.endswith(".tflite") or Path(cropper_output).resolve() == Path(output).resolve():
         raise UsageError(f"--cropper-output {cropper_output} must be a .tflite path other than {output}")
@@ -112,7 +114,7 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
             raise UsageError(f"{role} {path} must be a .keras model to quantise")
     pipeline = load_two_stage(cropper_path, model_path)
     dataset = load_data(data_spec, image_size=pipeline.image_shape[:2])
-    result = run_quantize(pipeline.classifier, dataset, pipeline=pipeline, samples=samples)
+    result = run_quantize(pipeline.classifier, dataset, pipeline=pipeline, samples=samples, seed=seed)
     write_bytes(cropper_output, result.cropper)
     write_bytes(output, result.classifier)
     for line in pipeline_lines(result.float_report, "float crop-then-classify"):
@@ -122,4 +124,3 @@ def _quantize_pipeline(model_path, cropper_path, data_spec, samples, output, cro
     click.echo(
         f"saved {output} ({len(result.classifier):,} bytes) and {cropper_output} ({len(result.cropper):,} bytes)"
     )
-

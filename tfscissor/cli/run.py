@@ -70,5 +70,3 @@ def report(run_dir):
     """
     md_path, html_path = write_report(run_dir)
     click.echo(f"wrote {html_path} and {md_path}")
-
-

@@ -3,7 +3,15 @@
 
 import click
 
-from tfscissor.cli.options import FiniteRange, data_option, float_list, int_list, keras_output, keras_output_path
+from tfscissor.cli.options import (
+    FiniteRange,
+    data_option,
+    float_list,
+    int_list,
+    keras_output,
+    keras_output_path,
+    seed_option,
+)
 from tfscissor.cli.output import cell, format_table
 from tfscissor.crop.stage import check_cropper, load_stage_model
 from tfscissor.data import load_data
@@ -63,6 +71,7 @@ from tfscissor.progress import note
 @click.option(
     "--resume", type=click.Path(dir_okay=False), default=None, help="JSON file of measured candidates to continue from."
 )
+@seed_option("Seed of the calibration images and the fine-tunes.")
 @keras_output
 @click.pass_obj
 def shrink(
@@ -82,6 +91,7 @@ def shrink(
     fine_tune_epochs,
     lr,
     resume,
+    seed,
     output,
 ):
     """Shrink depth, width and resolution together to fit a budget.
@@ -114,6 +124,7 @@ def shrink(
         top=top,
         fine_tune_epochs=fine_tune_epochs,
         learning_rate=lr,
+        seed=seed,
         resume=resume,
         progress=lambda row: note(f"candidate {row['candidate']}: {_shrink_row(row)}", settings.progress),
         callbacks=settings.callbacks("fine-tune"),
@@ -146,4 +157,3 @@ def _shrink_row(row):
         return row.get("skipped", "")
     costs = ", ".join(f"{axis} {cell(value)}" for axis, value in row["costs"].items())
     return f"{costs}; " + (f"score {row['score']:.4f}" if row["feasible"] else "over budget")
-

@@ -7,7 +7,7 @@ from tfscissor.cli.output import format_table
 from tfscissor.data import load_data
 from tfscissor.io import check_not_input
 from tfscissor.models import load_model, save_model
-from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
+from tfscissor.trim.criteria import DEFAULT_CRITERION, criterion_names, get_criterion
 from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, STEPS
 
 
@@ -18,8 +18,8 @@ from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, STEPS
     "--criterion",
     default=DEFAULT_CRITERION,
     show_default=True,
-    help="Channel score: taylor (the loss change where the channel is read; needs labels), relevance (the paper's "
-    "mean activation), apoz, l1 or random.",
+    help=f"Channel score, one of {', '.join(criterion_names())}: taylor is the loss change where the channel is "
+    "read (needs labels), relevance the paper's mean activation.",
 )
 @click.option("--raw", is_flag=True, help="relevance without the per-layer normalisation.")
 @click.option(
@@ -101,6 +101,7 @@ from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, STEPS
 @click.option(
     "--lr", type=FiniteRange(0, min_open=True), default=5e-4, show_default=True, help="Fine-tuning learning rate."
 )
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Fine-tuning batch size.")
 @click.option(
     "--save-stats", type=click.Path(dir_okay=False), default=None, help="Also write the activation statistics (.npz)."
 )
@@ -129,6 +130,7 @@ def trim(
     samples,
     fine_tune_epochs,
     lr,
+    batch_size,
     save_stats,
     output,
 ):
@@ -172,6 +174,7 @@ def trim(
         samples=samples,
         fine_tune_epochs=fine_tune_epochs,
         learning_rate=lr,
+        batch_size=batch_size,
         callbacks=settings.callbacks("fine-tune"),
         progress=settings.progress,
     )

@@ -7,7 +7,8 @@ Nothing here imports TensorFlow, so the deployment path runs where only ``ai-edg
 
 from tfscissor.compile.boards import BOARDS, check_fit
 from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
-from tfscissor.compile.edgetpu import analyse_edgetpu, compile_models
+from tfscissor.compile.edgetpu import analyse_edgetpu
+from tfscissor.compile.edgetpu_compiler import compile_models
 from tfscissor.compile.flash import flash_project
 from tfscissor.compile.ports import PORTS
 from tfscissor.compile.tflm import TFLMProject, write_tflm_project

@@ -10,13 +10,8 @@ import json
 from dataclasses import dataclass
 
 from tfscissor import __version__
-from tfscissor.compile.edgetpu import (
-    CompilerMissing,
-    analyse_edgetpu,
-    compile_models,
-    find_compiler,
-    parse_compiler_output,
-)
+from tfscissor.compile.edgetpu import analyse_edgetpu
+from tfscissor.compile.edgetpu_compiler import CompilerMissing, compile_models, find_compiler, parse_compiler_output
 from tfscissor.compile.outputs import (
     FORMATS,
     check_deployable,

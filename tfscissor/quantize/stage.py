@@ -26,6 +26,7 @@ def run_quantize(
     learning_rate=QAT_LEARNING_RATE,
     seed=0,
     callbacks=(),
+    evaluate_float=True,
 ):
     """Full-int8 ``model``, calibrated on ``samples`` train images of ``dataset``, with its accuracies on val.
 
@@ -33,7 +34,8 @@ def run_quantize(
     ``learning_rate``). With a Keras :class:`~tfscissor.crop.TwoStage` ``pipeline`` (whose classifier is
     ``model``), both stages are quantised post-training and a
     :class:`~tfscissor.quantize.two_stage.QuantizedPipeline` is returned; otherwise a
-    :class:`~tfscissor.quantize.QuantizeResult`.
+    :class:`~tfscissor.quantize.QuantizeResult`. ``evaluate_float=False`` skips the float pipeline's evaluation
+    (its ``float_report`` is then None) for a caller that measured it already.
     """
     if method not in METHODS:
         raise UsageError(f"unknown quantisation method {method!r}: use one of {', '.join(METHODS)}")
@@ -44,7 +46,7 @@ def run_quantize(
                 "quantisation-aware training quantises one classifier, not a two-stage pipeline: drop the "
                 "cropper, or quantise both stages post-training"
             )
-        return quantize_pipeline(pipeline, dataset, num_samples=samples, seed=seed)
+        return quantize_pipeline(pipeline, dataset, num_samples=samples, seed=seed, evaluate_float=evaluate_float)
     if method == "qat":
         return quantize_model_qat(
             model, dataset, epochs, learning_rate=learning_rate, num_samples=samples, seed=seed, callbacks=callbacks

@@ -27,19 +27,22 @@ def quantize_two_stage(pipeline, dataset, num_samples=200, seed=0):
 
 @dataclass(frozen=True, eq=False)
 class QuantizedPipeline:
-    """Both stages as full-int8 ``.tflite`` bytes, with the float and int8 pipelines' reports on val."""
+    """Both stages as full-int8 ``.tflite`` bytes, with the int8 (and, when asked, the float) pipeline's
+    report on val."""
 
     cropper: bytes
     classifier: bytes
-    float_report: dict
+    float_report: dict | None
     int8_report: dict
 
 
-def quantize_pipeline(pipeline, dataset, num_samples=200, seed=0):
-    """Quantise a Keras :class:`TwoStage` and evaluate it before and after, as deployed (LiteRT)."""
+def quantize_pipeline(pipeline, dataset, num_samples=200, seed=0, evaluate_float=True):
+    """Quantise a Keras :class:`TwoStage` and evaluate it after, as deployed (LiteRT), and with
+    ``evaluate_float`` before (a caller that has the float pipeline's report already skips that pass)."""
     cropper, classifier = quantize_two_stage(pipeline, dataset, num_samples=num_samples, seed=seed)
     names = tuple(f"{name} (int8)" for name in pipeline.names)
     deployed = TwoStage(
         TFLiteModel(cropper, name=names[0]), TFLiteModel(classifier, name=names[1]), pipeline.policy, names
     )
-    return QuantizedPipeline(cropper, classifier, pipeline.evaluate(dataset.val), deployed.evaluate(dataset.val))
+    before = pipeline.evaluate(dataset.val) if evaluate_float else None
+    return QuantizedPipeline(cropper, classifier, before, deployed.evaluate(dataset.val))

@@ -17,6 +17,7 @@ from pathlib import Path
 from tfscissor.errors import UsageError
 from tfscissor.recipe.manifest import (
     MANIFESTS,
+    data_fingerprint,
     is_current,
     manifest_path,
     read_manifest,
@@ -46,10 +47,11 @@ def describe_plan(recipe, run_dir=None):
     lines = [f"data: {spec}{size} (read when the first stage runs, not in a dry run)", f"seed: {recipe['seed']}"]
     lines.append(f"distribute: {recipe['distribute']['strategy']}")
     upstream, changed = {}, False
+    data_files = data_fingerprint(recipe["data"]) if run_dir is not None else None
     for index, stage in enumerate(plan(recipe), 1):
         status = ""
         if run_dir is not None:
-            key = stage_key(stage.config(recipe), dict(upstream))
+            key = stage_key(stage.config(recipe, data_files), dict(upstream))
             manifest = read_manifest(run_dir, stage.name)
             changed = changed or not is_current(manifest, key, run_dir)
             status = "  [run]" if changed else "  [up to date: skip]"
@@ -110,9 +112,10 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
     try:
         log.info("run %s into %s%s", recipe["name"] or "recipe", run_dir, f" from {start}" if start else "")
         forced = False
+        data_files = data_fingerprint(recipe["data"])  # walks a data folder once per run, not once per stage
         for index, stage in enumerate(stages, 1):
             forced = forced or stage.name == start
-            config = stage.config(recipe)
+            config = stage.config(recipe, data_files)
             inputs = {path: digest for m in ctx.manifests.values() for path, digest in m["outputs"].items()}
             key = stage_key(config, inputs)
             manifest = read_manifest(run_dir, stage.name)

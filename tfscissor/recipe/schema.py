@@ -281,8 +281,7 @@ def _check_together(recipe, path, lines):
     trim = recipe["trim"]
     if sum(trim[key] is not None for key in POLICIES) != 1:
         raise UsageError(
-            f"{_where(path, lines, ('trim',))}: give exactly one of "
-            + ", ".join(f"trim.{key}" for key in POLICIES)
+            f"{_where(path, lines, ('trim',))}: give exactly one of " + ", ".join(f"trim.{key}" for key in POLICIES)
         )
     if recipe["model"]["path"] is not None:
         # train.batch_size still applies: trimming, cropping and shrinking fine-tune with it.

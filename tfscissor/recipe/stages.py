@@ -7,10 +7,11 @@ whether the stages before it ran in this process or in an earlier, interrupted o
 """
 
 import json
-import shlex
 
 from tfscissor.errors import UsageError
 from tfscissor.io import write_bytes, write_text
+from tfscissor.recipe import commands
+from tfscissor.recipe.records import float_metrics, pipeline_metrics, record, stem, tflite_metrics
 
 DATA_KEYS = ("data", "image_size", "seed")
 
@@ -22,11 +23,10 @@ class Stage:
     def enabled(self, recipe):
         return True
 
-    def config(self, recipe):
-        from tfscissor.recipe.manifest import data_fingerprint
-
+    def config(self, recipe, data_files):
+        """What decides the stage's work; ``data_files`` is the data's fingerprint, taken once per run."""
         config = {key: recipe[key] for key in (*DATA_KEYS, *self.sections)}
-        return {**config, "data_files": data_fingerprint(recipe["data"])}
+        return {**config, "data_files": data_files}
 
     def describe(self, recipe):
         raise NotImplementedError
@@ -35,43 +35,14 @@ class Stage:
         raise NotImplementedError
 
 
-def _measured(name, label, artifact, model, tflite_path, accuracy, *, command, files=None, ctx):
-    """A float Keras model's record: its graph's MACs and params, its float .tflite's size and TFLM arena."""
-    from tfscissor.analysis import profile_model
-    from tfscissor.deploy import measure_arena
-    from tfscissor.quantize import to_tflite
-
-    tflite = to_tflite(model)
-    write_bytes(ctx.path(tflite_path), tflite)
-    profile = profile_model(model)
-    metrics = {
-        "accuracy": round(accuracy, 4),
-        "macs": profile.macs,
-        "params": profile.params,
-        "model_bytes": len(tflite),
-        "arena_bytes": measure_arena(tflite),
-    }
-    return _record(name, label, artifact, metrics=metrics, command=command, files=files, tflite=tflite_path)
-
-
-def _record(name, label, artifact, *, tflite=None, cropper=None, **fields):
-    from tfscissor.report import Stage as Record
-
-    return {"record": Record(name, label, artifact, **fields).to_dict(), "tflite": tflite, "cropper": cropper}
-
-
-def _stem(path):
-    return path.rsplit("/", 1)[-1].removesuffix(".keras")
-
-
 class Train(Stage):
     name = "train"
     sections = ("model", "train", "distribute")
 
-    def config(self, recipe):
+    def config(self, recipe, data_files):
         from tfscissor.recipe.manifest import file_hash
 
-        config = super().config(recipe)
+        config = super().config(recipe, data_files)
         given = recipe["model"]["path"]
         if given is not None:  # the user's model is an input: a new file of the same name is new work
             config["model_sha256"] = file_hash(given) if _exists(given) else "missing"
@@ -117,14 +88,14 @@ class Train(Stage):
             )
         save_model(model, ctx.path("baseline.keras"))
         accuracy = evaluate_classifier(model, dataset.val)
-        record = _measured(
-            "baseline", "baseline (float)", "baseline.keras", model, "baseline.tflite", accuracy,
-            command=_train_command(recipe), ctx=ctx,
+        baseline = record(
+            "baseline", "baseline (float)", "baseline.keras", tflite="baseline.tflite",
+            metrics=float_metrics(ctx, model, "baseline.tflite", accuracy), command=commands.train(recipe),
         )  # fmt: skip
         info = {"class_names": list(dataset.class_names), "image_shape": list(dataset.image_shape)}
         return {
             "outputs": {"classifier": "baseline.keras", "float": "baseline.tflite"},
-            "records": [record],
+            "records": [baseline],
             "info": info,
         }
 
@@ -139,8 +110,8 @@ class Trim(Stage):
     name = "trim"
     sections = ("trim", "distribute")
 
-    def config(self, recipe):
-        return {**super().config(recipe), "batch_size": recipe["train"]["batch_size"]}
+    def config(self, recipe, data_files):
+        return {**super().config(recipe, data_files), "batch_size": recipe["train"]["batch_size"]}
 
     def describe(self, recipe):
         trim = recipe["trim"]
@@ -175,9 +146,10 @@ class Trim(Stage):
         save_model(result.model, ctx.path("trimmed.keras"))
         result.statistics.save(ctx.path("statistics.npz"))
         write_text(ctx.path("trim.json"), json.dumps(result.report, indent=2))
-        record = _measured(
-            "trimmed", "trimmed (float)", "trimmed.keras", result.model, "trimmed.tflite", result.report["accuracy_after"],
-            command=_trim_command(recipe, source), files={"trim": "trim.json", "statistics": "statistics.npz"}, ctx=ctx,
+        trimmed = record(
+            "trimmed", "trimmed (float)", "trimmed.keras", tflite="trimmed.tflite",
+            metrics=float_metrics(ctx, result.model, "trimmed.tflite", result.report["accuracy_after"]),
+            command=commands.trim(recipe, source), files={"trim": "trim.json", "statistics": "statistics.npz"},
         )  # fmt: skip
         outputs = {
             "classifier": "trimmed.keras",
@@ -185,7 +157,7 @@ class Trim(Stage):
             "trim": "trim.json",
             "statistics": "statistics.npz",
         }
-        return {"outputs": outputs, "records": [record]}
+        return {"outputs": outputs, "records": [trimmed]}
 
 
 class Shrink(Stage):
@@ -233,17 +205,14 @@ class Shrink(Stage):
         write_text(
             ctx.path("shrink.json"), json.dumps({"chosen": str(result.candidate), "rows": result.rows}, indent=2)
         )
-        command = (
-            f"tfscissor shrink {_stem(source)}.keras --data {shlex.quote(ctx.recipe['data'])} --budget "
-            f"{shlex.quote(shrink['budget'])} -o shrunk.keras"
-        )
-        record = _measured(
-            "shrunk", f"shrunk {result.candidate} (float)", "shrunk.keras", result.model, "shrunk.tflite",
-            chosen["accuracy"], command=command, ctx=ctx,
+        shrunk = record(
+            "shrunk", f"shrunk {result.candidate} (float)", "shrunk.keras", tflite="shrunk.tflite",
+            metrics=float_metrics(ctx, result.model, "shrunk.tflite", chosen["accuracy"]),
+            command=commands.shrink(ctx.recipe, source),
         )  # fmt: skip
         return {
             "outputs": {"classifier": "shrunk.keras", "float": "shrunk.tflite", "shrink": "shrink.json"},
-            "records": [record],
+            "records": [shrunk],
         }
 
 
@@ -254,8 +223,8 @@ class Crop(Stage):
     name = "crop"
     sections = ("cropper", "distribute")
 
-    def config(self, recipe):
-        return {**super().config(recipe), "batch_size": recipe["train"]["batch_size"]}
+    def config(self, recipe, data_files):
+        return {**super().config(recipe, data_files), "batch_size": recipe["train"]["batch_size"]}
 
     def enabled(self, recipe):
         return recipe["cropper"]["enabled"]
@@ -269,7 +238,6 @@ class Crop(Stage):
         )
 
     def run(self, ctx):
-        from tfscissor.analysis import profile_model
         from tfscissor.crop.stage import run_crop
         from tfscissor.models import save_model
         from tfscissor.report import save_crop_examples
@@ -302,33 +270,32 @@ class Crop(Stage):
         save_model(model, ctx.path("cropped.keras"))
         save_crop_examples(
             ctx.path("crop_examples.npz"),
-            cropper,
             dataset.val.images[:8],
+            result.finetuned.val_boxes[:8],
             dataset.val.boxes[:8] if dataset.has_boxes else None,
         )
         write_text(ctx.path("crop.json"), json.dumps({"cropper": trained.report, "pipeline": report}, indent=2))
-        cropper_record = _record(
-            "cropper",
-            "cropper (float)",
-            "cropper.keras",
-            metrics={"macs": profile_model(cropper).macs, "params": profile_model(cropper).params},
-            command=_crop_train_command(recipe, source),
-            files={"crop_examples": "crop_examples.npz"},
-        )
-        record = _measured(
-            "cropped", f"crop-then-classify at {resolution} px (float)", "cropped.keras", model, "cropped.tflite",
-            report["accuracy"], ctx=ctx, command=_crop_finetune_command(recipe, source, resolution),
+        cropper_metrics = float_metrics(ctx, cropper, "cropper.tflite")
+        cropper_record = record(
+            "cropper", "cropper (float)", "cropper.keras", metrics=cropper_metrics,
+            command=commands.crop_train(recipe, source), files={"crop_examples": "crop_examples.npz"},
         )  # fmt: skip
-        # The pipeline's cost is both models': the classifier's row counts the cropper in.
-        record["record"]["metrics"]["macs"] = report["macs"]["total"]
+        classifier_metrics = float_metrics(ctx, model, "cropped.tflite")
+        cropped = record(
+            "cropped", f"crop-then-classify at {resolution} px (float)", "cropped.keras",
+            tflite="cropped.tflite", cropper="cropper.tflite",
+            metrics=pipeline_metrics(cropper_metrics, classifier_metrics, report["accuracy"]),
+            command=commands.crop_finetune(recipe, source, resolution),
+        )  # fmt: skip
         outputs = {
             "cropper": "cropper.keras",
+            "cropper_float": "cropper.tflite",
             "classifier": "cropped.keras",
             "float": "cropped.tflite",
             "crop": "crop.json",
             "crop_examples": "crop_examples.npz",
         }
-        return {"outputs": outputs, "records": [cropper_record, record]}
+        return {"outputs": outputs, "records": [cropper_record, cropped]}
 
 
 class Quantize(Stage):
@@ -347,64 +314,55 @@ class Quantize(Stage):
 
     def run(self, ctx):
         from tfscissor.compile import analyse_edgetpu
-        from tfscissor.deploy import measure_arena
         from tfscissor.quantize import run_quantize
 
         recipe, quantize = ctx.recipe, ctx.recipe["quantize"]
         source = ctx.latest("classifier")
         model = ctx.load(source)
-        dataset = ctx.dataset(int(model.input_shape[1])) if not recipe["cropper"]["enabled"] else ctx.dataset()
-        outputs, cropper_path, name = {}, None, f"{_stem(source)}_int8.tflite"
-        data = shlex.quote(recipe["data"])
-        command = f"tfscissor quantize {_stem(source)}.keras --data {data} --samples {quantize['samples']} -o {name}"
+        two_stage = recipe["cropper"]["enabled"]
+        dataset = ctx.dataset() if two_stage else ctx.dataset(int(model.input_shape[1]))
+        name, cropper_path = f"{stem(source)}_int8.tflite", "cropper_int8.tflite" if two_stage else None
         pipeline = None
-        if recipe["cropper"]["enabled"]:
+        if two_stage:
             from tfscissor.crop.pipeline import TwoStage
 
             pipeline = TwoStage(ctx.load(ctx.latest("cropper")), model)
         result = run_quantize(
             model, dataset, method=quantize["method"], pipeline=pipeline, samples=quantize["samples"],
             epochs=quantize["epochs"], learning_rate=quantize["lr"], seed=recipe["seed"],
-            callbacks=ctx.make_callbacks("QAT"),
+            callbacks=ctx.make_callbacks("QAT"), evaluate_float=False,  # the crop stage's record has it
         )  # fmt: skip
-        if pipeline is not None:
-            tflite, accuracy, cropper_path = result.classifier, result.int8_report["accuracy"], "cropper_int8.tflite"
-            write_bytes(ctx.path(cropper_path), result.cropper)
-            outputs["cropper_int8"] = cropper_path
-            command += f" --cropper cropper.keras --cropper-output {cropper_path}"
-        else:
-            tflite, accuracy = result.tflite, result.int8_accuracy
-            if quantize["method"] == "qat":
-                command = command.replace(" -o ", f" --qat --epochs {quantize['epochs']} --lr {quantize['lr']:g} -o ")
-        write_bytes(ctx.path(name), tflite)
-        outputs["int8"] = name
-        analysis = analyse_edgetpu(tflite)
         float_record = ctx.record_of(source)
-        metrics = {
-            **float_record["metrics"],
-            "accuracy": round(accuracy, 4),
-            "model_bytes": len(tflite),
-            "arena_bytes": measure_arena(tflite),
-        }
-        label = float_record["label"].removesuffix(" (float)") + " int8"
-        record = _record(
+        if two_stage:
+            tflite = result.classifier
+            write_bytes(ctx.path(cropper_path), result.cropper)
+            cropper = tflite_metrics(result.cropper, metrics=ctx.record_of("cropper.keras")["metrics"])
+            classifier = tflite_metrics(tflite, model=model)
+            metrics = pipeline_metrics(cropper, classifier, result.int8_report["accuracy"])
+        else:
+            tflite = result.tflite
+            metrics = tflite_metrics(tflite, metrics=float_record["metrics"], accuracy=result.int8_accuracy)
+        write_bytes(ctx.path(name), tflite)
+        analysis = analyse_edgetpu(tflite)
+        int8 = record(
             "int8",
-            label,
+            float_record["label"].removesuffix(" (float)") + " int8",
             name,
             metrics=metrics,
             edgetpu={"mapped": analysis.mapped, "operations": len(analysis.verdicts), "source": "predicted"},
-            command=command,
+            command=commands.quantize(recipe, source, name, cropper_path),
             tflite=name,
             cropper=cropper_path,
         )
-        return {"outputs": outputs, "records": [record]}
+        outputs = {"int8": name, **({"cropper_int8": cropper_path} if two_stage else {})}
+        return {"outputs": outputs, "records": [int8]}
 
 
 class Compile(Stage):
     name = "compile"
     sections = ("compile",)
 
-    def config(self, recipe):
+    def config(self, recipe, data_files):
         return {"compile": recipe["compile"]}
 
     def describe(self, recipe):
@@ -415,45 +373,78 @@ class Compile(Stage):
     def run(self, ctx):
         from tfscissor.compile import write_tflm_project
         from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
-        from tfscissor.progress import note
 
         targets, board = ctx.recipe["compile"]["targets"], ctx.recipe["compile"]["board"]
         model = ctx.path(ctx.latest("int8"))
-        cropper = ctx.latest("cropper_int8")
-        cropper = ctx.path(cropper) if cropper else None
+        cropper_name = ctx.latest("cropper_int8")
+        cropper = ctx.path(cropper_name) if cropper_name else None
         labels = ctx.info("train")["class_names"]
         int8 = ctx.record_of(ctx.latest("int8"))
         outputs, records, info = {}, [], {}
         name = model.stem
+        shape = {"macs": int8["metrics"]["macs"], "params": int8["metrics"]["params"]}  # what every target runs
         if "tflm" in targets:
             project = write_tflm_project(
                 model, ctx.path("firmware"), labels=labels, name=name, cropper=cropper, board=board
             )
             outputs["firmware"] = "firmware"
-            metrics = {"macs": int8["metrics"]["macs"], "params": int8["metrics"]["params"]}
+            parts = [part for part in (project, project.cropper) if part is not None]
+            configured = {
+                "model_bytes": sum(part.model_bytes for part in parts),
+                "arena_bytes": sum(part.arena_bytes for part in parts),
+            }
             records.append(
-                _record(
+                record(
                     "compiled",
                     "TFLM project",
                     "firmware/",
-                    metrics={**metrics, "model_bytes": project.model_bytes, "arena_bytes": project.arena_bytes},
-                    command=f"tfscissor compile {model.name} --target tflm --labels {shlex.quote(','.join(labels))} "
-                    f"--name {name} -o firmware",
+                    metrics={**shape, **configured},
+                    command=commands.compile_for(
+                        ctx.recipe, model.name, "tflm", "firmware", labels=labels, cropper=cropper_name, name=name
+                    ),
                 )
             )
         if "tflite" in targets:
             write_tflite_bundle(model, ctx.path("tflite"), labels=labels, cropper=cropper)
             outputs["tflite_bundle"] = "tflite"
+            records.append(
+                record(
+                    "tflite_bundle",
+                    "tflite bundle",
+                    "tflite/",
+                    metrics=shape,
+                    command=commands.compile_for(
+                        ctx.recipe, model.name, "tflite", "tflite", labels=labels, cropper=cropper_name
+                    ),
+                )
+            )
         if "edgetpu" in targets:
             bundle = write_edgetpu_bundle(model, ctx.path("edgetpu"), labels=labels, cropper=cropper)
             outputs["edgetpu"] = "edgetpu"
-            # Without Coral's compiler the bundle holds the predicted mapping: the run goes on and says so.
+            # Without Coral's compiler the bundle holds the predicted mapping: the run goes on, and its summary
+            # says so once.
             info["edgetpu_compiled"] = not bundle.missing
             info["edgetpu_missing"] = bundle.missing or None
-            if bundle.missing:
-                note(f"edgetpu: predicted mapping only, not compiled: {bundle.missing}", ctx.progress)
-            else:
+            if not bundle.missing:
                 outputs["edgetpu_model"] = "edgetpu/classifier_edgetpu.tflite"
+            analysis, compiled = bundle.analyses["classifier"], bundle.compiled.get("classifier")
+            mapping = {
+                "mapped": compiled.mapped if compiled else analysis.mapped,
+                "operations": len(analysis.verdicts),
+                "source": "compiled" if compiled else "predicted",
+            }
+            records.append(
+                record(
+                    "edgetpu",
+                    "Edge TPU bundle",
+                    "edgetpu/",
+                    metrics=shape,
+                    edgetpu=mapping,
+                    command=commands.compile_for(
+                        ctx.recipe, model.name, "edgetpu", "edgetpu", labels=labels, cropper=cropper_name
+                    ),
+                )
+            )
         return {"outputs": outputs, "records": records, "info": info}
 
 
@@ -461,7 +452,7 @@ class Bench(Stage):
     name = "bench"
     sections = ("bench",)
 
-    def config(self, recipe):
+    def config(self, recipe, data_files):
         return {"bench": recipe["bench"]}
 
     def enabled(self, recipe):
@@ -491,8 +482,8 @@ class Bench(Stage):
                 result = bench(
                     model, device=device, cropper=cropper, runs=settings["runs"], warmup=settings["warmup"], **options
                 )
-                total = result["stages"].get("total", result["stages"]["classifier"])
-                latency.setdefault(entry["record"]["name"], {})[device] = round(total["median_ms"], 3)
+                # A pipeline's latency is both stages' and the host crop's: the whole image to the class.
+                latency.setdefault(entry["record"]["name"], {})[device] = round(result["total"]["median_ms"], 3)
         write_text(ctx.path("bench.json"), json.dumps(latency, indent=2))
         return {"outputs": {"bench": "bench.json"}, "info": {"latency_ms": latency}}
 
@@ -500,7 +491,7 @@ class Bench(Stage):
 class Report(Stage):
     name = "report"
 
-    def config(self, recipe):
+    def config(self, recipe, data_files):
         return {"recipe": recipe}
 
     def describe(self, recipe):
@@ -523,57 +514,3 @@ class Report(Stage):
 
 STAGES = (Train(), Trim(), Shrink(), Crop(), Quantize(), Compile(), Bench(), Report())
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
-
-
-def _train_command(recipe):
-    model, train = recipe["model"], recipe["train"]
-    if model["path"]:
-        return f"cp {shlex.quote(model['path'])} baseline.keras"
-    args = "".join(f" --arg {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (model["args"] or {}).items())
-    size = f" --image-size {recipe['image_size']}" if recipe["image_size"] else ""
-    return (
-        f"tfscissor train --data {shlex.quote(recipe['data'])} --model {shlex.quote(model['name'])}{args}{size} "
-        f"--epochs {train['epochs']} --batch-size {train['batch_size']} --lr {train['lr']} --seed {recipe['seed']} "
-        "-o baseline.keras"
-    )
-
-
-def _trim_command(recipe, source):
-    flags = {"protect_stem": "--no-protect-stem", "distill": "--no-distill"}  # on by default: a flag turns each off
-    trim = recipe["trim"]
-    options = "".join(
-        f" --{key.replace('_', '-')} {shlex.quote(str(value))}"
-        for key, value in trim.items()
-        if key not in ("exclude", *flags) and value is not None
-    )
-    options += "".join(f" {flag}" for key, flag in flags.items() if not trim[key])
-    options += "".join(f" --exclude {shlex.quote(layer)}" for layer in trim["exclude"])
-    options += f" --seed {recipe['seed']}"
-    # trim takes no --batch-size: it uses 64, the runner the recipe's.
-    note = ""
-    if recipe["train"]["batch_size"] != 64:
-        note = f"  # the run fine-tuned with batch size {recipe['train']['batch_size']}; this uses 64"
-    return (
-        f"tfscissor trim {_stem(source)}.keras --data {shlex.quote(recipe['data'])}{options} "
-        f"--save-stats statistics.npz -o trimmed.keras{note}"
-    )
-
-
-def _crop_train_command(recipe, source):
-    crop, train = recipe["cropper"], recipe["train"]
-    architecture = "".join(f" --{key} {crop[key]}" for key in ("view", "width") if crop[key] is not None)
-    return (
-        f"tfscissor crop train --data {shlex.quote(recipe['data'])} --classifier {_stem(source)}.keras "
-        f"--labels {crop['labels']}{architecture} --epochs {crop['epochs']} --lr {crop['lr']:g} "
-        f"--batch-size {train['batch_size']} --seed {recipe['seed']} -o cropper.keras"
-    )
-
-
-def _crop_finetune_command(recipe, source, resolution):
-    crop, train = recipe["cropper"], recipe["train"]
-    return (
-        f"tfscissor crop finetune --cropper cropper.keras --classifier {_stem(source)}.keras "
-        f"--data {shlex.quote(recipe['data'])} --resolution {resolution} --labels {crop['labels']} "
-        f"--mix {crop['mix']:g} --epochs {crop['finetune_epochs']} --lr {crop['finetune_lr']:g} "
-        f"--batch-size {train['batch_size']} --seed {recipe['seed']} -o cropped.keras"
-    )

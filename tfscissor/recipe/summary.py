@@ -4,6 +4,7 @@ import json
 
 from tfscissor.io import write_text
 from tfscissor.report import SUMMARY_FORMAT
+from tfscissor.report.document import Heading, Paragraph, Table, to_markdown
 
 COLUMNS = ["stage", "accuracy", "MACs", "params", "model bytes", "arena bytes", "latency ms"]
 
@@ -46,22 +47,25 @@ def _row(record):
 
 
 def _markdown(recipe, rows, notes):
-    def cell(value):
-        return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
-
-    body = ["| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(
+    model = recipe["model"]["path"] or recipe["model"]["name"]
+    table = Table(
+        tuple(COLUMNS),
+        tuple(
+            tuple("-" if row[c] is None else f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in COLUMNS)
+            for row in rows
+        ),
+        tuple(c != "stage" for c in COLUMNS),
+    )
+    return to_markdown(
         [
-            f"# {recipe['name'] or 'tfscissor run'}",
-            "",
-            f"Data `{recipe['data']}`, model `{recipe['model']['path'] or recipe['model']['name']}`. Accuracy on the "
-            "validation split; latency is the",
-            "median of LiteRT on this host's CPU; arena bytes are measured with the TFLM interpreter (no margin).",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "|".join("---" for _ in COLUMNS) + "|",
-            *body,
-            "",
-            *[f"Note: {note}" for note in notes],
+            Heading(recipe["name"] or "tfscissor run", 1),
+            Paragraph(
+                f"Data {recipe['data']}, model {model}. Accuracy on the validation split; latency is the median of "
+                "LiteRT on this host's CPU; arena bytes are measured with the TFLM interpreter (no margin). A "
+                "crop-then-classify row counts both models: MACs, params, bytes and arenas (each stage has its own) "
+                "add up, and its latency runs cropper, host crop and classifier."
+            ),
+            table,
+            *(Paragraph(f"Note: {note}") for note in notes),
         ]
     )

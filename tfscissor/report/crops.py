@@ -1,8 +1,8 @@
 """Example crops for the report: a few input images with their true boxes and the boxes a cropper predicts.
 
-A cropper stage saves them once (:func:`save_crop_examples`, which runs the cropper) and names the file in its
-``files["crop_examples"]``; the report only reads the ``.npz`` (:func:`load_crop_examples`), so drawing it
-needs no model. Boxes are normalised ``[xmin, ymin, xmax, ymax]``; a true box is NaN where the data has none.
+A cropper stage saves them once (:func:`save_crop_examples`, with the boxes its cropper predicted) and names
+the file in its ``files["crop_examples"]``; the report only reads the ``.npz`` (:func:`load_crop_examples`), so
+neither writing nor drawing it runs a model. Boxes are normalised ``[xmin, ymin, xmax, ymax]``; a true box is NaN where the data has none.
 """
 
 import numpy as np
@@ -11,11 +11,9 @@ from tfscissor.errors import DataError, UsageError
 from tfscissor.io import atomic_path
 
 
-def save_crop_examples(path, cropper, images, true_boxes=None):
-    """Run ``cropper`` (Keras, or a ``TFLiteModel``) on ``images`` (N, H, W, C) in [0, 255] and save the
-    images, its boxes and ``true_boxes`` (N, 4) to ``path`` (``.npz``); return the predicted boxes."""
-    from tfscissor.crop.training import predict_boxes
-
+def save_crop_examples(path, images, predicted, true_boxes=None):
+    """Save ``images`` (N, H, W, C) in [0, 255], the boxes a cropper ``predicted`` for them and their
+    ``true_boxes`` (N, 4, or None where the data has none) to ``path`` (``.npz``)."""
     images = np.asarray(images)
     if images.ndim != 4:
         raise UsageError(f"crop examples need images (N, H, W, C), got shape {images.shape}")
@@ -24,10 +22,11 @@ def save_crop_examples(path, cropper, images, true_boxes=None):
         raise UsageError(
             f"{len(images)} images but true boxes of shape {true.shape}: give one box (4 values) per image"
         )
-    predicted = predict_boxes(cropper, images)
+    predicted = np.asarray(predicted, np.float32)
+    if predicted.shape != (len(images), 4):
+        raise UsageError(f"{len(images)} images but predicted boxes of shape {predicted.shape}: give one box per image")
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, images=np.clip(images, 0, 255).astype(np.uint8), predicted=predicted, true=true)
-    return predicted
 
 
 def load_crop_examples(path):

@@ -19,8 +19,10 @@ REPORT_HTML = "report.html"
 DEFINITIONS = (
     "Accuracy is on the validation split (int8 models run in LiteRT, as deployed); MACs and params come from the "
     "Keras graph; model bytes are the .tflite flatbuffer (float32 for a float stage); arena bytes are the TFLM "
-    "tensor arena (measured, or as a firmware project configures it, margin included); latency is the median "
-    "per device; Edge TPU is the operations mapped to the Edge TPU of all operations. '-': not measured."
+    "tensor arena (measured, or as a firmware project configures it, margin included); a crop-then-classify "
+    "row counts both models (their arenas too: the two-stage firmware gives each its own); latency is the median "
+    "per device (a pipeline's: cropper, host crop and classifier); Edge TPU is the operations mapped to the Edge "
+    "TPU of all operations. '-': not measured."
 )
 
 
@@ -126,7 +128,8 @@ def _blocks(title, recipe, stages, figures):
     numeric = (False, False, *(True for _ in columns[2:-1]), False)
     blocks = [Heading(title, 1)]
     if recipe:
-        blocks.append(Paragraph(f"Data {recipe.get('data')}, model {recipe.get('model', {}).get('name')}."))
+        model = recipe.get("model", {})
+        blocks.append(Paragraph(f"Data {recipe.get('data')}, model {model.get('path') or model.get('name')}."))
     blocks += [Table(columns, rows, numeric), Paragraph(DEFINITIONS)]
     commands = [f"# {stage.label} -> {stage.artifact}\n{stage.command}" for stage in stages if stage.command]
     if commands:

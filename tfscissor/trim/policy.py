@@ -15,7 +15,6 @@ from tfscissor.trim.groups import groups_of
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
 
-
 @dataclass(frozen=True)
 class TrimResult:
     """The trimmed model and, per group (keyed by its name), the channels kept and every channel's score."""

@@ -5,8 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-demo bench-trim bench-crop bench-shrink bench-qat bench-prune bench-devices lint \
-  system-deps clean
+.PHONY: install demo test test-all bench bench-demo bench-trim bench-crop bench-shrink bench-qat bench-prune \
+  bench-devices lint system-deps clean
 
 $(INSTALLED): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/tfscissor run recipes/demo.yaml
 
+# The fast set: every test but those marked slow (over 5 s each on 2 cores), about N minutes on 2 cores.
 test: $(INSTALLED)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The whole suite, slow tests included (about 26 minutes on 2 cores). CI runs this one (.ci/run).
+test-all: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
 # Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
@@ -62,9 +67,11 @@ bench-prune: $(INSTALLED)
 	$(BIN)/python bench/prune_vs_trim.py
 
 # `tfscissor bench` devices on demo-sized models: LiteRT on the CPU (1 and 2 threads, int8 and float32) and TFLite
-# Micro's interpreter (host time), with and without the cropper (about a minute on 2 cores).
+# Micro's interpreter (host time), with and without the cropper, then the host crop in C against numpy (about two
+# minutes on 2 cores).
 bench-devices: $(INSTALLED)
 	$(BIN)/python bench/device_latency.py
+	$(BIN)/python bench/host_crop.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check tfscissor tests bench

@@ -1,6 +1,6 @@
 """tfscissor: relevance trimming, Smart Scissor cropping, int8 and Edge TPU / TFLM deployment for Keras CNNs."""
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 # Pins are the set measured to install and work together (see ../shared/ENVIRONMENT.md):
 # tf-keras pulls the full tensorflow wheel, tflite-micro has only pre-releases (so it is pinned exactly),
@@ -27,6 +27,15 @@ INSTALL_REQUIRES = [
     "tensorboard==2.21.*",  # Keras's TensorBoard callback writes nothing without it (recipe training logs)
 ]
 
+# The host's crop runs the firmware's own C crop policy (tfscissor/deploy/crop_policy.py uses it when built).
+# Optional: without a C compiler the install goes on and the host crops in numpy, with the same bytes, slower.
+CROP_POLICY_C = Extension(
+    "tfscissor.deploy._crop_policy_c",
+    sources=["tfscissor/deploy/_crop_policy_c.c", "firmware/tflm/two_stage/crop_policy.c"],
+    include_dirs=["firmware/tflm/two_stage"],
+    optional=True,
+)
+
 setup(
     name="tfscissor",
     version="0.1.0",
@@ -37,7 +46,8 @@ setup(
     package_dir={"tfscissor.firmware": "firmware"},
     # Templates nest: tflm/, ports/<port>/ and ports/esp-idf/main/.
     package_data={"tfscissor.firmware": ["*.md", "*/*", "*/*/*", "*/*/*/*"]},
+    ext_modules=[CROP_POLICY_C],
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
-    entry_points={"console_scripts": ["tfscissor=tfscissor.cli:main"]},
+    entry_points={"console_scripts": ["tfscissor=tfscissor.__main__:main"]},
 )

@@ -162,7 +162,8 @@ def markdown(result):
         "- tflm rows are host time, not a device figure: TFLM's reference kernels on this machine's CPU. A "
         "microcontroller's time depends on its clock, memory and optimised kernels (CMSIS-NN, ESP-NN); the arena "
         "and model bytes are what it needs. Their two-stage rows have no crop stage: the firmware crops in C, "
-        "which is not timed here. The cpu two-stage rows include the host's crop policy (numpy). No Coral Edge TPU "
+        "which is not timed here. The cpu two-stage rows include the host's crop policy (the C extension where it "
+        "was built, else numpy: `stages.crop.backend` says which). No Coral Edge TPU "
         "was attached: `--device usb|pci` was tested only up to the device (stand-ins for libedgetpu and its "
         "delegate).",
         "",

@@ -93,6 +93,7 @@ SUITE = [
     ("quantize_qat", "quantize_qat.py", [], 12),
     ("prune_vs_trim", "prune_vs_trim.py", [], 15),
     ("device_latency", "device_latency.py", [], 5),
+    ("host_crop", "host_crop.py", [], 1),
 ]
 PREVIOUS = BENCH / "runs" / "RESULTS.previous.md"
 

@@ -51,12 +51,14 @@ def chain(tmp_path_factory):
     return d, steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["train", "trim", "quantize", "compile"])
 def test_chain_step_succeeds(chain, step):
     _, steps = chain
     assert steps[step].exit_code == 0, steps[step].output
 
 
+@pytest.mark.slow
 def test_chain_outputs(chain):
     d, steps = chain
     assert "val accuracy" in steps["train"].output
@@ -66,6 +68,7 @@ def test_chain_outputs(chain):
     assert (d / "stats.npz").is_file() and (d / "t.tflite").is_file() and (d / "fw").is_dir()
 
 
+@pytest.mark.slow
 def test_eval_json_for_both_formats(chain):
     d, _ = chain
     for name in ("m.keras", "t.tflite"):
@@ -76,6 +79,7 @@ def test_eval_json_for_both_formats(chain):
         assert payload["format"] == name.split(".")[1]
 
 
+@pytest.mark.slow
 def test_info_json_and_table(chain):
     d, _ = chain
     payload = json.loads(invoke("info", d / "m.keras", "--json").output)
@@ -95,6 +99,7 @@ def test_info_json_and_table(chain):
     assert "fully int8" in text and "CONV_2D x" in text and "zero point -128" in text
 
 
+@pytest.mark.slow
 def test_trimmed_model_is_smaller(chain):
     d, _ = chain
     before = json.loads(invoke("info", d / "m.keras", "--json").output)
@@ -102,6 +107,7 @@ def test_trimmed_model_is_smaller(chain):
     assert after["params"] < before["params"] and after["macs"] < before["macs"]
 
 
+@pytest.mark.slow
 def test_trim_to_a_macs_budget_in_rounds(chain, tmp_path):
     d, _ = chain
     result = invoke(
@@ -118,6 +124,7 @@ def test_trim_to_a_macs_budget_in_rounds(chain, tmp_path):
     assert re.search(r"^accuracy: [0-9.]+ before, [0-9.]+ after surgery$", result.output, re.M), result.output
 
 
+@pytest.mark.slow
 def test_trim_prints_the_accuracy_after_surgery_and_after_fine_tuning(chain):
     _, steps = chain
     assert re.search(
@@ -127,6 +134,7 @@ def test_trim_prints_the_accuracy_after_surgery_and_after_fine_tuning(chain):
     ), steps["trim"].output
 
 
+@pytest.mark.slow
 def test_a_budget_the_limits_cannot_reach_is_refused_naming_what_to_change(chain, tmp_path):
     d, _ = chain
     result = invoke("trim", d / "m.keras", "--data", DATA, "--target-macs", "0.3", "-o", tmp_path / "h.keras")
@@ -135,6 +143,7 @@ def test_a_budget_the_limits_cannot_reach_is_refused_naming_what_to_change(chain
     assert not (tmp_path / "h.keras").exists()
 
 
+@pytest.mark.slow
 def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path, monkeypatch):
     """The chain's model is too weak to collapse for real (tests/trim/test_recovery.py does that): the stage's
     report of a collapse is given, and the command must say it on stderr, in one line, with the groups."""
@@ -167,6 +176,7 @@ def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path
     )
 
 
+@pytest.mark.slow
 def test_trim_seed_repeats_a_random_trim(chain, tmp_path):
     d, _ = chain
     runs = [
@@ -204,6 +214,7 @@ def _group_norm_model(path):
     model.save(path)
 
 
+@pytest.mark.slow
 def test_unsupported_layer_names_it_and_exclude_makes_it_pass(tmp_path):
     _group_norm_model(tmp_path / "g.keras")
     args = ("trim", tmp_path / "g.keras", "--data", DATA, "--ratio", "0.5")
@@ -216,6 +227,7 @@ def test_unsupported_layer_names_it_and_exclude_makes_it_pass(tmp_path):
     assert re.search(r"^conv2\s+1\s+8\s+[1-7]$", result.output, re.M), result.output
 
 
+@pytest.mark.slow
 def test_bench_json(chain):
     d, _ = chain
     result = invoke("bench", d / "t.tflite", "--device", "cpu", "--runs", "5", "--warmup", "1", "--json")
@@ -283,23 +295,27 @@ def test_corrupt_tflite_file(tmp_path):
     _assert_clean_error(invoke("bench", tmp_path / "bad.tflite"), 1, "bad.tflite")
 
 
+@pytest.mark.slow
 def test_unknown_data_spec(chain):
     d, _ = chain
     _assert_clean_error(invoke("eval", d / "m.keras", "--data", "imagenet"), 2, "imagenet")
 
 
+@pytest.mark.slow
 def test_folder_without_images(chain, tmp_path):
     d, _ = chain
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     _assert_clean_error(invoke("eval", d / "m.keras", "--data", f"folder:{tmp_path / 'empty'}"), 1, "no images")
 
 
+@pytest.mark.slow
 def test_undecodable_image(chain, folder_gray):
     d, _ = chain
     (folder_gray / "a" / "broken.png").write_bytes(b"not a png")
     _assert_clean_error(invoke("eval", d / "m.keras", "--data", f"folder:{folder_gray}"), 1, "broken.png")
 
 
+@pytest.mark.slow
 def test_model_does_not_fit_data(chain, folder_gray, tmp_path):
     d, _ = chain
     out = tmp_path / "q.tflite"
@@ -309,6 +325,7 @@ def test_model_does_not_fit_data(chain, folder_gray, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_output_may_not_overwrite_input(chain):
     d, _ = chain
     before = (d / "m.keras").read_bytes()
@@ -318,6 +335,7 @@ def test_output_may_not_overwrite_input(chain):
     assert (d / "m.keras").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_compile_needs_tflite(chain, tmp_path):
     d, _ = chain
     _assert_clean_error(
@@ -331,6 +349,7 @@ def test_bad_model_arg(tmp_path):
     assert not (tmp_path / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_trim_needs_one_policy(chain, tmp_path):
     d, _ = chain
     _assert_clean_error(
@@ -354,6 +373,7 @@ def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path):
     _assert_clean_error(invoke("eval", tmp_path / "m.keras"), 1, "internal error", "--debug")
 
 
+@pytest.mark.slow
 def test_compile_defaults_labels_and_makes_a_c_name(chain, tmp_path):
     d, _ = chain
     odd = tmp_path / "my-model.v2.tflite"
@@ -364,6 +384,7 @@ def test_compile_defaults_labels_and_makes_a_c_name(chain, tmp_path):
     assert manifest["labels"] == ["0", "1", "2"] and manifest["name"] == "my_model_v2"
 
 
+@pytest.mark.slow
 def test_compile_never_replaces_a_directory_it_did_not_write(chain, tmp_path):
     d, _ = chain
     (tmp_path / "mine").mkdir()
@@ -384,6 +405,7 @@ def test_compile_never_replaces_a_directory_it_did_not_write(chain, tmp_path):
     assert (tmp_path / "fw" / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_compile_refuses_an_output_that_holds_the_input(chain, tmp_path):
     d, _ = chain
     (tmp_path / "m.tflite").write_bytes((d / "t.tflite").read_bytes())
@@ -404,6 +426,7 @@ def test_bad_builder_argument_values_are_usage_errors(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_trim_checks_the_statistics_path_before_working(chain, tmp_path):
     d, _ = chain
     out = tmp_path / "t.keras"
@@ -415,6 +438,7 @@ def test_trim_checks_the_statistics_path_before_working(chain, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_what_tensorflows_onednn_kernels_crash_on(tmp_path):
     """A 1x1 stride-2 projection reading 14 channels at 48x48 (what trimming makes of a ResNet shortcut) kills
     the process in TensorFlow 2.21's oneDNN backward pass on this project's machines; the entry point turns
@@ -529,3 +553,22 @@ def test_usage_mistakes_are_reported_before_tensorflow_loads(tmp_path, args, mes
     status, *output = done.stdout.splitlines()
     assert status.split()[1] == "False" and status.split()[0] != "0", done.stdout
     assert message in "\n".join(output)
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line():
+    """The console command catches a KeyboardInterrupt raised while its modules import (TensorFlow's import can
+    take seconds): "Aborted!" and status 1, as click gives for Ctrl-C during a command, and no traceback."""
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'tfscissor.cli.app':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "sys.argv = ['tfscissor', '--help']\n"
+        "from tfscissor.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip() == "Aborted!", done.stderr

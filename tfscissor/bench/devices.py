@@ -89,16 +89,16 @@ def _read(model):
     return read_model(data, name=name)
 
 
-def _time_crop(image_shape, resolution, policy, runs, warmup):
+def _time_crop(image_shape, resolution, policy, backend, runs, warmup):
     """The host's crop policy on a seeded whole image, cut at :data:`CROP_BOX` and resized to ``resolution``."""
     from tfscissor.deploy.crop_policy import CropPolicy
 
     policy = policy or CropPolicy()
     image = seeded_input((1, *image_shape), np.uint8, seed=INPUT_SEED)
     box = np.array([CROP_BOX], dtype=np.float32)
-    stats = time_invocations(lambda: policy.crop(image, box, resolution), runs, warmup)
+    stats = time_invocations(lambda: policy.crop(image, box, resolution, backend=backend), runs, warmup)
     return {
-        "backend": "numpy (host)",
+        "backend": f"{backend} (host)",
         "input_shape": [1, *image_shape],
         "output_shape": [1, resolution, resolution, image_shape[-1]],
         "runs": runs,
@@ -122,16 +122,29 @@ def _total(stages):
     return total
 
 
-def bench(model, *, device="cpu", cropper=None, runs=100, warmup=10, policy=None, board=None, progress=None, **options):
+def bench(
+    model,
+    *,
+    device="cpu",
+    cropper=None,
+    runs=100,
+    warmup=10,
+    policy=None,
+    crop_backend=None,
+    board=None,
+    progress=None,
+    **options,
+):
     """Benchmark a classifier (``.tflite`` bytes or a path), or crop-then-classify with a ``cropper``, on a device.
 
     ``device``: a name of :data:`DEVICES` as :func:`parse_device` reads it. Each model is timed alone on the
     device: a first inference, ``warmup`` untimed runs, ``runs`` timed ones (``progress`` called with 1 after each,
     so ``runs`` times the number of models in all). With a cropper the stages are ``cropper``, ``crop`` (the crop
     policy on the host; ``policy`` defaults to ``CropPolicy()``; not on tflm, where the firmware crops in C) and
-    ``classifier``, and ``total`` adds them up (the sum of the medians, not a median of whole runs). ``board``
-    (tflm only): check the models and arenas against a board preset (``board`` in the result; ModelError when they
-    do not fit). ``options``: a device's own, such as ``num_threads`` for cpu or ``runtime`` for usb and pci.
+    ``classifier``, and ``total`` adds them up (the sum of the medians, not a median of whole runs);
+    ``crop_backend``: ``"c"`` or ``"numpy"`` for the host's crop (default: C where it was built, see
+    :func:`tfscissor.deploy.crop_policy.crop_backend`). ``board`` (tflm only): check the models and arenas
+    against a board preset (``board`` in the result; ModelError when they do not fit). ``options``: a device's own, such as ``num_threads`` for cpu or ``runtime`` for usb and pci.
     Returns one JSON-ready dict.
     """
     name, index = parse_device(device)
@@ -150,11 +163,17 @@ def bench(model, *, device="cpu", cropper=None, runs=100, warmup=10, policy=None
         board_preset(board)  # an unknown name fails before anything is timed
     if policy is not None and cropper is None:
         raise UsageError("a crop policy needs a cropper: give --cropper too")
+    if crop_backend is not None and cropper is None:
+        raise UsageError("a crop backend needs a cropper: give a cropper too")
     if policy is not None:
         from tfscissor.deploy.crop_policy import CropPolicy
 
         if not isinstance(policy, CropPolicy):
             raise UsageError(f"policy must be a tfscissor.crop.CropPolicy, got {type(policy).__name__}")
+    if cropper is not None:
+        from tfscissor.deploy.crop_policy import crop_backend as checked_backend
+
+        crop_backend = checked_backend(crop_backend)  # an unknown or unbuilt one fails before anything is timed
     classifier_info = _read(model)
     models = {"classifier": model}
     image_shape = None
@@ -169,7 +188,7 @@ def bench(model, *, device="cpu", cropper=None, runs=100, warmup=10, policy=None
         stages[stage] = target.run(stage_model, index, runs, warmup, progress, **options)
         if stage == "cropper" and target.host_crop:
             resolution = int(classifier_info.input.shape[1])
-            stages["crop"] = _time_crop(image_shape, resolution, policy, runs, warmup)
+            stages["crop"] = _time_crop(image_shape, resolution, policy, crop_backend, runs, warmup)
     result = {
         "device": name if index is None else f"{name}:{index}",
         "title": target.title,

@@ -22,6 +22,12 @@ The firmware runs the same policy in plain C (``firmware/tflm/two_stage/crop_pol
 same pixels, so nothing here depends on the order of float sums: the windows are a few float64 operations
 that C's double repeats one for one, and the filter's weights are integers (:func:`filter_taps`), so each
 output pixel is an exact fraction of integer sums, rounded once.
+
+The host runs that C too: setup.py builds it into ``tfscissor.deploy._crop_policy_c`` where a C compiler is
+found, and :meth:`CropPolicy.crop` and :func:`crop_and_resize` use it for uint8 images: about ten times
+faster than numpy on one small image, where numpy's per-call overhead dominates, two to three times on a batch
+(bench/host_crop.py). numpy is the reference and the fallback, equal bit for bit; ``backend="numpy"`` forces it
+and :func:`crop_backend` says which one runs by default.
 """
 
 from __future__ import annotations
@@ -33,7 +39,23 @@ import numpy as np
 from tfscissor.deploy.boxes import FULL_IMAGE, valid_boxes
 from tfscissor.errors import UsageError
 
-__all__ = ["CropPolicy", "CropResult", "DEFAULT_SCALES", "crop_and_resize", "filter_taps", "resize_weights"]
+try:
+    from tfscissor.deploy import _crop_policy_c as _c
+except ImportError:  # built at install only where a C compiler was found: numpy gives the same bytes
+    _c = None
+
+__all__ = [
+    "BACKENDS",
+    "CropPolicy",
+    "CropResult",
+    "DEFAULT_SCALES",
+    "crop_and_resize",
+    "crop_backend",
+    "filter_taps",
+    "resize_weights",
+]
+
+BACKENDS = ("c", "numpy")
 
 DEFAULT_SCALES = (0.25, 0.5, 0.75, 1.0)
 _CHUNK = 256  # images resized at once: bounds the float64 copies to a few tens of MB
@@ -103,16 +125,28 @@ class CropPolicy:
         windows[fallbacks] = [0, 0, width, height]
         return windows, fallbacks
 
-    def crop(self, images, boxes, resolution):
-        """Crop uint8 ``images`` (N, H, W, C) to ``boxes`` and resize to ``resolution`` (an int: square)."""
+    def crop(self, images, boxes, resolution, backend=None):
+        """Crop uint8 ``images`` (N, H, W, C) to ``boxes`` and resize to ``resolution`` (an int: square).
+
+        ``backend``: ``"c"``, ``"numpy"``, or None for C where it is built (see :func:`crop_backend`); the
+        result is the same, and a batch C refuses (see :func:`crop_and_resize`) is cropped in numpy.
+        """
         images = np.asarray(images)
         if images.ndim != 4:
             raise UsageError(f"images must be (N, H, W, C), got shape {images.shape}")
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         if len(boxes) != len(images):
             raise UsageError(f"{len(images)} images but {len(boxes)} boxes: give one box per image")
+        resolution = _checked(resolution)
+        if _use_c(backend, images):
+            out, windows = _outputs(images, resolution), np.empty((len(images), 4), np.int64)
+            fallbacks = np.empty(len(images), bool)
+            scales = self.scales or ()  # C's scale_count 0: the squared box only capped at the short side
+            arguments = (np.ascontiguousarray(boxes), scales, self.margin, windows, fallbacks, out)
+            if _c.crop(np.ascontiguousarray(images), images.shape, resolution, *arguments) == 0:
+                return CropResult(out, windows, fallbacks)
         windows, fallbacks = self.windows(boxes, images.shape[1], images.shape[2])
-        return CropResult(crop_and_resize(images, windows, resolution), windows, fallbacks)
+        return CropResult(_resize_numpy(images, windows, resolution), windows, fallbacks)
 
 
 def filter_taps(in_size, out_size):
@@ -136,16 +170,62 @@ def resize_weights(in_size, out_size):
     return (taps / taps.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def crop_and_resize(images, windows, resolution):
-    """uint8 crops of ``images`` at pixel ``windows`` ``[x0, y0, x1, y1)``, resized to ``resolution`` square.
+def crop_backend(backend=None):
+    """The backend that crops: ``backend`` checked (``"c"`` needs the extension built), or by default ``"c"``
+    (the firmware's ``crop_policy.c``, built at install where a C compiler was found), else ``"numpy"``."""
+    if backend is None:
+        return "numpy" if _c is None else "c"
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown crop backend {backend!r}: use one of {', '.join(BACKENDS)}, or None")
+    if backend == "c" and _c is None:
+        raise UsageError(
+            "the C crop (tfscissor.deploy._crop_policy_c) is not built: reinstall tfscissor where a C compiler "
+            "is found (pip install -e .), or use the numpy backend"
+        )
+    return backend
 
-    Each output pixel is ``sum(taps_y * taps_x * pixels) / (sum(taps_y) * sum(taps_x))`` rounded half up: the
-    sums are of integers below 2**53, exact in float64 BLAS in any order, and the division is in int64.
-    """
+
+def _use_c(backend, images):
+    """Whether ``images`` are cropped in C: by default where it is built and the pixels are uint8."""
+    if crop_backend(backend) == "numpy":
+        return False
+    if images.dtype == np.uint8:
+        return True
+    if backend is None:
+        return False
+    raise UsageError(f"the C crop takes uint8 images, got {images.dtype}: convert them or use backend='numpy'")
+
+
+def _checked(resolution):
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
         raise UsageError(f"crop resolution must be a positive integer, got {resolution!r}: e.g. 48")
+    return int(resolution)
+
+
+def _outputs(images, resolution):
+    return np.empty((len(images), resolution, resolution, images.shape[3]), dtype=np.uint8)
+
+
+def crop_and_resize(images, windows, resolution, backend=None):
+    """uint8 crops of ``images`` at pixel ``windows`` ``[x0, y0, x1, y1)``, resized to ``resolution`` square.
+
+    Each output pixel is ``sum(taps_y * taps_x * pixels) / (sum(taps_y) * sum(taps_x))`` rounded half up. In C
+    (``backend`` as in :meth:`CropPolicy.crop`) the sums are 32- and 64-bit integers; a batch with a window C
+    refuses (outside the image, or sums beyond those widths) is cropped in numpy, which refuses sums at or
+    beyond 2**53 (float64 BLAS is exact below, in any order) and divides in int64.
+    """
+    resolution = _checked(resolution)
     images, windows = np.asarray(images), np.asarray(windows, np.int64)
-    out = np.empty((len(images), resolution, resolution, images.shape[3]), dtype=np.uint8)
+    if _use_c(backend, images):
+        out = _outputs(images, resolution)
+        if _c.resize(np.ascontiguousarray(images), images.shape, resolution, np.ascontiguousarray(windows), out) == 0:
+            return out
+    return _resize_numpy(images, windows, resolution)
+
+
+def _resize_numpy(images, windows, resolution):
+    """:func:`crop_and_resize` in numpy, for int64 ``windows`` and a checked ``resolution``: the reference."""
+    out = _outputs(images, resolution)
     sizes = np.stack([windows[:, 3] - windows[:, 1], windows[:, 2] - windows[:, 0]], axis=1)
     # Windows of one size share their filter tables, so they are resized together.
     for height, width in np.unique(sizes, axis=0):

@@ -22,8 +22,6 @@ void tfs_dequantize_box(const int8_t raw[4], float scale, int zero_point, float 
   }
 }
 
-static long clamp_long(long value, long low, long high) { return value < low ? low : (value > high ? high : value); }
-
 /* Clamped as a double, then converted: converting a value beyond long's range is undefined behaviour. */
 static long clamp_double(double value, long low, long high) {
   return value < (double)low ? low : (value > (double)high ? high : (long)value);
@@ -75,17 +73,26 @@ typedef struct {
   long step;
 } tfs_taps;
 
-static tfs_taps taps_for(int i, int in_size, int out_size) {
-  tfs_taps taps;
-  taps.centre = (2L * i + 1) * in_size;
-  taps.reach = 2L * (in_size > out_size ? in_size : out_size);
-  taps.step = 2L * out_size;
-  /* Source pixel j's centre is (2j + 1) * out_size: strictly inside (centre - reach, centre + reach). */
-  long first = (taps.centre - taps.reach) / taps.step - 1;
-  long last = (taps.centre + taps.reach) / taps.step + 1;
-  taps.first = (int)clamp_long(first, 0, in_size - 1);
-  taps.last = (int)clamp_long(last, 0, in_size - 1);
+/* The taps before output pixel 0: none yet. */
+static tfs_taps taps_start(int in_size, int out_size) {
+  tfs_taps taps = {0, 0, 0, 2L * (in_size > out_size ? in_size : out_size), 2L * out_size};
   return taps;
+}
+
+/* Moves taps on to output pixel i from pixel i - 1 (or from taps_start for i = 0). Tap j is non-zero where
+ * source pixel j's centre, (2j + 1) * out_size, lies strictly inside (centre - reach, centre + reach): first
+ * and last follow that interval's ends, which only move forward, so the loops visit no zero taps and no
+ * division is needed (two per output pixel were a fifth of the resize's time). The nearest source pixel
+ * always lies inside, so the range is never empty. */
+static void taps_next(tfs_taps* taps, int i, int in_size) {
+  const long half = taps->step / 2;
+  taps->centre = (2L * i + 1) * in_size;
+  while (taps->first < in_size - 1 && (2L * taps->first + 1) * half <= taps->centre - taps->reach) {
+    ++taps->first;
+  }
+  while (taps->last < in_size - 1 && (2L * taps->last + 3) * half < taps->centre + taps->reach) {
+    ++taps->last;
+  }
 }
 
 static uint32_t tap(const tfs_taps* taps, int j) {
@@ -111,9 +118,10 @@ int tfs_crop_resize_quantize(const uint8_t* image, int height, int width, int ch
     return -1;
   }
   const int row_values = crop_width * channels;
+  tfs_taps rows = taps_start(crop_height, side);
   for (int i = 0; i < side; ++i) {
     /* Rows first, into one line of 32-bit sums: each at most 255 times the row's tap sum. */
-    const tfs_taps rows = taps_for(i, crop_height, side);
+    taps_next(&rows, i, crop_height);
     const uint64_t row_sum = tap_sum(&rows);
     if (row_sum > UINT32_MAX / 255u) {
       return -1;
@@ -123,17 +131,15 @@ int tfs_crop_resize_quantize(const uint8_t* image, int height, int width, int ch
     }
     for (int y = rows.first; y <= rows.last; ++y) {
       const uint32_t weight = tap(&rows, y);
-      if (weight == 0) {
-        continue;
-      }
       const uint8_t* source = image + ((long)(window->y0 + y) * width + window->x0) * channels;
       for (int v = 0; v < row_values; ++v) {
         line[v] += weight * source[v];
       }
     }
     /* Then columns, in 64 bits, and one rounding: (2 * sum + denominator) / (2 * denominator). */
+    tfs_taps cols = taps_start(crop_width, side);
     for (int o = 0; o < side; ++o) {
-      const tfs_taps cols = taps_for(o, crop_width, side);
+      taps_next(&cols, o, crop_width);
       const uint64_t denominator = row_sum * tap_sum(&cols);
       if (denominator > UINT64_MAX / 511u) { /* 2 * sum + denominator must not wrap */
         return -1;

@@ -19,7 +19,7 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/tfscissor run recipes/demo.yaml
 
-# The fast set: every test but those marked slow (over 5 s each on 2 cores), about N minutes on 2 cores.
+# The fast set: every test but those marked slow (over 5 s each on 2 cores), about 4 minutes on 2 cores.
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q -m "not slow"
 

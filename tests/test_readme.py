@@ -3,6 +3,11 @@
 import re
 from pathlib import Path
 
+import pytest
+
+# Each example trains and converts models: over 5 s on 2 cores.
+pytestmark = pytest.mark.slow
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

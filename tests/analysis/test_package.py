@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tfscissor.analysis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,6 +17,7 @@ def test_public_names():
         assert getattr(tfscissor.analysis, name) is not None
 
 
+@pytest.mark.slow
 def test_import_loads_nothing_beyond_keras():
     # What keras itself imports (TensorFlow, as its backend) is given; the package must add no module of its own
     # choosing, such as TensorFlow's profiler or graph tools.

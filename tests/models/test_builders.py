@@ -48,6 +48,7 @@ def test_mobilenetv2_widths_are_multiples_of_eight():
     assert all(w % 8 == 0 for w in widths)
 
 
+@pytest.mark.slow
 def test_keras_applications_by_name_with_user_weights(tmp_path):
     first = build_model("MobileNetV2", (32, 32, 3), 5)
     path = tmp_path / "w.weights.h5"

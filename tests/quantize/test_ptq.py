@@ -29,6 +29,7 @@ def test_int8_model_is_integer_end_to_end(model, images):
     np.testing.assert_allclose(runner.predict(images[:8]), model.predict(images[:8], verbose=0), atol=0.05)
 
 
+@pytest.mark.slow
 def test_int8_accuracy_tracks_float(tiny_data, trained_plain):
     result = quantize_model(load_model(trained_plain), tiny_data, num_samples=100)
     assert result.float_accuracy > 1.5 / tiny_data.num_classes  # the fixture model learned something

@@ -160,6 +160,7 @@ def qat_result(tiny_data, trained_plain):
     return model, result, epochs, unchanged
 
 
+@pytest.mark.slow
 def test_qat_model_is_int8_end_to_end_with_a_static_batch(qat_result):
     model, result, _, _ = qat_result
     info = read_model(result.tflite)
@@ -172,6 +173,7 @@ def test_qat_model_is_int8_end_to_end_with_a_static_batch(qat_result):
     assert zero_point == -128 and scale == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.slow
 def test_qat_accuracy(qat_result, tiny_data):
     _, result, _, _ = qat_result
     assert result.float_accuracy > 1.5 / tiny_data.num_classes
@@ -183,6 +185,7 @@ def test_qat_accuracy(qat_result, tiny_data):
     assert abs(result.int8_accuracy - result.float_accuracy) <= 0.1
 
 
+@pytest.mark.slow
 def test_qat_trains_with_the_callers_callbacks_and_leaves_the_model(qat_result):
     _, result, epochs, unchanged = qat_result
     assert epochs == [(0, 1, ["accuracy", "loss"])]
@@ -190,6 +193,7 @@ def test_qat_trains_with_the_callers_callbacks_and_leaves_the_model(qat_result):
     assert unchanged
 
 
+@pytest.mark.slow
 def test_qat_model_runs_in_litert_and_tflite_micro(qat_result, tiny_data):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tflite_micro import runtime
@@ -233,6 +237,7 @@ def test_bad_training_settings(tiny_data, kwargs, message):
         quantize_model_qat(model, tiny_data, **kwargs)
 
 
+@pytest.mark.slow
 def test_conversion_failure_and_float_leftovers_are_model_errors(monkeypatch):
     import tensorflow as tf
 
@@ -273,6 +278,7 @@ def invoke(*args):
     return CliRunner().invoke(cli, ["--quiet", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_cli_quantize_qat(trained_plain, tmp_path):
     out = tmp_path / "qat.tflite"
     result = invoke("quantize", trained_plain, "--data", DATA, "--qat", "--epochs", "1", "--samples", "50", "-o", out)
@@ -284,6 +290,7 @@ def test_cli_quantize_qat(trained_plain, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["qat.tflite"]  # written atomically: no temporary left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -16,6 +16,9 @@ import pytest
 
 from tfscissor.recipe import load_recipe, run_recipe
 
+# Every test reruns or resumes the reference run that the module makes first (about 15 s on 2 cores).
+pytestmark = pytest.mark.slow
+
 EPOCHS = 6
 TINY = f"""
 name: tiny resumable

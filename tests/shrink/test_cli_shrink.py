@@ -72,6 +72,7 @@ def test_shrink_with_a_cropper_counts_its_macs_in_the_budget(trained):
     assert profile_model(load_model(out)).macs + cropper <= 0.5 * original
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "budget, words",
     [("flops=0.5", "unknown budget axis 'flops'"), ("macs=0.0001", "smallest reachable: macs")],

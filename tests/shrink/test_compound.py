@@ -78,6 +78,7 @@ def test_a_search_with_other_scoring_settings_does_not_resume(model, tiny_data, 
     assert len(builds) == 3  # both candidates measured again, then the winner
 
 
+@pytest.mark.slow
 def test_a_cropper_that_alone_breaks_the_budget_is_named(model, tiny_data):
     from tfscissor.analysis import profile_model
 
@@ -222,6 +223,7 @@ def test_the_tune_score_trains_each_candidate_briefly_before_scoring(model, tiny
     assert tuned_row["accuracy"] == pytest.approx(untrained, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_an_unknown_score_is_refused(model, tiny_data):
     from tfscissor.errors import UsageError
 

@@ -139,6 +139,7 @@ print(json.dumps({"replicas": replicas, "count": [a.count, b.count], "total": [a
 """
 
 
+@pytest.mark.slow
 def test_statistics_are_summed_across_replicas_of_a_strategy():
     """Under a MirroredStrategy each replica sees part of every batch; the statistics must add up to those of
     one device. Runs in a child process, because logical devices must be set before TensorFlow starts."""

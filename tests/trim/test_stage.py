@@ -21,6 +21,7 @@ def test_steps_approach_a_budget_geometrically_from_the_original():
     assert step_policy("min_relevance", 0.1, 2, 3, 1, 1) == {"min_relevance": 0.1}
 
 
+@pytest.mark.slow
 def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
     with pytest.raises(UsageError, match="exactly one trimming policy"):
         run_trim(load_model(trained_plain), tiny_data, ratio=0.5, target_macs=0.5)
@@ -30,6 +31,7 @@ def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
         run_trim(load_model(trained_plain), tiny_data, ratio=0.5, max_layer_ratio=1.5)
 
 
+@pytest.mark.slow
 def test_two_rounds_meet_the_budget_and_report_each_round(trained_plain, tiny_data):
     result = run_trim(
         load_model(trained_plain), tiny_data, target_macs=0.4, rounds=2, fine_tune_epochs=1, samples=64

@@ -16,9 +16,10 @@ runs every test of one model before building the next).
 Timing on a 2-core CPU (build, calibration and trims, predictions, save/load, int8 conversion and TFLM):
 plain 4 s, resnet 9 s, mobilenetv2 15 s, MobileNetV2 26 s, MobileNetV3Small 35 s, EfficientNetB0 53 s,
 ResNet50 59 s, DenseNet121 74 s; 4m40s in all, half of it in the int8 conversions (a SavedModel export and
-calibration each). The last three are marked ``slow`` (``-m "not slow"`` leaves them out, about 90 s for the
-rest) but they are required: they are the residual, squeeze-and-excitation and concatenation graphs that
-trimming must handle.
+calibration each). The five keras.applications models are marked ``slow`` (over 5 s each to build and
+calibrate), and so is the int8 and TFLM test of resnet and mobilenetv2 (tests/trim/conftest.py marks those two
+by id): ``-m "not slow"`` keeps plain, resnet and mobilenetv2, about 15 s. The slow ones are required all the
+same: they are the residual, squeeze-and-excitation and concatenation graphs that trimming must handle.
 """
 
 from dataclasses import dataclass
@@ -38,8 +39,8 @@ BUILDERS = ("plain", "resnet", "mobilenetv2")
 APPLICATION_OPTIONS = {"MobileNetV2": {"alpha": 0.35}}
 ZOO = [
     *BUILDERS,
-    "MobileNetV2",
-    "MobileNetV3Small",
+    pytest.param("MobileNetV2", marks=pytest.mark.slow),
+    pytest.param("MobileNetV3Small", marks=pytest.mark.slow),
     pytest.param("ResNet50", marks=pytest.mark.slow),
     pytest.param("EfficientNetB0", marks=pytest.mark.slow),
     pytest.param("DenseNet121", marks=pytest.mark.slow),

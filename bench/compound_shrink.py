@@ -554,7 +554,6 @@ def plot(result, path):
 
 
 def main(argv=None):
-    from tfscissor.models.io import load_model
     from tfscissor.models.training import evaluate_classifier
     from tfscissor.shrink import block_relevance, removal_order
 
@@ -578,11 +577,10 @@ def main(argv=None):
     long = settings["long_epochs"]
     log(f"baseline: the crop benchmark's {long}-epoch model")
     baseline_path = RUNS / f"{crop_name}_baseline_{long}ep.keras"
-    record = crop_pipeline.train_baseline(dataset, settings, long, baseline_path, args.reuse)
-    baseline = load_model(baseline_path)
+    record, baseline = crop_pipeline.train_baseline(dataset, settings, long, baseline_path, args.reuse)
     log("cropper: the crop benchmark's")
     cropper, _, cropper_record = crop_pipeline.train_cropper_once(
-        dataset, settings, macs_of(baseline), RUNS / f"{crop_name}_cropper.keras", args.reuse
+        dataset, settings, RUNS / f"{crop_name}_cropper.keras", args.reuse
     )
     base = {
         "epochs": long,

@@ -6,7 +6,8 @@ trained, with the same budget (epochs, learning rate, batch, seed) per row, on
 * the whole image at 96 px: the baseline, with that budget and with twice as many epochs (to show how far the
   baseline is from convergence: compare crops with the better of the two);
 * (a) the whole image down-scaled to R px (the crop policy's resize filter with the whole image as window);
-* (b) crops at R px from the learned cropper: ``fitted_cropper`` at 5% of the baseline's MACs, trained once on
+* (b) crops at R px from the learned cropper: ``fitted_cropper`` sized as ``crop train`` sizes it, against the
+  classifier at the resolution where the goals are judged (at most 10% of its MACs, half its int8 bytes), trained once on
   the true boxes; the classifier is trained with ``train_on_crops`` on its predicted boxes mixed half and half
   with jittered true boxes, and evaluated as a :class:`TwoStage` pipeline on the cropper's val boxes;
 * (c) the oracle: crops at R px from the true boxes, trained on jittered true boxes and evaluated at the true
@@ -81,6 +82,7 @@ FULL = {
     "downscale": "32,40,44,48,64",
     "crops": "32,40,48,64",
     "mix": 0.5,
+    "distill": 1,
     "seed": 0,
     "monitor": 1000,
 }
@@ -116,6 +118,13 @@ def parse_args(argv=None):
     parser.add_argument("--downscale", help=f"resolutions of the down-scaling rows ({FULL['downscale']})")
     parser.add_argument("--crops", help=f"resolutions of the learned and oracle crop rows ({FULL['crops']})")
     parser.add_argument("--mix", type=float, help=f"share of the cropper's boxes in crop training ({FULL['mix']})")
+    parser.add_argument(
+        "--distill",
+        type=int,
+        choices=(0, 1),
+        help=f"1: the learned crop rows learn from the same-budget whole-image baseline too, as `crop finetune` "
+        f"does by default ({FULL['distill']})",
+    )
     parser.add_argument("--seed", type=int, help=f"seed of every model's weights and training ({FULL['seed']})")
     parser.add_argument(
         "--monitor",
@@ -281,18 +290,34 @@ def train_baseline(dataset, settings, epochs, path, reuse):
     key = model_key(settings, dataset.spec, epochs=epochs, lr=settings["lr"])
     model, record = cached(path, key, reuse, train)
     record["accuracy"] = evaluate_classifier(model, dataset.val)
-    return record
+    return record, model
 
 
-def train_cropper_once(dataset, settings, baseline_macs, path, reuse):
+def cropper_budget(settings):
+    """What the cropper may cost, as ``crop train`` sizes it: shares of the classifier at the resolution where the
+    goals are judged (its MACs scale with R^2; its int8 bytes do not change with R)."""
+    from tfscissor.analysis import profile_model
+    from tfscissor.crop.sizing import BYTES_SHARE, MACS_SHARE, estimated_int8_bytes
+
+    at = goal_resolution(settings)
+    model = classifier(at, settings)
+    return {
+        "macs": MACS_SHARE * profile_model(model).macs,
+        "bytes": BYTES_SHARE * estimated_int8_bytes(model),
+        "at": at,
+    }
+
+
+def train_cropper_once(dataset, settings, path, reuse):
     from tfscissor.analysis import profile_model
     from tfscissor.crop.sizing import MACS_SHARE, fitted_cropper
     from tfscissor.crop.training import box_report, predict_boxes, train_cropper
 
     train, val = dataset.train, dataset.val
+    budget = cropper_budget(settings)
 
     def fit():
-        cropper = fitted_cropper(dataset.image_shape, MACS_SHARE * baseline_macs, seed=settings["seed"])
+        cropper = fitted_cropper(dataset.image_shape, budget["macs"], seed=settings["seed"], max_bytes=budget["bytes"])
         start = time.perf_counter()
         history = train_cropper(
             cropper,
@@ -312,7 +337,7 @@ def train_cropper_once(dataset, settings, baseline_macs, path, reuse):
         dataset.spec,
         cropper_epochs=settings["cropper_epochs"],
         cropper_lr=settings["cropper_lr"],
-        budget=MACS_SHARE * baseline_macs,
+        budget=[budget["macs"], budget["bytes"]],
     )
     cropper, record = cached(path, key, reuse, fit)
     profile = profile_model(cropper)
@@ -323,6 +348,7 @@ def train_cropper_once(dataset, settings, baseline_macs, path, reuse):
         macs=profile.macs,
         params=profile.params,
         macs_share=MACS_SHARE,
+        sized_at=budget["at"],
         view=dataset.image_shape[0] // view,
         stem_channels=int(cropper.get_layer("stem_conv").filters) if _has(cropper, "stem_conv") else None,
         predict_seconds=time.perf_counter() - start,
@@ -358,8 +384,9 @@ def downscale_row(dataset, settings, resolution):
     return record
 
 
-def crop_row(dataset, settings, resolution, kind, cropper, boxes, cropper_macs):
-    """A learned (cropper's boxes mixed with jittered true boxes) or oracle (jittered true boxes) crop row."""
+def crop_row(dataset, settings, resolution, kind, cropper, boxes, cropper_macs, teacher=None):
+    """A learned (cropper's boxes mixed with jittered true boxes) or oracle (jittered true boxes) crop row; a
+    learned row learns from ``teacher``'s outputs on the whole images too, when given."""
     from tfscissor.crop.pipeline import TwoStage, train_on_crops
     from tfscissor.data.dataset import Split
     from tfscissor.deploy.crop_policy import CropPolicy
@@ -382,6 +409,7 @@ def crop_row(dataset, settings, resolution, kind, cropper, boxes, cropper_macs):
         learning_rate=settings["lr"],
         seed=settings["seed"],
         callbacks=[EpochLine(f"{kind} {resolution}")],
+        teacher=teacher if learned else None,
     )
     record = row_record(kind, resolution, settings["epochs"], model, history, time.perf_counter() - start, cropper_macs)
     policy = CropPolicy()
@@ -536,7 +564,8 @@ def markdown(result):
     ]
     if crop:
         lines.append(
-            f"- Cropper: `fitted_cropper((96, 96, 3), {crop['macs_share']} x baseline MACs)`: {crop['view']}-px view, "
+            f"- Cropper: `fitted_cropper` sized as `crop train` sizes it, against the classifier at "
+            f"{crop.get('sized_at', '-')} px ({crop['macs_share']:.0%} of its MACs, half its int8 bytes): {crop['view']}-px view, "
             f"stem {crop['stem_channels']} channels, {crop['macs']:,} MACs, {crop['params']:,} params; trained once "
             f"on the true boxes, {plural(crop['epochs'], 'epoch')} at lr {crop['lr']} (cosine), batch 64, flips"
             + (f", {crop['train_seconds']:.0f} s" if "train_seconds" in crop else "")
@@ -632,13 +661,18 @@ def plot(result, path):
 # --- main ------------------------------------------------------------------------------------------------
 
 
+def goal_resolution(settings):
+    """The largest crop resolution whose classifier, with a cropper of MACS_SHARE of it, fits BUDGET of the
+    baseline's MACs (classifier MACs scale with R^2; the totals are checked again in comparisons)."""
+    from tfscissor.crop.sizing import MACS_SHARE
+
+    fits = [r for r in settings["crops"] if r * r * (1 + MACS_SHARE) <= BUDGET * settings["size"] ** 2]
+    return max(fits, default=settings["crops"][0])
+
+
 def plan(settings):
     """The rows in the order they run: first those the goals need (so a stopped run can still answer them)."""
-    from tfscissor.models.cropper import MACS_SHARE
-
-    # Classifier MACs scale with R^2 and the cropper costs MACS_SHARE of the baseline (checked in comparisons).
-    fits = [r for r in settings["crops"] if r * r <= (BUDGET - MACS_SHARE) * settings["size"] ** 2]
-    at = max(fits, default=settings["crops"][0])
+    at = goal_resolution(settings)
     first = [("learned", at), ("oracle", at)]
     down = settings["downscale"]
     neighbours = [r for r in down if r <= at][-1:] + [r for r in down if r > at][:1]
@@ -693,12 +727,15 @@ def main(argv=None):
 
     epochs = settings["epochs"]
     log(f"baseline at {settings['size']} px, {epochs} epochs")
-    baseline = train_baseline(dataset, settings, epochs, RUNS / f"{name}_baseline_{epochs}ep.keras", args.reuse)
+    baseline, baseline_model = train_baseline(
+        dataset, settings, epochs, RUNS / f"{name}_baseline_{epochs}ep.keras", args.reuse
+    )
     done(baseline)
+    teacher = baseline_model if settings["distill"] else None
 
     log("cropper")
     cropper, boxes, result["cropper"] = train_cropper_once(
-        dataset, settings, baseline["classifier_macs"], RUNS / f"{name}_cropper.keras", args.reuse
+        dataset, settings, RUNS / f"{name}_cropper.keras", args.reuse
     )
     v = result["cropper"]["val"]
     log(
@@ -711,11 +748,11 @@ def main(argv=None):
         if kind == "long_baseline":
             long = settings["long_epochs"]
             log(f"baseline at {settings['size']} px, {long} epochs")
-            done(train_baseline(dataset, settings, long, RUNS / f"{name}_baseline_{long}ep.keras", args.reuse))
+            done(train_baseline(dataset, settings, long, RUNS / f"{name}_baseline_{long}ep.keras", args.reuse)[0])
         elif kind == "downscale":
             done(downscale_row(dataset, settings, resolution))
         else:
-            done(crop_row(dataset, settings, resolution, kind, cropper, boxes, result["cropper"]["macs"]))
+            done(crop_row(dataset, settings, resolution, kind, cropper, boxes, result["cropper"]["macs"], teacher))
 
     result["load_end"] = os.getloadavg()[0]
     plot(result, plot_path)

@@ -16,9 +16,10 @@ from tfscissor.cli import cli
 
 DATA = "cluttered:size=32,n=400,classes=3,seed=2"
 VAL_IMAGES = 80  # n=400 with the default val=0.2
-# widths=[8,16] gives a classifier of 516k MACs, whose 5% (25.8k) no cropper for 32-px images fits (the
-# smallest needs 43.7k): --classifier would then be refused. [16,32] is 1.6M MACs, a budget of 81k.
-CLASSIFIER_ARGS = ("--model", "plain", "--arg", "widths=[16,32]")
+# The cropper is sized against the classifier at 16 px (--resolution 16, where crop finetune moves it): at most
+# 10% of its MACs there and half its int8 bytes. widths=[16,32] gives a classifier of about 10 kB, half of which
+# no cropper fits (the smallest needs 14 kB): --classifier would then be refused. [16,32,64] is about 31 kB.
+CLASSIFIER_ARGS = ("--model", "plain", "--arg", "widths=[16,32,64]")
 
 
 def invoke(*args):
@@ -36,7 +37,18 @@ def chain(tmp_path_factory):
     steps, snapshots = {}, {}
     steps["train"] = invoke("train", "--data", DATA, *CLASSIFIER_ARGS, "--epochs", "2", "-o", d / "m.keras")
     steps["crop_train"] = invoke(
-        "crop", "train", "--data", DATA, "--classifier", d / "m.keras", "--epochs", "2", "-o", d / "c.keras"
+        "crop",
+        "train",
+        "--data",
+        DATA,
+        "--classifier",
+        d / "m.keras",
+        "--resolution",
+        "16",
+        "--epochs",
+        "2",
+        "-o",
+        d / "c.keras",
     )
     # CAM labels with a fixed small architecture (fewer layers: quicker to trace), cached in a tmp dir.
     steps["crop_train_cam"] = invoke(
@@ -132,6 +144,7 @@ def chain(tmp_path_factory):
     return d, steps, snapshots
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "step",
     [
@@ -153,21 +166,57 @@ def test_chain_step_succeeds(chain, step):
     assert "Traceback" not in steps[step].output
 
 
+def _resized_macs(path, side):
+    from tfscissor.analysis import profile_model
+    from tfscissor.models import load_model
+    from tfscissor.models.graph import with_input_size
+
+    return profile_model(with_input_size(load_model(path), side)).macs
+
+
+def _estimated_bytes(path):
+    from tfscissor.crop.sizing import estimated_int8_bytes
+    from tfscissor.models import load_model
+
+    return estimated_int8_bytes(load_model(path))
+
+
+@pytest.mark.slow
 def test_crop_train_prints_the_cropper_share_of_the_classifier(chain):
     d, steps, _ = chain
     output = steps["crop_train"].output
     found = re.search(
-        r"^cropper: ([\d,]+) MACs \(([\d.]+)% of the classifier's\), trained on boxes labels$", output, re.M
+        r"^cropper: ([\d,]+) MACs \(([\d.]+)% of the classifier's at 16 px\), ([\d,]+) int8 bytes \(estimated\) "
+        r"\(([\d.]+)% of the classifier's\), trained on boxes labels$",
+        output,
+        re.M,
     )
     assert found, output
-    macs = int(found[1].replace(",", ""))
-    assert float(found[2]) <= 5.0  # the default budget
-    assert macs == _macs(d / "c.keras")
-    assert f"{macs / _macs(d / 'm.keras'):.1%}" == f"{found[2]}%"
+    macs, size = int(found[1].replace(",", "")), int(found[3].replace(",", ""))
+    assert float(found[2]) <= 10.0 and float(found[4]) <= 50.0  # the default budget
+    assert macs == _macs(d / "c.keras") and size == _estimated_bytes(d / "c.keras")
+    classifier_macs, classifier_bytes = _resized_macs(d / "m.keras", 16), _estimated_bytes(d / "m.keras")
+    assert f"{macs / classifier_macs:.1%}" == f"{found[2]}%"
+    assert f"{size / classifier_bytes:.1%}" == f"{found[4]}%"
+    # One line says what it was sized against: the classifier as it will run, at --resolution.
+    assert (
+        f"sized against the classifier at 16 px: at most {0.1 * classifier_macs:,.0f} MACs (10% of its "
+        f"{classifier_macs:,}) and {0.5 * classifier_bytes:,.0f} int8 bytes (50% of its {classifier_bytes:,}, "
+        "estimated)"
+    ) in output
     assert re.search(r"^val boxes against the labels: mean IoU [\d.]+, ", output, re.M), output
     assert f"saved {d / 'c.keras'}" in output
 
 
+@pytest.mark.slow
+def test_crop_train_with_a_fixed_architecture_says_so(chain):
+    _, steps, _ = chain
+    output = steps["crop_train_cam"].output  # --blocks, --view and --width given
+    assert re.search(r"^cropper: [\d,]+ MACs \([\d.]+% of the classifier's at 32 px\), ", output, re.M), output
+    assert "sized by --view/--width/--blocks, not against the classifier" in output
+
+
+@pytest.mark.slow
 def test_crop_train_with_cam_labels_compares_them_to_the_true_boxes(chain):
     _, steps, _ = chain
     output = steps["crop_train_cam"].output
@@ -176,6 +225,7 @@ def test_crop_train_with_cam_labels_compares_them_to_the_true_boxes(chain):
     assert re.search(r"^val boxes against the true boxes: mean IoU ", output, re.M), output
 
 
+@pytest.mark.slow
 def test_cam_boxes_are_cached_and_reused(chain):
     d, _, snapshots = chain
     first = snapshots["cache"]
@@ -188,6 +238,7 @@ def test_cam_boxes_are_cached_and_reused(chain):
         assert boxes.ndim == 2 and boxes.shape[1] == 4 and boxes.shape[0] in (VAL_IMAGES, 400 - VAL_IMAGES)
 
 
+@pytest.mark.slow
 def test_crop_eval_json(chain):
     d, steps, _ = chain
     output = steps["crop_eval_json"].output
@@ -204,6 +255,7 @@ def test_crop_eval_json(chain):
     assert report["cropper"] == str(d / "c.keras") and report["classifier"] == str(d / "m.keras")
 
 
+@pytest.mark.slow
 def test_crop_eval_text_matches_the_json(chain):
     _, steps, _ = chain
     report = json.loads(steps["crop_eval_json"].output)
@@ -214,6 +266,7 @@ def test_crop_eval_text_matches_the_json(chain):
     assert lines[2].strip().startswith(f"MACs: cropper {report['macs']['cropper']:,} + classifier")
 
 
+@pytest.mark.slow
 def test_crop_finetune_writes_a_16px_model_and_leaves_the_input_alone(chain):
     d, steps, snapshots = chain
     output = steps["crop_finetune"].output
@@ -225,6 +278,7 @@ def test_crop_finetune_writes_a_16px_model_and_leaves_the_input_alone(chain):
     assert original["layers"][0]["output_shape"] == [32, 32, 3] and info["params"] == original["params"]
 
 
+@pytest.mark.slow
 def test_quantize_with_a_cropper_writes_both_models(chain):
     d, steps, _ = chain
     output = steps["quantize"].output
@@ -236,6 +290,7 @@ def test_quantize_with_a_cropper_writes_both_models(chain):
         assert json.loads(invoke("info", d / name, "--json").output)["fully_int8"] is True
 
 
+@pytest.mark.slow
 def test_crop_eval_on_the_tflite_pair_agrees_with_quantize(chain):
     d, steps, _ = chain
     output = steps["crop_eval_tflite"].output
@@ -248,6 +303,7 @@ def test_crop_eval_on_the_tflite_pair_agrees_with_quantize(chain):
     assert f"{report['accuracy']:.4f}" == int8[1]  # the same deployed pipeline on the same images
 
 
+@pytest.mark.slow
 def test_compile_with_a_cropper_writes_one_two_stage_project(chain):
     from tfscissor.crop import TwoStage
     from tfscissor.deploy import CropPolicy
@@ -281,6 +337,7 @@ def _c_values(path, symbol):
     return np.array([int(v) for v in body.replace(",", " ").split()])
 
 
+@pytest.mark.slow
 def test_bench_with_a_cropper_times_each_stage(chain):
     _, steps, _ = chain
     output = steps["bench"].output
@@ -322,6 +379,7 @@ def plain_accuracy(chain):
     return json.loads(result.output)["accuracy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "bias",
     [(0.0, 0.0, 0.0, 0.0), (np.nan, np.nan, np.nan, np.nan), (0.8, 0.2, 0.2, 0.8)],
@@ -355,6 +413,7 @@ def _assert_clean_error(result, *words, code=None):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cropper_and_classifier_with_different_channels(chain, tmp_path):
     d, _, _ = chain
     grey = _constant_cropper(tmp_path / "grey.keras", (0.25, 0.25, 0.75, 0.75), channels=1)
@@ -367,6 +426,7 @@ def test_cropper_and_classifier_with_different_channels(chain, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_data_the_cropper_was_not_trained_for(chain):
     d, _, _ = chain
     # The data is resized to the cropper's image size (a 48-px spec would be accepted), but not recoloured.
@@ -387,6 +447,7 @@ def test_data_the_cropper_was_not_trained_for(chain):
     )
 
 
+@pytest.mark.slow
 def test_resolution_on_a_tflite_classifier(chain):
     d, _, _ = chain
     _assert_clean_error(
@@ -409,6 +470,7 @@ def test_resolution_on_a_tflite_classifier(chain):
     )
 
 
+@pytest.mark.slow
 def test_a_cropper_that_is_not_a_box_model(chain):
     d, _, _ = chain
     _assert_clean_error(
@@ -420,6 +482,7 @@ def test_a_cropper_that_is_not_a_box_model(chain):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "scales, words",
     [
@@ -444,6 +507,7 @@ def copies(chain, tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "cropper, output, extra, words",
     [
@@ -465,6 +529,7 @@ def test_quantize_with_a_cropper_never_overwrites_an_input(copies, cropper, outp
     assert {p.name: p.read_bytes() for p in copies.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_crop_finetune_needs_a_keras_cropper(copies):
     out = copies / "f.keras"
     _assert_clean_error(
@@ -495,6 +560,17 @@ def test_cam_labels_need_a_classifier(tmp_path):
     _assert_clean_error(
         invoke("crop", "train", "--data", DATA, "--labels", "cam", "--epochs", "1", "-o", out),
         "CAM",
+        "--classifier",
+        code=2,
+    )
+    assert not out.exists()
+
+
+def test_crop_train_resolution_needs_a_classifier(tmp_path):
+    out = tmp_path / "c.keras"
+    _assert_clean_error(
+        invoke("crop", "train", "--data", DATA, "--resolution", "16", "--epochs", "1", "-o", out),
+        "16 px",
         "--classifier",
         code=2,
     )
@@ -536,6 +612,7 @@ def test_labels_boxes_on_a_folder_without_boxes(folder, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_folder_with_a_good_boxes_csv_is_evaluated_against_its_boxes(chain, folder):
     d, _, _ = chain
     _write_boxes(folder, _rows(folder))
@@ -585,6 +662,7 @@ def test_bad_boxes_csv_names_the_file_and_line(folder, tmp_path, kind):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_compile_and_bench_refuse_a_classifier_given_as_the_cropper(chain):
     d, _, _ = chain
     _assert_clean_error(
@@ -596,6 +674,7 @@ def test_compile_and_bench_refuse_a_classifier_given_as_the_cropper(chain):
     _assert_clean_error(invoke("bench", d / "m16.tflite", "--cropper", d / "m16.tflite", "--runs", "2"), "not a box")
 
 
+@pytest.mark.slow
 def test_cropper_output_without_a_cropper_is_refused(chain):
     d, _, _ = chain
     _assert_clean_error(

@@ -15,7 +15,7 @@ LAYERS = (
     {"deploy"},
     {"models", "analysis", "data"},
     {"trim", "shrink", "crop", "quantize", "compile", "bench", "report", "model_files"},
-    {"cli", "recipe"},
+    {"cli", "recipe", "__main__"},
 )
 
 

@@ -59,6 +59,7 @@ def _number(cell):
     return float(cell.replace(",", ""))
 
 
+@pytest.mark.slow
 def test_a_row_per_stage_with_the_numbers_of_the_artifacts(run):
     run_dir, summary = run
     rows = {row["stage"]: row for row in _table((run_dir / "report.md").read_text())}
@@ -79,6 +80,7 @@ def test_a_row_per_stage_with_the_numbers_of_the_artifacts(run):
     assert [s["name"] for s in summary["stages"]] == ["baseline", "trimmed", "int8", "compiled"]
 
 
+@pytest.mark.slow
 def test_the_commands_are_valid_tfscissor_commands(run):
     """Each command parses with the CLI's own options and carries the recipe's seed and batch size."""
     text = (run[0] / "report.md").read_text()
@@ -90,12 +92,30 @@ def test_the_commands_are_valid_tfscissor_commands(run):
         cli.commands[args[1]].make_context(args[1], args[2:])  # raises on an unknown or malformed option
 
 
+@pytest.mark.slow
+def test_the_commands_rebuild_the_same_artifacts(run, tmp_path, monkeypatch):
+    """Run by hand, in order, the commands rebuild what the run made: the same int8 model, byte for byte."""
+    run_dir, _ = run
+    monkeypatch.chdir(tmp_path)
+    text = (run_dir / "report.md").read_text()
+    for command in (line for line in text.splitlines() if line.startswith("tfscissor ")):
+        result = CliRunner().invoke(cli, ["--quiet", *shlex.split(command, comments=True)[1:]])
+        assert result.exit_code == 0, f"{command}\n{result.output}"
+    assert (tmp_path / "trimmed_int8.tflite").read_bytes() == (run_dir / "trimmed_int8.tflite").read_bytes()
+    manifest = json.loads((tmp_path / "firmware" / "manifest.json").read_text())
+    assert (
+        manifest["model"]["sha256"]
+        == json.loads((run_dir / "firmware" / "manifest.json").read_text())["model"]["sha256"]
+    )
+
+
 def _images(html, run_dir):
     sources = re.findall(r'<img src="([^"]+)"', html)
     assert sources and len(sources) == html.count("<img ")
     return [run_dir / src for src in sources]
 
 
+@pytest.mark.slow
 def test_plots_are_real_images(run):
     run_dir, _ = run
     html = (run_dir / "report.html").read_text()
@@ -110,6 +130,7 @@ def test_plots_are_real_images(run):
     assert (run_dir / "report.md").read_text().count("](report/") == len(paths)
 
 
+@pytest.mark.slow
 def test_labels_are_escaped(copy):
     summary = json.loads((copy / "summary.json").read_text())
     summary["stages"][0]["label"] = 'base <script>alert("x")</script> | & co'
@@ -122,6 +143,7 @@ def test_labels_are_escaped(copy):
     assert not (copy / "report" / "stale.png").exists()  # the plots folder is replaced whole
 
 
+@pytest.mark.slow
 def test_the_command_line(run, tmp_path):
     result = CliRunner().invoke(cli, ["report", str(run[0])])
     assert result.exit_code == 0 and "report.html" in result.output and "report.md" in result.output
@@ -140,6 +162,7 @@ def _edit_summary(change):
     return edit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "break_it, error, message",
     [
@@ -166,6 +189,7 @@ def test_a_broken_run_directory_is_one_clear_error(copy, break_it, error, messag
     assert "tfscissor run RECIPE" in str(caught.value) or "again" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_empty_statistics_are_an_error(copy):
     with open(copy / "statistics.npz", "wb") as f:
         np.savez(f)
@@ -256,6 +280,7 @@ def test_unreadable_crop_examples(tmp_path):
         load_crop_examples(tmp_path / "odd.npz")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package chromium: make system-deps)")
 def test_a_headless_browser_renders_the_report_with_every_image(copy, tmp_path):
     html = (copy / "report.html").read_text()

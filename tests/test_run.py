@@ -23,6 +23,7 @@ def _write(tmp_path, text):
     return path
 
 
+@pytest.mark.slow
 def test_tiny_recipe_end_to_end(tmp_path):
     summary = run_recipe(load_recipe(_write(tmp_path, TINY)), tmp_path / "run")
     run = tmp_path / "run"
@@ -83,9 +84,13 @@ def test_missing_recipe(tmp_path):
 
 def test_shipped_demo_recipe_is_valid():
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml")
-    assert recipe["trim"]["ratio"] == 0.5 and recipe["data"].startswith("cluttered")
+    # The main job is Smart Scissor end to end on the embedded data: trim, cropper, compound search, both targets.
+    assert recipe["data"].startswith("cluttered") and recipe["trim"]["target_macs"] is not None
+    assert recipe["cropper"]["enabled"] and recipe["cropper"]["distill"] and recipe["shrink"]["budget"]
+    assert set(recipe["compile"]["targets"]) == {"tflm", "edgetpu"} and recipe["compile"]["board"]
 
 
+@pytest.mark.slow
 def test_same_recipe_same_numbers(tmp_path):
     """A recipe's seed fixes the data, the initial weights and the training: a rerun reproduces the table."""
     recipe = load_recipe(_write(tmp_path, TINY.replace("fine_tune_epochs: 1", "fine_tune_epochs: 0")))

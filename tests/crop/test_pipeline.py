@@ -292,3 +292,46 @@ def test_train_on_crops_rejects_bad_arguments(tiny_data):
         train_on_crops(classifier, tiny_data, resolution=16, truth=tiny_data.train.boxes, mix=1.5)
     with pytest.raises(UsageError, match=r"predicted boxes must have shape \(640, 4\)"):
         train_on_crops(classifier, tiny_data, resolution=16, predicted=tiny_data.train.boxes[:10])
+
+
+def test_distilling_on_crops_teaches_from_the_whole_images(tiny_data, monkeypatch):
+    """The teacher sees each whole image (resized to its own input), the student the crop; the loss is the
+    distillation loss on the teacher's outputs for exactly those images."""
+    import tfscissor.models.training as training
+    from tfscissor.crop.pipeline import train_on_crops
+
+    seen = []
+    real = training.distillation_targets
+
+    def recording(labels, images, teacher):
+        seen.append(images.shape)
+        return real(labels, images, teacher)
+
+    monkeypatch.setattr(training, "distillation_targets", recording)
+    teacher = small_classifier((24, 24, 3))  # another input size than the data's 32 px
+    student = small_classifier((32, 32, 3))
+    _, history = train_on_crops(
+        student,
+        tiny_data,
+        resolution=16,
+        truth=tiny_data.train.boxes,
+        val_boxes=tiny_data.val.boxes,
+        epochs=1,
+        teacher=teacher,
+    )
+    assert seen == [(len(tiny_data.train), 24, 24, 3), (len(tiny_data.val), 24, 24, 3)]
+    assert "distilled_accuracy" in history and "val_distilled_accuracy" in history
+
+
+def test_a_teacher_of_other_classes_is_refused(tiny_data):
+    from tfscissor.crop.pipeline import train_on_crops
+
+    with pytest.raises(ModelError, match="teacher .* has 3 outputs, the classifier 4"):
+        train_on_crops(
+            small_classifier((32, 32, 3)),
+            tiny_data,
+            resolution=16,
+            truth=tiny_data.train.boxes,
+            epochs=1,
+            teacher=small_classifier((32, 32, 3), classes=3),
+        )

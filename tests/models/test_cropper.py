@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfscissor.crop.sizing import MACS_SHARE, fitted_cropper
+from tfscissor.crop.sizing import BYTES_SHARE, MACS_SHARE, estimated_int8_bytes, fitted_cropper
 from tfscissor.errors import UsageError
 from tfscissor.models.cropper import build_cropper, default_view
 
@@ -73,30 +73,73 @@ def test_bad_cropper_options_raise_usage_error(options):
         build_cropper((32, 32, 3), **options)
 
 
+def test_default_head_pools_straight_to_the_box():
+    model = build_cropper((64, 64, 3), width=0.5, seed=0)
+    names = [layer.name for layer in model.layers]
+    assert "fc" not in names and names[-2:] == ["pool", "box"]
+    assert model.get_layer("box").count_params() == 4 * (64 * 4 * 0.5 + 1)  # the last stage's 128 channels
+    # The paper's head (a hidden layer of 64 units at width 1) is one argument away, and costs flash.
+    paper = build_cropper((64, 64, 3), width=0.5, hidden=64, seed=0)
+    assert paper.get_layer("fc").units == 32 and paper.get_layer("fc").input.shape[-1] == 128
+    assert estimated_int8_bytes(paper) > estimated_int8_bytes(model)
+    with pytest.raises(UsageError, match="cropper hidden units must be 0"):
+        build_cropper((64, 64, 3), hidden=-1)
+
+
+def _classifier_budget(classifier, resolution):
+    from tfscissor.models.graph import with_input_size
+
+    return MACS_SHARE * macs(with_input_size(classifier, resolution)), BYTES_SHARE * estimated_int8_bytes(classifier)
+
+
+def _depth(cropper):
+    blocks = [x.name for x in cropper.layers if x.name.endswith("_add")]
+    return {"blocks": sum(n.startswith("stage1_") for n in blocks), "stages": len({n.split("_")[0] for n in blocks})}
+
+
 @pytest.mark.parametrize(
-    "shape, classifier_options",
+    "shape, classifier_options, resolution",
     [
-        ((32, 32, 3), {}),
-        ((64, 64, 3), {}),
-        ((96, 96, 3), {"blocks": (2, 2, 2), "stem_stride": 2}),
+        ((32, 32, 3), {}, 32),
+        ((64, 64, 3), {}, 32),
+        # Issue 19: the old default for this classifier (5% of its MACs at 64 px) was twice its flash.
+        pytest.param((64, 64, 3), {"widths": (16, 32, 64), "blocks": (1, 1, 1)}, 32, marks=pytest.mark.slow),
+        ((96, 96, 3), {"blocks": (2, 2, 2), "stem_stride": 2}, 48),
     ],
 )
-def test_default_cropper_costs_under_5_percent_of_the_classifier(shape, classifier_options):
+def test_default_cropper_fits_a_tenth_of_the_classifier_macs_and_half_its_bytes(shape, classifier_options, resolution):
     from tfscissor.models import build_model
 
-    assert MACS_SHARE == 0.05
+    assert (MACS_SHARE, BYTES_SHARE) == (0.10, 0.50)
     classifier = build_model("resnet", shape, 10, seed=0, **classifier_options)
-    budget = MACS_SHARE * macs(classifier)
-    cropper = fitted_cropper(shape, budget, seed=0)
-    cost = macs(cropper)
-    assert cost <= budget, f"cropper {cost:,} MACs, classifier {macs(classifier):,}"
+    max_macs, max_bytes = _classifier_budget(classifier, resolution)
+    cropper = fitted_cropper(shape, max_macs, seed=0, max_bytes=max_bytes)
+    assert macs(cropper) <= max_macs, f"cropper {macs(cropper):,} MACs, budget {max_macs:,.0f}"
+    assert estimated_int8_bytes(cropper) <= max_bytes, f"cropper {estimated_int8_bytes(cropper):,} bytes"
     assert cropper.output_shape == (None, 4)
-    # It is the first candidate that fits: the next wider one at the same view is over the budget.
+    # It is the first candidate that fits: the next wider one of the same depth and view is over the budget.
     chosen = [w for w in WIDTHS if max(4, round(16 * w)) == stem_width(cropper)][0]
     if chosen != WIDTHS[0]:
         wider = WIDTHS[WIDTHS.index(chosen) - 1]
         view_pool = cropper.get_layer("view").pool_size[0] if "view" in {x.name for x in cropper.layers} else 1
-        assert macs(build_cropper(shape, view=shape[0] // view_pool, width=wider)) > budget
+        other = build_cropper(shape, view=shape[0] // view_pool, width=wider, **_depth(cropper))
+        assert macs(other) > max_macs or estimated_int8_bytes(other) > max_bytes
+
+
+@pytest.mark.slow
+def test_bytes_bound_cropper_is_made_shallower_not_coarser():
+    # Against issue 19's classifier at 32 px the bytes bind: even width 0.25 at four stages of two blocks is over
+    # half the classifier's bytes, and a coarser view would save MACs only. The last stage goes first.
+    from tfscissor.models import build_model
+
+    classifier = build_model("resnet", (64, 64, 3), 10, widths=(16, 32, 64), blocks=(1, 1, 1), seed=0)
+    max_macs, max_bytes = _classifier_budget(classifier, 32)
+    assert estimated_int8_bytes(build_cropper((64, 64, 3), width=0.25)) > max_bytes
+    cropper = fitted_cropper((64, 64, 3), max_macs, seed=0, max_bytes=max_bytes)
+    assert _depth(cropper) == {"blocks": 2, "stages": 3} and stem_width(cropper) == 6  # width 0.375
+    assert "view" not in {x.name for x in cropper.layers}  # the full 64-pixel view is kept
+    wider = build_cropper((64, 64, 3), width=0.5, stages=3)
+    assert estimated_int8_bytes(wider) > max_bytes  # the next wider one of this depth is over the bytes
 
 
 def test_fitted_cropper_without_a_budget_is_the_full_default():
@@ -127,9 +170,58 @@ def test_fitted_cropper_states_the_smallest_reachable_macs():
     smallest = macs(build_cropper((32, 32, 3), view=16, width=0.25, **small))
     with pytest.raises(UsageError, match="no cropper for 32-pixel images fits 1,000 MACs") as error:
         fitted_cropper((32, 32, 3), 1000, **small)
-    assert f"the smallest tried needs {smallest:,})" in str(error.value)
+    assert f"the smallest tried needs {smallest:,} MACs and " in str(error.value)
     # A budget of exactly that much is reachable.
     assert macs(fitted_cropper((32, 32, 3), smallest, width=0.25, **small)) == smallest
+
+
+def test_fitted_cropper_states_the_smallest_reachable_bytes():
+    small = {"blocks": 1, "stages": 2}
+    smallest = estimated_int8_bytes(build_cropper((32, 32, 3), width=0.25, **small))
+    with pytest.raises(UsageError, match="no cropper for 32-pixel images fits 5,000 int8 bytes") as error:
+        fitted_cropper((32, 32, 3), max_bytes=5000, **small)
+    assert f"(the smallest tried needs {smallest:,} bytes)" in str(error.value)  # no MACs counted: none fit the bytes
+    assert estimated_int8_bytes(fitted_cropper((32, 32, 3), max_bytes=smallest, **small)) == smallest
+
+
+def _randomised(model, seed=0):
+    """``model`` with random weights and batch-norm statistics, as after training: the converter stores
+    identical buffers (an untrained model's zero biases) once, so initial weights would give a smaller file."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, w.shape) if i in (0, 3) else rng.normal(0, 0.1, w.shape)
+                    for i, w in enumerate(weights)
+                ]
+            )
+        elif weights:
+            layer.set_weights([rng.normal(0, 0.1, w.shape) for w in weights])
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "builder, shape, options",
+    [
+        ("cropper", (64, 64, 3), {"width": 0.5}),
+        ("cropper", (32, 32, 3), {"width": 0.25, "blocks": 1, "stages": 2}),
+        ("resnet", (32, 32, 3), {"widths": (16, 32, 64), "blocks": (1, 1, 1)}),
+    ],
+)
+def test_estimated_int8_bytes_is_within_3_percent_of_the_int8_file(builder, shape, options):
+    from tfscissor.models import build_model
+    from tfscissor.quantize import quantize_int8
+
+    built = build_cropper(shape, **options) if builder == "cropper" else build_model(builder, shape, 10, **options)
+    model = _randomised(built)
+    images = np.random.default_rng(0).uniform(0, 255, (16, *model.input_shape[1:])).astype(np.float32)
+    real = len(quantize_int8(model, images, num_samples=16))
+    assert abs(estimated_int8_bytes(model) / real - 1) <= 0.03, (estimated_int8_bytes(model), real)
 
 
 EDGE_TPU_AND_TFLM_OPS = {

@@ -1,4 +1,4 @@
-"""One tiny recipe through every stage: train, trim, shrink, cropper, int8, all three compile targets, the CPU
+"""One tiny recipe through every stage: train, trim, cropper, shrink on its crops, int8, all three compile targets, the CPU
 and TFLM benchmarks and the report, as Smart Scissor's whole pipeline runs for a user."""
 
 import json
@@ -9,13 +9,16 @@ import pytest
 
 from tfscissor.recipe import load_recipe, run_recipe
 
+# The module's recipe runs every stage once (about 45 s on 2 cores); the QAT recipe trains too.
+pytestmark = pytest.mark.slow
+
 RECIPE = """
 name: every stage
 data: "cluttered:size=32,n=200,classes=3,seed=4"
 model: {name: resnet, args: {blocks: [1, 1], widths: [8, 16]}}
 train: {epochs: 1, batch_size: 32}
 trim: {ratio: 0.25, samples: 32}
-shrink: {budget: "macs=0.8", depths: [0, 1], widths: [1.0, 0.75], resolutions: [32, 24], search: grid,
+shrink: {budget: "macs=0.9", depths: [0, 1], widths: [1.0, 0.75], resolutions: [16, 12], search: grid,
          calibration: 32, top: 1, fine_tune_epochs: 0}
 cropper: {enabled: true, labels: boxes, resolution: 16, view: 16, width: 0.25, epochs: 1, finetune_epochs: 1}
 quantize: {samples: 16}
@@ -42,7 +45,7 @@ def monkeypatch_module():
 
 def test_every_stage_runs_and_records_a_manifest(run):
     run_dir, _ = run
-    for stage in ("train", "trim", "shrink", "crop", "quantize", "compile", "bench", "report"):
+    for stage in ("train", "trim", "crop", "shrink", "quantize", "compile", "bench", "report"):
         manifest = json.loads((run_dir / "manifests" / f"{stage}.json").read_text())
         assert manifest["outputs"], stage
 
@@ -52,7 +55,9 @@ def test_the_firmware_is_one_two_stage_project(run):
     manifests = [json.loads(path.read_text()) for path in run_dir.rglob("manifest.json")]
     firmware = [m for m in manifests if m.get("format") == "tfscissor.tflm/1"]
     assert len(firmware) == 1 and firmware[0]["cropper"]["output"]["shape"] == [1, 4]
-    assert firmware[0]["input"]["shape"][1:3] == [16, 16]  # the classifier runs on 16-px crops
+    side = json.loads((run_dir / "shrink.json").read_text())["chosen"]
+    assert side.endswith(f" r{firmware[0]['input']['shape'][1]}")  # the classifier runs on the shrunk crops
+    assert firmware[0]["cropper"]["input"]["shape"][1:3] == [32, 32]  # the cropper sees the whole image
 
 
 def test_the_edgetpu_target_says_it_did_not_compile(run):
@@ -98,10 +103,11 @@ def test_a_two_stage_row_counts_both_models(run):
     cropper, cropped, int8 = (stages[name]["metrics"] for name in ("cropper", "cropped", "int8"))
     assert cropper["model_bytes"] == (run_dir / "cropper.tflite").stat().st_size and cropper["arena_bytes"] > 0
     assert cropped["model_bytes"] == cropper["model_bytes"] + (run_dir / "cropped.tflite").stat().st_size
-    assert cropped["params"] > cropper["params"] and int8["params"] == cropped["params"]
-    assert int8["model_bytes"] == sum(
-        (run_dir / f).stat().st_size for f in ("cropper_int8.tflite", "cropped_int8.tflite")
-    )
+    shrunk = stages["shrunk"]["metrics"]  # the search ran on the crops: its row is the pipeline's too
+    assert cropped["params"] > cropper["params"] and shrunk["params"] > cropper["params"]
+    assert int8["params"] == shrunk["params"] and int8["macs"] == shrunk["macs"]
+    classifier = run_dir / stages["int8"]["artifact"]
+    assert int8["model_bytes"] == (run_dir / "cropper_int8.tflite").stat().st_size + classifier.stat().st_size
     firmware = json.loads((run_dir / "firmware" / "manifest.json").read_text())
     assert (
         stages["compiled"]["metrics"]["arena_bytes"]

@@ -31,7 +31,7 @@ def test_paper_recipe_plans_every_stage_without_its_data(tmp_path):
     steps = [line.split(":")[0].strip() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
     assert steps == [
         f"{i}. {s}"
-        for i, s in enumerate(["train", "trim", "shrink", "crop", "quantize", "compile", "bench", "report"], 1)
+        for i, s in enumerate(["train", "trim", "crop", "shrink", "quantize", "compile", "bench", "report"], 1)
     ]
 
 
@@ -47,6 +47,7 @@ def test_paper_recipe_plans_every_stage_without_its_data(tmp_path):
     ],
 )
 def test_bad_from(args, message, tmp_path):
-    recipe = RECIPES[0].parent / "demo.yaml"
+    recipe = tmp_path / "plain.yaml"  # no shrink, no cropper
+    recipe.write_text('data: "cluttered:size=32,n=200,classes=3"\ntrim: {ratio: 0.25}\n')
     result = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(tmp_path / "run"), *args])
     assert result.exit_code == 2 and message in result.output, result.output

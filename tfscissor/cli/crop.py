@@ -23,7 +23,7 @@ from tfscissor.crop.stage import (
     load_two_stage,
     train_cropper_stage,
 )
-from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE
+from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE, CROPPER_LOSS
 from tfscissor.data import load_data
 from tfscissor.errors import UsageError
 from tfscissor.io import check_not_input
@@ -53,6 +53,26 @@ def pipeline_lines(report, label):
     return lines
 
 
+def cropper_lines(report):
+    """What ``crop train`` made: the cropper's costs next to the classifier's, and what it was sized against."""
+    macs, size = f"{report['macs']:,} MACs", f"{report['bytes']:,} int8 bytes (estimated)"
+    if "share" in report:
+        macs += f" ({report['share']:.1%} of the classifier's at {report['resolution']} px)"
+        size += f" ({report['bytes_share']:.1%} of the classifier's)"
+    sized = {
+        "options": "sized by --view/--width/--blocks, not against the classifier",
+        "default": "sized: the full default (give --classifier to size it against the classifier it serves)",
+    }.get(report["sized"])
+    if sized is None:
+        sized = (
+            f"sized against the classifier at {report['resolution']} px: at most {report['macs_budget']:,.0f} MACs "
+            f"({report['macs_budget'] / report['classifier_macs']:.0%} of its {report['classifier_macs']:,}) and "
+            f"{report['bytes_budget']:,.0f} int8 bytes ({report['bytes_budget'] / report['classifier_bytes']:.0%} "
+            f"of its {report['classifier_bytes']:,}, estimated)"
+        )
+    return [f"cropper: {macs}, {size}, trained on {report['labels']} labels", sized]
+
+
 def _cam_progress(settings, dataset, labels):
     """A bar for Grad-CAM labelling, shown only when the labels will be CAM boxes."""
     uses_cam = labels == "cam" or (labels == "auto" and not dataset.has_boxes)
@@ -66,7 +86,7 @@ def crop():
 
     \b
     Example:
-      tfscissor crop train --data cluttered --classifier model.keras -o cropper.keras
+      tfscissor crop train --data cluttered --classifier model.keras --resolution 32 -o cropper.keras
       tfscissor crop finetune --cropper cropper.keras --classifier model.keras --resolution 32 -o model32.keras
       tfscissor crop eval --cropper cropper.keras --classifier model32.keras
     """
@@ -79,7 +99,14 @@ def crop():
     "classifier_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The classifier the cropper serves: sizes the cropper (at most 5% of its MACs) and gives CAM labels.",
+    help="The classifier the cropper serves: sizes the cropper (at most 10% of its MACs at --resolution and 50% "
+    "of its int8 bytes) and gives CAM labels.",
+)
+@click.option(
+    "--resolution",
+    type=click.IntRange(8),
+    default=None,
+    help="The side the classifier will run at on crops (default: its own): the cropper is sized against it there.",
 )
 @click.option(
     "--labels",
@@ -88,7 +115,13 @@ def crop():
     show_default=True,
     help="Box labels: the data's boxes, Grad-CAM pseudo-boxes of --classifier, or boxes where the data has them.",
 )
-@click.option("--loss", type=click.Choice(["mse", "giou"]), default="mse", show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["giou", "mse"]),
+    default=CROPPER_LOSS,
+    show_default=True,
+    help="Box loss: generalised IoU plus the weighted MSE, or the weighted MSE alone (Smart Scissor's).",
+)
 @click.option("--view", type=click.IntRange(8), default=None, help="Side of the cropper's low-resolution view.")
 @click.option("--width", type=FiniteRange(0, min_open=True), default=None, help="Channel multiplier.")
 @click.option("--blocks", type=click.IntRange(1), default=None, help="Bottleneck blocks per stage (default 2).")
@@ -108,6 +141,7 @@ def crop_train(
     settings,
     data_spec,
     classifier_path,
+    resolution,
     labels,
     loss,
     view,
@@ -129,6 +163,7 @@ def crop_train(
         result = train_cropper_stage(
             dataset,
             classifier=classifier,
+            resolution=resolution,
             labels=labels,
             cache_dir=cache_dir,
             epochs=epochs,
@@ -142,8 +177,8 @@ def crop_train(
         )
     save_model(result.model, output)
     report = result.report
-    share = f" ({report['share']:.1%} of the classifier's)" if "share" in report else ""
-    click.echo(f"cropper: {report['macs']:,} MACs{share}, trained on {report['labels']} labels")
+    for line in cropper_lines(report):
+        click.echo(line)
     click.echo(f"val boxes against the labels: {_box_line(report['val'])}")
     if "truth" in report:
         click.echo(f"val boxes against the true boxes: {_box_line(report['truth'])}")
@@ -197,6 +232,9 @@ def crop_eval(settings, cropper_path, classifier_path, data_spec, resolution, sc
 @click.option("--lr", type=FiniteRange(0, min_open=True), default=1e-3, show_default=True)
 @seed_option()
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where CAM boxes are cached.")
+@click.option(
+    "--no-distill", is_flag=True, help="Fine-tune on the labels alone, not also on the whole-image classifier."
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output .keras classifier.")
 @click.pass_obj
 def crop_finetune(
@@ -214,9 +252,11 @@ def crop_finetune(
     lr,
     seed,
     cache_dir,
+    no_distill,
     output,
 ):
-    """Fine-tune a classifier at a new resolution on the crops the cropper really produces."""
+    """Fine-tune a classifier at a new resolution on the crops the cropper really produces, distilled from the
+    classifier as it is (seeing whole images)."""
     check_not_input(keras_output_path(output), cropper_path, classifier_path)
     for path, role in ((cropper_path, "cropper"), (classifier_path, "classifier")):
         if not path.endswith(".keras"):
@@ -241,6 +281,7 @@ def crop_finetune(
         seed=seed,
         callbacks=settings.callbacks("fine-tune"),
         names=(cropper_path, classifier_path),
+        distill=not no_distill,
     )
     save_model(result.model, output)
     old, new = result.before, result.after
@@ -249,5 +290,3 @@ def crop_finetune(
         f"{new['fallbacks']} whole-image fallbacks of {new['samples']}"
     )
     click.echo(f"saved {output}")
-
-

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfscissor.crop.training import box_report, predict_boxes, run_model
+from tfscissor.data.dataset import Dataset, Split, resize_images
 from tfscissor.deploy.boxes import jitter_boxes
 from tfscissor.deploy.crop_policy import CropPolicy
 from tfscissor.deploy.litert import is_tflite
@@ -140,6 +141,7 @@ def train_on_crops(
     seed=0,
     callbacks=(),
     strategy=None,
+    teacher=None,
 ):
     """Train a copy of ``classifier`` on crops of ``dataset.train`` at ``resolution``; return (model, history).
 
@@ -150,13 +152,16 @@ def train_on_crops(
     what the deployed pipeline sees). The classifier must be convolutional with global pooling if
     ``resolution`` differs from its input; the given model is not changed. With a ``tf.distribute``
     ``strategy``, training runs on its replicas (``batch_size`` is the global batch, split across them).
+    With a ``teacher`` (a classifier of the same classes, typically ``classifier`` itself before the move to
+    the lower resolution), the loss is :func:`~tfscissor.models.training.distillation_loss` on its outputs for
+    the whole images, resized to its input: the teacher sees all of each image, the student only the crop.
     """
     import keras
 
     from tfscissor.crop.batches import EpochCrops
     from tfscissor.models.distribute import check_training, trained_under
     from tfscissor.models.graph import with_input_size
-    from tfscissor.models.training import compile_classifier
+    from tfscissor.models.training import compile_classifier, distillation_targets
 
     if predicted is None and truth is None:
         raise UsageError("train_on_crops needs boxes: give the cropper's predicted boxes, true boxes, or both")
@@ -186,14 +191,24 @@ def train_on_crops(
         strategy, batch_size, train_split=len(images), val_split=len(dataset.val) if val_boxes is not None else 0
     )
     model = with_input_size(classifier, resolution)
+    val_labels = dataset.val.labels
+    if teacher is not None:
+        if teacher.output_shape[-1] != model.output_shape[-1]:
+            raise ModelError(
+                f"teacher {teacher.name} has {teacher.output_shape[-1]} outputs, the classifier "
+                f"{model.output_shape[-1]}: distil from a model of the same classes"
+            )
+        side = tuple(int(d) for d in teacher.input_shape[1:3])
+        labels = distillation_targets(labels, resize_images(images, side), teacher)
+        val_labels = distillation_targets(val_labels, resize_images(dataset.val.images, side), teacher)
     validation = None
     if val_boxes is not None:
         val_crops = policy.crop(dataset.val.images, val_boxes, resolution).images
-        validation = (val_crops.astype(np.float32), dataset.val.labels)
+        validation = (val_crops.astype(np.float32), val_labels)
     with trained_under(model, strategy) as trainee:
         keras.utils.set_random_seed(seed)
         batches = EpochCrops(draw, labels, batch_size)
-        compile_classifier(trainee, learning_rate, decay_steps=epochs * len(batches))
+        compile_classifier(trainee, learning_rate, decay_steps=epochs * len(batches), distill=teacher is not None)
         history = trainee.fit(batches, validation_data=validation, epochs=epochs, verbose=0, callbacks=list(callbacks))
     return model, {k: [float(v) for v in values] for k, values in history.history.items()}
 
@@ -201,8 +216,6 @@ def train_on_crops(
 def cropped(dataset, cropper, policy=None):
     """``data_at`` for a shrink search with a cropper: the data set as crops at each resolution, cut at the
     boxes ``cropper`` predicts for the train and val images (predicted once, crops cached per resolution)."""
-    from tfscissor.data.dataset import Dataset, Split
-
     policy = policy if policy is not None else CropPolicy()
     boxes = [predict_boxes(cropper, split.images) for split in (dataset.train, dataset.val)]
     cache = {}

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE, box_report, predict_boxes, train_cropper
+from tfscissor.crop.training import (
+    CROPPER_EPOCHS,
+    CROPPER_LEARNING_RATE,
+    CROPPER_LOSS,
+    box_report,
+    predict_boxes,
+    train_cropper,
+)
 from tfscissor.deploy.boxes import check_box_outputs
 from tfscissor.deploy.litert import is_tflite
 from tfscissor.errors import DataError, UsageError
@@ -97,12 +104,13 @@ def train_cropper_stage(
     dataset,
     *,
     classifier=None,
+    resolution=None,
     labels="auto",
     cache_dir=None,
     epochs=CROPPER_EPOCHS,
     batch_size=64,
     learning_rate=CROPPER_LEARNING_RATE,
-    loss="mse",
+    loss=CROPPER_LOSS,
     cropper_options=None,
     seed=0,
     callbacks=(),
@@ -110,20 +118,29 @@ def train_cropper_stage(
 ):
     """Label, size, build and train a cropper for ``dataset`` (whole images at the data's size).
 
-    With a ``classifier``, the default cropper is narrowed until its MACs are at most ``MACS_SHARE`` (5%) of
-    the classifier's; ``cropper_options`` (view, width, blocks, stages, hidden) fix the architecture instead.
+    With a ``classifier``, the default cropper is sized against it as it will run, at ``resolution`` (default:
+    its own side): made smaller until its MACs are at most ``MACS_SHARE`` (10%) of the classifier's there and
+    its estimated int8 bytes at most ``BYTES_SHARE`` (50%) of the classifier's
+    (:func:`~tfscissor.crop.sizing.fitted_cropper`). ``cropper_options`` (view, width, blocks, stages, hidden)
+    fix the architecture instead. The report says what it was sized against (``sized``: ``classifier``,
+    ``options`` or ``default``) and its costs next to the classifier's.
     """
     from tfscissor.analysis import profile_model
-    from tfscissor.crop.sizing import MACS_SHARE, fitted_cropper
+    from tfscissor.crop.sizing import BYTES_SHARE, MACS_SHARE, estimated_int8_bytes, fitted_cropper
 
-    box_set = box_labels(dataset, labels, classifier, cache_dir, progress)
     options = dict(cropper_options or {})
-    classifier_macs = profile_model(classifier).macs if classifier is not None else None
-    budget = MACS_SHARE * classifier_macs if classifier_macs and not options else None
     unknown = sorted(set(options) - CROPPER_OPTIONS)
     if unknown:
         raise UsageError(f"unknown cropper option(s) {', '.join(unknown)}: use {', '.join(sorted(CROPPER_OPTIONS))}")
-    cropper = fitted_cropper(dataset.image_shape, budget, seed=seed, **options)
+    served = _classifier_at(classifier, resolution)
+    box_set = box_labels(dataset, labels, classifier, cache_dir, progress)
+    budget = {}
+    if served and not options:
+        budget = {
+            "max_macs": MACS_SHARE * served["classifier_macs"],
+            "max_bytes": BYTES_SHARE * served["classifier_bytes"],
+        }
+    cropper = fitted_cropper(dataset.image_shape, seed=seed, **budget, **options)
     history = train_cropper(
         cropper,
         dataset.train.images,
@@ -138,14 +155,49 @@ def train_cropper_stage(
         callbacks=callbacks,
     )
     predicted = predict_boxes(cropper, dataset.val.images)
-    macs = profile_model(cropper).macs
-    report = {"labels": box_set.source, "val": box_report(predicted, box_set.val), "macs": macs}
+    macs, size = profile_model(cropper).macs, estimated_int8_bytes(cropper)
+    report = {
+        "labels": box_set.source,
+        "val": box_report(predicted, box_set.val),
+        "macs": macs,
+        "bytes": size,
+        "sized": "options" if options else "classifier" if served else "default",
+    }
     if box_set.source == "cam" and dataset.has_boxes:
         report["truth"] = box_report(predicted, dataset.val.boxes)
         report["labels_vs_truth"] = box_report(box_set.val, dataset.val.boxes)
-    if classifier_macs:
-        report.update(classifier_macs=classifier_macs, share=macs / classifier_macs)
+    if served:
+        report.update(served, share=macs / served["classifier_macs"], bytes_share=size / served["classifier_bytes"])
+        if budget:
+            report.update(macs_budget=budget["max_macs"], bytes_budget=budget["max_bytes"])
     return CropperResult(cropper, box_set, history, report)
+
+
+def _classifier_at(classifier, resolution):
+    """What the cropper is sized against: ``resolution`` (the side the classifier will run at on crops, default
+    its own), the classifier's MACs there and its estimated int8 bytes, which no resolution changes; ``{}``
+    without a classifier."""
+    from tfscissor.analysis import profile_model
+    from tfscissor.crop.pipeline import TwoStage
+    from tfscissor.crop.sizing import estimated_int8_bytes
+    from tfscissor.models.graph import with_input_size
+
+    if classifier is None:
+        if resolution is not None:
+            raise UsageError(
+                f"a resolution ({resolution} px) sizes the cropper against the classifier run at that side: "
+                "give the classifier too (--classifier MODEL.keras), or drop the resolution"
+            )
+        return {}
+    # A classifier of any size needs the resolution (side_of says so); one of a fixed size defaults to it.
+    resolution = int(resolution or TwoStage.side_of(classifier))
+    same = tuple(classifier.input_shape[1:3]) == (resolution, resolution)
+    running = classifier if same else with_input_size(classifier, resolution)
+    return {
+        "resolution": resolution,
+        "classifier_macs": profile_model(running).macs,
+        "classifier_bytes": estimated_int8_bytes(classifier),
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,10 +228,12 @@ def finetune_on_crops(
     callbacks=(),
     strategy=None,
     names=None,
+    distill=True,
 ):
     """Fine-tune ``classifier`` at ``resolution`` (default: its own side) on the crops ``cropper`` gives
     (a share ``mix``) and on jittered ``truth`` boxes (:func:`~tfscissor.crop.pipeline.train_on_crops`), and
-    evaluate crop-then-classify on ``dataset.val`` before and after. ``classifier`` is not changed."""
+    evaluate crop-then-classify on ``dataset.val`` before and after. With ``distill``, ``classifier`` as it is
+    (seeing whole images) teaches its low-resolution copy, which sees crops. ``classifier`` is not changed."""
     from tfscissor.crop.pipeline import TwoStage, train_on_crops
     from tfscissor.models.graph import with_input_size
 
@@ -200,6 +254,7 @@ def finetune_on_crops(
         seed=seed,
         callbacks=callbacks,
         strategy=strategy,
+        teacher=classifier if distill else None,
     )
     before = TwoStage(cropper, with_input_size(classifier, resolution), policy, names)
     after = TwoStage(cropper, model, policy, names)
@@ -234,6 +289,7 @@ def run_crop(
     policy=None,
     finetune_epochs=5,
     finetune_learning_rate=1e-3,
+    distill=True,
     batch_size=64,
     seed=0,
     cropper_callbacks=(),
@@ -242,12 +298,13 @@ def run_crop(
     cache_dir=None,
     progress=None,
 ):
-    """Smart Scissor's crop stage: a cropper sized for and trained on ``dataset``'s box labels
-    (:func:`train_cropper_stage`), then ``classifier`` fine-tuned on its crops at ``resolution``
+    """Smart Scissor's crop stage: a cropper sized against ``classifier`` at ``resolution`` and trained on
+    ``dataset``'s box labels (:func:`train_cropper_stage`), then ``classifier`` fine-tuned on its crops at ``resolution``
     (:func:`finetune_on_crops`, its labels the cropper's training boxes)."""
     trained = train_cropper_stage(
         dataset,
         classifier=classifier,
+        resolution=resolution,
         labels=labels,
         cache_dir=cache_dir,
         epochs=epochs,
@@ -272,6 +329,7 @@ def run_crop(
         seed=seed,
         callbacks=callbacks,
         strategy=strategy,
+        distill=distill,
     )
     return CropStageResult(trained, finetuned)
 

@@ -3,6 +3,7 @@
 import numpy as np
 
 from tfscissor.errors import ModelError
+from tfscissor.models.distribute import check_training, trained_under
 
 
 def check_input(model, image_shape, data_name="the data"):
@@ -80,8 +81,9 @@ def distilled_accuracy(targets, outputs):
     return ops.mean(ops.cast(ops.equal(ops.argmax(outputs, axis=-1), ops.cast(targets[:, 0], "int64")), "float32"))
 
 
-def _targets(labels, images, teacher):
-    """Labels as training targets: as they are, or with ``teacher``'s outputs for the same images beside them."""
+def distillation_targets(labels, images, teacher):
+    """Labels as training targets: as they are, or with ``teacher``'s outputs for ``images`` beside them (the
+    same images, or, for a student that sees crops, the whole images the crops come from)."""
     if teacher is None:
         return labels
     outputs = teacher.predict(images, batch_size=256, verbose=0)
@@ -102,8 +104,6 @@ def train_classifier(
     """
     import keras
 
-    from tfscissor.models.distribute import check_training, trained_under
-
     check_input(model, dataset.image_shape, dataset.spec)
     check_training(strategy, batch_size, train_split=len(dataset.train), val_split=len(dataset.val))
     if teacher is not None:
@@ -116,8 +116,8 @@ def train_classifier(
     steps_per_epoch = -(-len(dataset.train) // batch_size)
     train_images = dataset.train.images.astype(np.float32)
     val_images = dataset.val.images.astype(np.float32)
-    train_targets = _targets(dataset.train.labels, train_images, teacher)
-    val_targets = _targets(dataset.val.labels, val_images, teacher)
+    train_targets = distillation_targets(dataset.train.labels, train_images, teacher)
+    val_targets = distillation_targets(dataset.val.labels, val_images, teacher)
     with trained_under(model, strategy) as trainee:
         keras.utils.set_random_seed(seed)
         compile_classifier(trainee, learning_rate, decay_steps=epochs * steps_per_epoch, distill=teacher is not None)

@@ -45,8 +45,9 @@ def trim(recipe, source):
 def shrink(recipe, source):
     shrink = recipe["shrink"]
     resolutions = f" --resolutions {','.join(map(str, shrink['resolutions']))}" if shrink["resolutions"] else ""
+    cropper = " --cropper cropper.keras" if recipe["cropper"]["enabled"] else ""
     return (
-        f"tfscissor shrink {stem(source)}.keras --data {_data(recipe)} --budget {shlex.quote(shrink['budget'])} "
+        f"tfscissor shrink {stem(source)}.keras{cropper} --data {_data(recipe)} --budget {shlex.quote(shrink['budget'])} "
         f"--search {shrink['search']} --depths {','.join(map(str, shrink['depths']))} "
         f"--widths {','.join(f'{w:g}' for w in shrink['widths'])}{resolutions} --score {shrink['score']} "
         f"--calibration {shrink['calibration']} --top {shrink['top']} "
@@ -71,7 +72,8 @@ def crop_finetune(recipe, source, resolution):
         f"tfscissor crop finetune --cropper cropper.keras --classifier {stem(source)}.keras "
         f"--data {_data(recipe)} --resolution {resolution} --labels {crop['labels']} "
         f"--mix {crop['mix']:g} --epochs {crop['finetune_epochs']} --lr {crop['finetune_lr']:g} "
-        f"--batch-size {train['batch_size']} --seed {recipe['seed']} -o cropped.keras"
+        f"--batch-size {train['batch_size']} --seed {recipe['seed']}{'' if crop['distill'] else ' --no-distill'} "
+        "-o cropped.keras"
     )
 
 

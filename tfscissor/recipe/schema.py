@@ -19,7 +19,7 @@ from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE
 from tfscissor.errors import UsageError
 from tfscissor.models.distribute import STRATEGIES
 from tfscissor.quantize.stage import METHODS, QAT_EPOCHS, QAT_LEARNING_RATE
-from tfscissor.trim.criteria import DEFAULT_CRITERION
+from tfscissor.trim.criteria import DEFAULT_CRITERION, criterion_names
 from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, POLICIES, STEPS
 
 
@@ -105,6 +105,7 @@ SCHEMA = {
         "lr": Key(CROPPER_LEARNING_RATE, FLOAT, above=0),
         "finetune_epochs": Key(5, INT, minimum=0),
         "finetune_lr": Key(1e-3, FLOAT, above=0),
+        "distill": Key(True, BOOL),  # the whole-image classifier teaches its copy on crops
         "mix": Key(0.5, FLOAT, minimum=0, maximum=1),
     },
     "quantize": {
@@ -299,7 +300,6 @@ def _check_together(recipe, path, lines):
             "mirrored for the GPUs of one machine (tfscissor.models.distribute.strategy_for('multi_worker') still "
             "collects relevance statistics across workers)"
         )
-    from tfscissor.trim.criteria import criterion_names
 
     if recipe["trim"]["criterion"] not in criterion_names():
         raise UsageError(

@@ -8,10 +8,22 @@ whether the stages before it ran in this process or in an earlier, interrupted o
 
 import json
 
+from tfscissor.bench import bench
+from tfscissor.compile import analyse_edgetpu, write_tflm_project
+from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
+from tfscissor.crop.pipeline import TwoStage
+from tfscissor.crop.stage import run_crop
 from tfscissor.errors import UsageError
 from tfscissor.io import write_bytes, write_text
+from tfscissor.models import build_model, load_model, save_model
+from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
+from tfscissor.progress import note
+from tfscissor.quantize import run_quantize
 from tfscissor.recipe import commands
+from tfscissor.recipe.manifest import file_hash
 from tfscissor.recipe.records import float_metrics, pipeline_metrics, record, stem, tflite_metrics
+from tfscissor.recipe.summary import write_summary
+from tfscissor.report import save_crop_examples, write_report
 
 DATA_KEYS = ("data", "image_size", "seed")
 
@@ -40,7 +52,6 @@ class Train(Stage):
     sections = ("model", "train", "distribute")
 
     def config(self, recipe, data_files):
-        from tfscissor.recipe.manifest import file_hash
 
         config = super().config(recipe, data_files)
         given = recipe["model"]["path"]
@@ -59,8 +70,6 @@ class Train(Stage):
         )
 
     def run(self, ctx):
-        from tfscissor.models import build_model, load_model, save_model
-        from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
 
         recipe = ctx.recipe
         dataset = ctx.dataset()
@@ -124,7 +133,6 @@ class Trim(Stage):
         return f"{trim['criterion']} statistics on {trim['samples']} images, trim to {policy} in {trim['rounds']} round(s){tune} -> trimmed.keras"
 
     def run(self, ctx):
-        from tfscissor.models import save_model
         from tfscissor.trim.stage import run_trim
 
         recipe = ctx.recipe
@@ -162,29 +170,30 @@ class Trim(Stage):
 
 class Shrink(Stage):
     name = "shrink"
-    sections = ("shrink",)
+    sections = ("shrink", "cropper")
 
     def enabled(self, recipe):
         return recipe["shrink"]["budget"] is not None
 
     def describe(self, recipe):
         shrink = recipe["shrink"]
+        crops = " on the cropper's crops, the cropper counted in the budget," if recipe["cropper"]["enabled"] else ""
         return (
-            f"compound search ({shrink['search']}, score {shrink['score']}) over depths {shrink['depths']}, widths "
+            f"compound search{crops} ({shrink['search']}, score {shrink['score']}) over depths {shrink['depths']}, widths "
             f"{shrink['widths']}, resolutions {shrink['resolutions'] or 'the model own'} to budget {shrink['budget']} -> shrunk.keras"
         )
 
     def run(self, ctx):
-        from tfscissor.models import save_model
-        from tfscissor.progress import note
         from tfscissor.shrink import parse_budget, run_shrink
 
         shrink = ctx.recipe["shrink"]
         source = ctx.latest("classifier")
+        cropper = ctx.load(ctx.latest("cropper")) if ctx.recipe["cropper"]["enabled"] else None
         result = run_shrink(
             ctx.load(source),
             ctx.dataset(),
             parse_budget(shrink["budget"]),
+            cropper=cropper,
             depths=tuple(shrink["depths"]),
             widths=tuple(shrink["widths"]),
             resolutions=tuple(shrink["resolutions"]) if shrink["resolutions"] else None,
@@ -205,10 +214,13 @@ class Shrink(Stage):
         write_text(
             ctx.path("shrink.json"), json.dumps({"chosen": str(result.candidate), "rows": result.rows}, indent=2)
         )
+        metrics = float_metrics(ctx, result.model, "shrunk.tflite", chosen["accuracy"])
+        if cropper is not None:  # the pipeline's figures, as the crop stage's row has them
+            metrics = pipeline_metrics(ctx.record_of("cropper.keras")["metrics"], metrics, chosen["accuracy"])
         shrunk = record(
-            "shrunk", f"shrunk {result.candidate} (float)", "shrunk.keras", tflite="shrunk.tflite",
-            metrics=float_metrics(ctx, result.model, "shrunk.tflite", chosen["accuracy"]),
-            command=commands.shrink(ctx.recipe, source),
+            "shrunk", f"shrunk {result.candidate}{' crop-then-classify' if cropper is not None else ''} (float)",
+            "shrunk.keras", tflite="shrunk.tflite", cropper="cropper.tflite" if cropper is not None else None,
+            metrics=metrics, command=commands.shrink(ctx.recipe, source),
         )  # fmt: skip
         return {
             "outputs": {"classifier": "shrunk.keras", "float": "shrunk.tflite", "shrink": "shrink.json"},
@@ -234,13 +246,11 @@ class Crop(Stage):
         side = crop["resolution"] or "the classifier's own side"
         return (
             f"train a cropper on {LABELS[crop['labels']]} ({crop['epochs']} epochs), fine-tune the classifier on its "
-            f"crops at {side} ({crop['finetune_epochs']} epochs) -> cropper.keras, cropped.keras"
+            f"crops at {side} ({crop['finetune_epochs']} epochs{', distilled from it on whole images' if crop['distill'] else ''})"
+            " -> cropper.keras, cropped.keras"
         )
 
     def run(self, ctx):
-        from tfscissor.crop.stage import run_crop
-        from tfscissor.models import save_model
-        from tfscissor.report import save_crop_examples
 
         recipe, crop = ctx.recipe, ctx.recipe["cropper"]
         source = ctx.latest("classifier")
@@ -258,6 +268,7 @@ class Crop(Stage):
             mix=crop["mix"],
             finetune_epochs=crop["finetune_epochs"],
             finetune_learning_rate=crop["finetune_lr"],
+            distill=crop["distill"],
             batch_size=recipe["train"]["batch_size"],
             seed=recipe["seed"],
             cropper_callbacks=ctx.callbacks(self, "cropper", checkpoint=False),
@@ -313,8 +324,6 @@ class Quantize(Stage):
         return f"full int8{both}, {method}, {quantize['samples']} calibration images -> *_int8.tflite"
 
     def run(self, ctx):
-        from tfscissor.compile import analyse_edgetpu
-        from tfscissor.quantize import run_quantize
 
         recipe, quantize = ctx.recipe, ctx.recipe["quantize"]
         source = ctx.latest("classifier")
@@ -324,8 +333,6 @@ class Quantize(Stage):
         name, cropper_path = f"{stem(source)}_int8.tflite", "cropper_int8.tflite" if two_stage else None
         pipeline = None
         if two_stage:
-            from tfscissor.crop.pipeline import TwoStage
-
             pipeline = TwoStage(ctx.load(ctx.latest("cropper")), model)
         result = run_quantize(
             model, dataset, method=quantize["method"], pipeline=pipeline, samples=quantize["samples"],
@@ -371,8 +378,6 @@ class Compile(Stage):
         return ", ".join(f"{t} -> {places[t]}" for t in recipe["compile"]["targets"]) or "no targets"
 
     def run(self, ctx):
-        from tfscissor.compile import write_tflm_project
-        from tfscissor.compile.bundle import write_edgetpu_bundle, write_tflite_bundle
 
         targets, board = ctx.recipe["compile"]["targets"], ctx.recipe["compile"]["board"]
         model = ctx.path(ctx.latest("int8"))
@@ -463,7 +468,6 @@ class Bench(Stage):
         return f"{', '.join(bench['devices'])}: {bench['runs']} runs after {bench['warmup']} warm-up, every model"
 
     def run(self, ctx):
-        from tfscissor.bench import bench
 
         settings = ctx.recipe["bench"]
         latency = {}
@@ -498,8 +502,6 @@ class Report(Stage):
         return "summary.json, summary.md, report.md, report.html"
 
     def run(self, ctx):
-        from tfscissor.recipe.summary import write_summary
-        from tfscissor.report import write_report
 
         write_summary(ctx)
         write_report(ctx.run_dir)
@@ -512,5 +514,6 @@ class Report(Stage):
         return {"outputs": outputs}
 
 
-STAGES = (Train(), Trim(), Shrink(), Crop(), Quantize(), Compile(), Bench(), Report())
+# Crop before shrink: with a cropper, the compound search runs on its crops and counts its costs in the budget.
+STAGES = (Train(), Trim(), Crop(), Shrink(), Quantize(), Compile(), Bench(), Report())
 STAGE_NAMES = tuple(stage.name for stage in STAGES)

@@ -105,9 +105,7 @@ def mirrored():
     out["train_refused"] = _error(
         lambda: train_classifier(models[1], data, epochs=1, batch_size=127, strategy=strategy)
     )
-    stage = run_trim(
-        models[0], data, samples=48, ratio=0.3, fine_tune_epochs=1, batch_size=16, strategy=strategy
-    )
+    stage = run_trim(models[0], data, samples=48, ratio=0.3, fine_tune_epochs=1, batch_size=16, strategy=strategy)
     out["stage"] = {
         "params": [stage.report["params_before"], stage.report["params_after"]],
         "accuracy": stage.report["accuracy_after"],

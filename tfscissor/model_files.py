@@ -2,7 +2,12 @@
 
 from pathlib import Path
 
+from tfscissor.data import load_data
+from tfscissor.deploy import read_model
+from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import UsageError
+from tfscissor.models import load_model
+from tfscissor.models.training import check_input, evaluate_classifier
 
 FORMATS = {".keras": "keras", ".tflite": "tflite"}
 
@@ -19,19 +24,13 @@ def evaluate_file(path, data_spec):
 
     A ``.tflite`` model runs in LiteRT, so an int8 model is evaluated exactly as it is deployed.
     """
-    from tfscissor.data import load_data
 
     if model_format(path) == "keras":
-        from tfscissor.models import load_model
-        from tfscissor.models.training import check_input, evaluate_classifier
-
         model = load_model(path)
         dataset = load_data(data_spec, image_size=tuple(model.input_shape[1:3]))
         check_input(model, dataset.image_shape, dataset.spec)
         accuracy = evaluate_classifier(model, dataset.val)
     else:
-        from tfscissor.deploy.litert import TFLiteModel
-
         model = TFLiteModel.load(path)
         dataset = load_data(data_spec, image_size=model.input_shape[:2])
         accuracy = model.accuracy(dataset.val.images, dataset.val.labels)
@@ -48,10 +47,8 @@ def describe_file(path):
     """Per-layer costs of a ``.keras`` model, or the ops, tensors and quantisation of a ``.tflite``."""
     if model_format(path) == "keras":
         from tfscissor.analysis import profile_model
-        from tfscissor.models import load_model
 
         model = load_model(path)
         return {"format": "keras", "name": model.name, **profile_model(model).to_dict()}
-    from tfscissor.deploy import read_model
 
     return {"format": "tflite", **read_model(path).to_dict()}

@@ -75,7 +75,7 @@ def test_a_classifier_is_no_cropper(tiny_model_bytes):
         ({"device": "cpu", "runtime": object()}, "runtime is for --device usb/pci, not cpu"),
         ({"device": "cpu", "board": "nano33ble"}, "it goes with --device tflm, not cpu"),
         ({"policy": object()}, "a crop policy needs a cropper"),
-        ({"policy": object(), "cropper": "cropper"}, "policy must be a tfscissor.crop.CropPolicy"),
+        ({"policy": object(), "cropper": "cropper"}, "policy must be a tfscissor.deploy.CropPolicy"),
         ({"runs": 0}, "runs must be an integer of at least 1"),
     ],
 )

@@ -146,7 +146,7 @@ def test_board_fit_counts_both_models_and_both_arenas(int8_model, whole_image_cr
     "kwargs, error, match",
     [
         ({"policy": CropPolicy()}, UsageError, "a crop policy needs a cropper"),
-        ({"cropper": "cropper", "policy": {"margin": 1.2}}, UsageError, "policy must be a tfscissor.crop.CropPolicy"),
+        ({"cropper": "cropper", "policy": {"margin": 1.2}}, UsageError, "policy must be a tfscissor.deploy.CropPolicy"),
         ({"cropper": "classifier"}, ModelError, "not a box"),
         ({"cropper": "cropper", "sample_image": np.zeros((16, 16, 3))}, UsageError, "the cropper takes"),
     ],

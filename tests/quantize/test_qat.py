@@ -241,8 +241,6 @@ def test_bad_training_settings(tiny_data, kwargs, message):
 def test_conversion_failure_and_float_leftovers_are_model_errors(monkeypatch):
     import tensorflow as tf
 
-    import tfscissor.deploy.flatbuffer
-
     fake_quant = qat.fake_quantized(build_mirror(BUILDERS["plain"]()))
     real = tf.lite.TFLiteConverter.from_concrete_functions
 
@@ -264,7 +262,7 @@ def test_conversion_failure_and_float_leftovers_are_model_errors(monkeypatch):
         fully_int8 = False
         non_int8_tensors = ("conv/bias (float32)",)
 
-    monkeypatch.setattr(tfscissor.deploy.flatbuffer, "read_model", lambda *a, **k: FloatLeft())
+    monkeypatch.setattr(qat, "read_model", lambda *a, **k: FloatLeft())
     with pytest.raises(ModelError, match=r"non-int8 tensors \(conv/bias \(float32\)\)"):
         qat.convert_fake_quantized(fake_quant, pixels(8))
 

@@ -33,9 +33,7 @@ def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
 
 @pytest.mark.slow
 def test_two_rounds_meet_the_budget_and_report_each_round(trained_plain, tiny_data):
-    result = run_trim(
-        load_model(trained_plain), tiny_data, target_macs=0.4, rounds=2, fine_tune_epochs=1, samples=64
-    )
+    result = run_trim(load_model(trained_plain), tiny_data, target_macs=0.4, rounds=2, fine_tune_epochs=1, samples=64)
     report = result.report
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert report["rounds"][0]["macs"] > report["rounds"][1]["macs"] == report["macs_after"]

@@ -15,6 +15,8 @@ from tfscissor.bench.tflm import HOST_TIME, bench_tflm, board_fit
 from tfscissor.bench.timing import check_schedule, time_invocations
 from tfscissor.compile.boards import board as board_preset
 from tfscissor.deploy.boxes import check_box_outputs
+from tfscissor.deploy.crop_policy import CropPolicy
+from tfscissor.deploy.crop_policy import crop_backend as checked_backend
 from tfscissor.deploy.flatbuffer import read_model
 from tfscissor.deploy.litert import check_tflite_path, read_tflite, seeded_input
 from tfscissor.errors import UsageError
@@ -91,7 +93,6 @@ def _read(model):
 
 def _time_crop(image_shape, resolution, policy, backend, runs, warmup):
     """The host's crop policy on a seeded whole image, cut at :data:`CROP_BOX` and resized to ``resolution``."""
-    from tfscissor.deploy.crop_policy import CropPolicy
 
     policy = policy or CropPolicy()
     image = seeded_input((1, *image_shape), np.uint8, seed=INPUT_SEED)
@@ -165,14 +166,9 @@ def bench(
         raise UsageError("a crop policy needs a cropper: give --cropper too")
     if crop_backend is not None and cropper is None:
         raise UsageError("a crop backend needs a cropper: give a cropper too")
-    if policy is not None:
-        from tfscissor.deploy.crop_policy import CropPolicy
-
-        if not isinstance(policy, CropPolicy):
-            raise UsageError(f"policy must be a tfscissor.crop.CropPolicy, got {type(policy).__name__}")
+    if policy is not None and not isinstance(policy, CropPolicy):
+        raise UsageError(f"policy must be a tfscissor.deploy.CropPolicy, got {type(policy).__name__}")
     if cropper is not None:
-        from tfscissor.deploy.crop_policy import crop_backend as checked_backend
-
         crop_backend = checked_backend(crop_backend)  # an unknown or unbuilt one fails before anything is timed
     classifier_info = _read(model)
     models = {"classifier": model}

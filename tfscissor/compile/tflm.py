@@ -245,7 +245,7 @@ def write_tflm_project(
     if policy is not None and cropper is None:
         raise UsageError("a crop policy needs a cropper: give --cropper too")
     if policy is not None and not isinstance(policy, CropPolicy):
-        raise UsageError(f"policy must be a tfscissor.crop.CropPolicy, got {type(policy).__name__}")
+        raise UsageError(f"policy must be a tfscissor.deploy.CropPolicy, got {type(policy).__name__}")
     settings = dict(labels=labels, name=name, margin=arena_margin, sample=sample_image, limit=max_arena)
     if cropper is None:
         files, project = _project_files(data, model_name, out_dir, **settings)

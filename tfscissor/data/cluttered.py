@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from tfscissor.data.backgrounds import background_bank
-from tfscissor.data.dataset import Dataset, Split
+from tfscissor.data.dataset import Dataset, Split, resize_images
 from tfscissor.data.objects import make_source, render_sprite
 from tfscissor.data.spec import CLUTTERED_OPTIONS, DataSpec, parse_spec
 from tfscissor.errors import UsageError
@@ -356,7 +356,6 @@ def generate_cluttered(config, return_masks=False):
 
 def load_cluttered(spec, image_size=None):
     """Loader for ``cluttered:`` specs (see :func:`tfscissor.data.load_data`)."""
-    from tfscissor.data.dataset import resize_images
 
     config = ClutteredConfig.from_options(spec.options)
     class_names, train, val = generate_cluttered(config)

@@ -33,6 +33,7 @@ import numpy as np
 from tfscissor.data.dataset import Dataset, Split, resize_images
 from tfscissor.data.spec import IDX_MISSING, require_directory
 from tfscissor.errors import DataError
+from tfscissor.io import write_bytes
 
 __all__ = ["read_idx", "write_idx", "read_idx_dir", "IdxData", "load_idx", "FASHION_MNIST_CLASSES"]
 
@@ -108,7 +109,6 @@ def read_idx(path):
 
 def write_idx(path, array):
     """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``). Used by tests and exports."""
-    from tfscissor.io import write_bytes
 
     array = np.asarray(array)
     code = _CODES.get(array.dtype)

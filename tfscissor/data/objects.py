@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from tfscissor.data.idx import read_idx_dir
 from tfscissor.errors import DataError, UsageError
 
 __all__ = ["GLYPHS", "GlyphSource", "DigitsSource", "IdxItemSource", "make_source", "render_sprite"]
@@ -176,7 +177,6 @@ class IdxItemSource(_PoolSource):
     kind = "idx"
 
     def __init__(self, path, classes):
-        from tfscissor.data.idx import read_idx_dir
 
         data = read_idx_dir(path)
         num = len(data.class_names)

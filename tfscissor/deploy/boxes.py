@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfscissor.errors import ModelError
+
 __all__ = ["box_iou", "valid_boxes", "jitter_boxes", "square_boxes", "check_box_outputs", "BOX_FIELDS", "FULL_IMAGE"]
 
 BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")  # a box's four values, normalised to [0, 1], in this order
@@ -12,7 +14,6 @@ FULL_IMAGE = np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32)
 
 def check_box_outputs(outputs, name):
     """Refuse a model given as a cropper whose output is not one box (4 values)."""
-    from tfscissor.errors import ModelError
 
     if int(outputs) != 4:
         raise ModelError(

@@ -12,6 +12,7 @@ import numpy as np
 
 from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import ModelError
+from tfscissor.models.training import check_input, evaluate_classifier
 
 
 def to_tflite(model, representative_images=None, num_samples=200, seed=0):
@@ -77,7 +78,6 @@ def quantize_model(model, dataset, num_samples=200, seed=0):
     """Quantise ``model`` to full int8 calibrated on ``dataset.train``; measure float and int8 accuracy on
     ``dataset.val`` (the int8 model runs in LiteRT, as deployed).
     """
-    from tfscissor.models.training import check_input, evaluate_classifier
 
     check_input(model, dataset.image_shape, dataset.spec)
     tflite = quantize_int8(model, dataset.train.images, num_samples=num_samples, seed=seed)

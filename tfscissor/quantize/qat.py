@@ -11,8 +11,10 @@ import os
 
 import numpy as np
 
+from tfscissor.deploy.flatbuffer import read_model
 from tfscissor.deploy.litert import TFLiteModel
 from tfscissor.errors import ModelError, UsageError
+from tfscissor.models.training import check_input, evaluate_classifier
 from tfscissor.quantize.ptq import QuantizeResult, _calibration_images, quantize_int8
 
 __all__ = ["build_mirror", "check_mirror", "quantize_model_qat", "register_mirror", "MIRROR_TOLERANCE"]
@@ -180,26 +182,38 @@ def check_mirror(model, mirror, images, tolerance=MIRROR_TOLERANCE):
 
 def _quantize_scope(tfmot):
     """``(annotate, scope)``: how to annotate layers tfmot's 8-bit registry lacks, and the scope to apply it."""
+    import tensorflow as tf
+
+    do_not_convert = tf.autograph.experimental.do_not_convert
 
     class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         """Fake-quantise only the layer's output, as the int8 kernel that runs the layer quantises it.
 
         tfmot has no config for Rescaling, which tfscissor's models start with (pixels to [0, 1]); it has no
         weights, and the converter turns it into an int8 MUL whose output needs a range learnt in training.
+
+        Its methods are plain Python that tfmot calls inside a tf.function: kept out of AutoGraph, whose cache
+        is keyed by code objects that a class made anew per call can share an id with once garbage-collected
+        (seen: set_quantize_weights dispatched to a stale get_activations_and_quantizers).
         """
 
+        @do_not_convert
         def get_weights_and_quantizers(self, layer):
             return []
 
+        @do_not_convert
         def get_activations_and_quantizers(self, layer):
             return []
 
+        @do_not_convert
         def set_quantize_weights(self, layer, quantize_weights):
             pass
 
+        @do_not_convert
         def set_quantize_activations(self, layer, quantize_activations):
             pass
 
+        @do_not_convert
         def get_output_quantizers(self, layer):
             return [
                 tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
@@ -207,6 +221,7 @@ def _quantize_scope(tfmot):
                 )
             ]
 
+        @do_not_convert
         def get_config(self):
             return {}
 
@@ -300,8 +315,6 @@ def convert_fake_quantized(qat_model, representative_images, num_samples=200, se
     """
     import tensorflow as tf
 
-    from tfscissor.deploy.flatbuffer import read_model
-
     chosen = _calibration_images(qat_model, representative_images, num_samples, seed)
     # A batch of one makes every shape static, as in to_tflite: the Edge TPU refuses a dynamic batch.
     signature = tf.TensorSpec((1, *qat_model.input_shape[1:]), tf.float32)
@@ -356,7 +369,6 @@ def quantize_model_qat(
     training history and, with ``compare_ptq``, the int8 accuracy post-training quantisation reaches.
     ``callbacks`` are Keras 3 callbacks (progress bars) called during training.
     """
-    from tfscissor.models.training import check_input, evaluate_classifier
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise UsageError(f"quantisation-aware training needs a whole number of epochs, at least 1, got {epochs!r}")

@@ -9,6 +9,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from tfscissor import __version__
+from tfscissor.data.spec import parse_spec
 from tfscissor.io import write_text
 
 MANIFESTS = "manifests"
@@ -36,8 +38,6 @@ def data_fingerprint(spec):
     hashed; None for data generated from the spec alone. Edited files change it, so stages rerun on them."""
     import os
 
-    from tfscissor.data.spec import parse_spec
-
     spec = parse_spec(spec)
     places = [spec.arg] if spec.kind in ("folder", "idx") else []
     source = str(spec.options.get("source", ""))
@@ -58,7 +58,6 @@ def data_fingerprint(spec):
 def stage_key(config, inputs):
     """One hash of a stage's config, its inputs' hashes and the tfscissor version: equal keys, equal work (another
     version may compute the stage differently, so its artifacts are not reused)."""
-    from tfscissor import __version__
 
     text = json.dumps({"config": config, "inputs": inputs, "tfscissor": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -14,7 +14,11 @@ import shutil
 import time
 from pathlib import Path
 
+from tfscissor.data import load_data, parse_spec
 from tfscissor.errors import UsageError
+from tfscissor.models import load_model
+from tfscissor.models.distribute import strategy_for
+from tfscissor.progress import note
 from tfscissor.recipe.manifest import (
     MANIFESTS,
     data_fingerprint,
@@ -40,7 +44,6 @@ def plan(recipe):
 def describe_plan(recipe, run_dir=None):
     """The plan as lines of text: where the data comes from, and per stage what it does and, for an existing
     run directory, whether it would run or be skipped. Loads no data and no model."""
-    from tfscissor.data import parse_spec
 
     spec = parse_spec(recipe["data"])  # a malformed spec fails here, without touching the data
     size = f", resized to {recipe['image_size']} px" if recipe["image_size"] else ""
@@ -88,8 +91,6 @@ def run_recipe(recipe, run_dir, *, start=None, progress=False, callbacks=None):
     None. Writes ``run.log`` (stage start, skip and finish, epochs) and TensorBoard logs under ``logs/``.
     """
     import json
-
-    from tfscissor.progress import note
 
     stages = plan(recipe)
     names = [stage.name for stage in stages]
@@ -175,7 +176,6 @@ class Context:
         return self.run_dir / relative
 
     def dataset(self, image_size=None):
-        from tfscissor.data import load_data
 
         size = image_size or self.recipe["image_size"]
         if size not in self._data:
@@ -184,14 +184,12 @@ class Context:
 
     @property
     def strategy(self):
-        from tfscissor.models.distribute import strategy_for
 
         if self._strategy is None:
             self._strategy = strategy_for(self.recipe["distribute"]["strategy"])
         return self._strategy
 
     def load(self, relative):
-        from tfscissor.models import load_model
 
         return load_model(self.path(relative))
 

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from tfscissor.deploy.boxes import box_iou, valid_boxes
+
 DPI = 110
 MARKERS = "os^Dv<>Pp*"
 
@@ -94,8 +96,6 @@ def crop_examples(images, predicted, true, path, title, count=8):
     """The first ``count`` images with the true box (green) and the predicted box (red, dashed), and their IoU."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
-
-    from tfscissor.deploy.boxes import box_iou, valid_boxes
 
     count = min(count, len(images))
     cols = min(4, count)

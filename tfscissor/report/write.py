@@ -11,6 +11,7 @@ from tfscissor.report import plots
 from tfscissor.report.crops import load_crop_examples
 from tfscissor.report.document import Code, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from tfscissor.report.record import read_run
+from tfscissor.trim.statistics import ChannelStatistics
 
 PLOTS = "report"
 REPORT_MD = "report.md"
@@ -59,7 +60,6 @@ def _trim_layers(path):
 
 
 def _statistics(path):
-    from tfscissor.trim.statistics import ChannelStatistics
 
     statistics = ChannelStatistics.load(path)
     if not statistics:

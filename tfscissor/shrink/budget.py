@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tfscissor.bench import bench_cpu
+from tfscissor.deploy import measure_arena
 from tfscissor.errors import UsageError
+from tfscissor.quantize import quantize_int8
 
 __all__ = ["AXES", "Limit", "parse_budget", "measure_costs", "combine_costs", "violations"]
 
@@ -98,9 +101,6 @@ def measure_costs(model, axes, representative_images=None, latency_runs=50):
     if {"bytes", "arena", "latency"} & set(axes):
         if representative_images is None:
             raise UsageError("budgets on bytes, arena or latency need representative images for the int8 model")
-        from tfscissor.bench import bench_cpu
-        from tfscissor.deploy import measure_arena
-        from tfscissor.quantize import quantize_int8
 
         tflite = quantize_int8(model, representative_images)
         costs["bytes"] = len(tflite)

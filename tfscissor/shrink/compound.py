@@ -31,7 +31,9 @@ import numpy as np
 from tfscissor.data.dataset import Dataset, Split, resize_images
 from tfscissor.errors import ModelError, UsageError
 from tfscissor.io import write_text
+from tfscissor.models.training import evaluate_classifier, train_classifier
 from tfscissor.shrink.budget import combine_costs, measure_costs, violations
+from tfscissor.trim import collect_statistics, tap_names, trim_model
 
 __all__ = [
     "SCORES",
@@ -114,7 +116,6 @@ def build_candidate(model, candidate, order, images, shrunk=None):
     """
     from tfscissor.models.graph import with_input_size
     from tfscissor.shrink.depth import remove_blocks
-    from tfscissor.trim import collect_statistics, tap_names, trim_model
 
     if candidate.depth > len(order):
         raise UsageError(f"depth {candidate.depth} asks for more blocks than the {len(order)} removable ones")
@@ -137,7 +138,6 @@ def build_candidate(model, candidate, order, images, shrunk=None):
 
 def score_bn(model, data, calibration, val, **_):
     """Accuracy on ``val`` after re-estimating batch-norm statistics on the ``calibration`` images."""
-    from tfscissor.models.training import evaluate_classifier
 
     recalibrate_batch_norm(model, calibration)
     return evaluate_classifier(model, val)
@@ -146,7 +146,6 @@ def score_bn(model, data, calibration, val, **_):
 def score_tune(model, data, calibration, val, *, tune, learning_rate, seed):
     """Accuracy on ``val`` after :func:`score_bn`'s re-estimation and one epoch on the ``tune`` training
     images (the same indices for every candidate, so the scores compare)."""
-    from tfscissor.models.training import train_classifier
 
     recalibrate_batch_norm(model, calibration)
     short = Dataset(data.spec, data.class_names, Split(data.train.images[tune], data.train.labels[tune]), val)
@@ -234,7 +233,6 @@ def search(
     with each finished row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest
     reachable cost on each axis, when no candidate fits.
     """
-    from tfscissor.models.training import evaluate_classifier, train_classifier
     from tfscissor.shrink.depth import removal_order, score_blocks
 
     own = int(model.input_shape[1])

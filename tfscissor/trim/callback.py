@@ -8,6 +8,7 @@ produces the run's outputs, with no second forward pass.
 
 import keras
 
+from tfscissor.models.distribute import leaves_a_replica_empty, replicate
 from tfscissor.models.graph import find_operation
 from tfscissor.trim.statistics import ChannelStatistics, LayerStatistics
 
@@ -174,8 +175,6 @@ def collect_statistics(model, images, layer_names=None, batch_size=64, callbacks
     device, up to the order of float additions.
     """
     if strategy is not None:
-        from tfscissor.models.distribute import leaves_a_replica_empty, replicate
-
         # A last batch that would leave a replica empty runs on one device instead: TensorFlow's CPU
         # convolution fails on an empty batch, and sums add up whichever device computed them.
         rest = (

@@ -12,6 +12,7 @@ from tfscissor.trim.criteria import get_criterion, measures_loss
 from tfscissor.trim.defaults import ALLOCATIONS, POLICIES
 from tfscissor.trim.dependency import ChannelGraph
 from tfscissor.trim.groups import groups_of
+from tfscissor.trim.sensitivity import measure_sensitivity, sensitivity_scores
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
 
@@ -250,8 +251,6 @@ def trim_model(
 
     selection_scores = scores
     if allocation == "sensitivity":
-        from tfscissor.trim.sensitivity import measure_sensitivity, sensitivity_scores
-
         curves = measure_sensitivity(groups, scores, build, *calibration, max_layer_ratio=max_layer_ratio)
         selection_scores = sensitivity_scores(scores, curves)
     options = {"round_to": round_to, "min_channels": min_channels, "max_layer_ratio": max_layer_ratio}

@@ -5,10 +5,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfscissor.errors import UsageError
+from tfscissor.models.distribute import check_training
+from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
 from tfscissor.progress import note, progress_bar
 from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
 from tfscissor.trim.defaults import MAX_LAYER_RATIO, STEPS
 from tfscissor.trim.policy import check_limits, check_policy, check_reachable, trim_classifier
+from tfscissor.trim.sensitivity import classification_loss, group_losses
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,6 @@ def run_trim(
     global batch); accuracy is measured on one device.
     """
     from tfscissor.analysis import profile_model
-    from tfscissor.errors import UsageError
-    from tfscissor.models.distribute import check_training
-    from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
 
     policy, value = check_policy(
         {"ratio": ratio, "min_relevance": min_relevance, "target_macs": target_macs, "target_params": target_params},
@@ -250,7 +251,6 @@ def costliest_groups(model, statistics, kept, images, labels, trim_options, coun
     ``images`` most: [(group, loss increase)], costliest first."""
     from tfscissor.trim.groups import groups_of
     from tfscissor.trim.policy import protected_graph
-    from tfscissor.trim.sensitivity import classification_loss, group_losses
     from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
     graph = protected_graph(model, trim_options.get("exclude", ()), trim_options["protect_stem"])

@@ -28,13 +28,13 @@ test-all: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
 # Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
-# bench/runs/RESULTS.previous.md) with its plots: demo 5 min, trim 105, crop 30, shrink 70 (reusing crop's models),
-# qat 12, prune 15, devices 5, so about 4 hours (237 minutes) on 2 cores. Needs Debian's dataset-fashion-mnist
+# bench/runs/RESULTS.previous.md) with its plots: demo 8 min, trim 105, crop 30, shrink 70 (reusing crop's models),
+# qat 12, prune 15, devices 5, host crop 1, so about 4 hours (241 minutes) on 2 cores. Needs Debian's dataset-fashion-mnist
 # (see system-deps). `python bench/run_all.py --list` prints the order; `--only NAME,...` runs some in place.
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
 
-# The thin path of the demo recipe: train, relevance trim, int8, TFLM (about 3 minutes on 2 cores).
+# The demo recipe, every model measured side by side: Smart Scissor end to end (about 8 minutes on 2 cores).
 bench-demo: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
 

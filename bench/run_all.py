@@ -86,7 +86,7 @@ def trim_runs():
 # (section name, script, arguments, expected minutes on 2 CPU cores). The section name is the one the script
 # passes to update_section. compound_shrink reuses the baseline and cropper crop_pipeline has just trained.
 SUITE = [
-    ("demo_pipeline", "demo_pipeline.py", [], 5),
+    ("demo_pipeline", "demo_pipeline.py", [], 8),
     *trim_runs(),
     ("crop_pipeline", "crop_pipeline.py", [], 30),
     ("compound_shrink", "compound_shrink.py", ["--reuse"], 70),

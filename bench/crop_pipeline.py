@@ -578,7 +578,13 @@ def markdown(result):
     lines += [
         "- Rows: (a) the whole image resized to R px with the crop policy's triangle filter; (b) `train_on_crops` "
         f"on the cropper's train boxes mixed {s['mix']:.0%} with jittered true boxes (shift 15%, scale 0.85-1.2), "
-        "evaluated by `TwoStage(cropper, classifier).evaluate(val)` (the default `CropPolicy`: squared box, side "
+        + (
+            f"learning also from the {s['epochs']}-epoch baseline's outputs on each whole image (distillation, as "
+            "`crop finetune` does by default), "
+            if s.get("distill")
+            else ""
+        )
+        + "evaluated by `TwoStage(cropper, classifier).evaluate(val)` (the default `CropPolicy`: squared box, side "
         "regulated to 24/48/72/96 px); (c) `train_on_crops` on jittered true boxes only, evaluated on crops at the "
         "true val boxes. Total MACs count the cropper for (b) and (c) (for (c) it stands for a perfect cropper of "
         "the same cost). 'Other boxes': (b)'s classifier on true-box crops, (c)'s on the cropper's crops.",

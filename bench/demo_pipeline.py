@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# As `make demo` runs it (the tfscissor command, cli.ONEDNN_DEFAULT): oneDNN trains to different numbers.
+# As `make demo` runs it (the tfscissor command, cli/app.py ONEDNN_DEFAULT): oneDNN trains to different numbers.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,7 +45,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# As the tfscissor command does (tfscissor/cli.py, ONEDNN_DEFAULT): oneDNN crashes training some trimmed models.
+# As the tfscissor command does (tfscissor/cli/app.py, ONEDNN_DEFAULT): oneDNN crashes training some trimmed models.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 ROOT = Path(__file__).resolve().parent.parent

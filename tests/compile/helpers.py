@@ -49,3 +49,35 @@ def tflm_run(model_bytes, tensor, arena_size):
 
 def random_input(shape, seed):
     return np.random.default_rng(seed).integers(-128, 128, size=shape).astype(np.int8)
+
+
+def square_image(shape):
+    """A dark image with a bright square: a sample whose cropper box is whatever the cropper makes of it."""
+    image = np.full(shape, 30, np.uint8)
+    image[4:14, 10:20] = 220
+    return image
+
+
+def build_cmake_port(project, build, tflm_dir, startup, linker_script, cxx_flags=None, options=(), jobs=4):
+    """Configure and build a project's cmake/ port for arm-none-eabi against the TFLM tree ``tflm_dir``, linked
+    with a board's ``startup`` code and ``linker_script``; asserts both steps succeed."""
+    import subprocess
+
+    configure = [
+        "cmake",
+        "-S",
+        str(project.path / "cmake"),
+        "-B",
+        str(build),
+        f"-DCMAKE_TOOLCHAIN_FILE={project.path / 'cmake' / 'arm-none-eabi.cmake'}",
+        f"-DTFLM_DIR={tflm_dir}",
+        *([f"-DCMAKE_CXX_FLAGS={cxx_flags}"] if cxx_flags else []),
+        f"-DSTARTUP_SOURCES={startup}",
+        f"-DLINKER_SCRIPT={linker_script}",
+        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+        *options,
+    ]
+    result = subprocess.run(configure, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(["cmake", "--build", str(build), f"-j{jobs}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

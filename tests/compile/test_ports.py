@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.compile.fake_tflm import write_fake_tflm
+from tests.compile.helpers import build_cmake_port
 from tfscissor.compile import write_tflm_project
 from tfscissor.compile.boards import BOARDS, RUNTIME_FLASH, RUNTIME_RAM, Board, BoardFit, check_fit
 from tfscissor.compile.ports import HOST_ONLY, PORTS, _cmake_app_sources, add_board_port, app_sources, board_ports
@@ -274,24 +275,8 @@ def _build_cmake_port(project, tmp_path, fake_sizes, tree=None, startup=None, li
         linker_script.write_text(LINKER_SCRIPT)
     fake = tree or write_fake_tflm(tmp_path / "tflm-tree")
     build = tmp_path / "build"
-    configure = [
-        "cmake",
-        "-S",
-        str(project.path / "cmake"),
-        "-B",
-        str(build),
-        f"-DCMAKE_TOOLCHAIN_FILE={project.path / 'cmake' / 'arm-none-eabi.cmake'}",
-        f"-DTFLM_DIR={fake}",
-        f"-DCMAKE_CXX_FLAGS={fake_sizes} -Wall -Wextra -Werror",
-        f"-DSTARTUP_SOURCES={startup}",
-        f"-DLINKER_SCRIPT={linker_script}",
-        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
-        *options,
-    ]
-    result = subprocess.run(configure, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run(["cmake", "--build", str(build), "-j4"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    cxx_flags = f"{fake_sizes} -Wall -Wextra -Werror"
+    build_cmake_port(project, build, fake, startup, linker_script, cxx_flags=cxx_flags, options=options)
     elf = build / f"{project.name}.elf"
     header = elf.read_bytes()[:20]
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 40  # EM_ARM

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.compile.conftest import WHOLE_IMAGE_SHAPE
+from tests.compile.helpers import build_cmake_port, square_image
 from tfscissor.compile import write_tflm_project
 from tfscissor.deploy import CropPolicy
 
@@ -43,8 +44,7 @@ def project(request, int8_model, whole_image_cropper, tmp_path_factory):
     if request.param == "single":
         return write_tflm_project(int8_model("mobilenetv2"), out, labels=LABELS, name="app", board="nano33ble")
     # A bright square, so that the cropper's box is whatever it makes of it, as in test_two_stage_project.py.
-    image = np.full(WHOLE_IMAGE_SHAPE, 30, np.uint8)
-    image[4:14, 10:20] = 220
+    image = square_image(WHOLE_IMAGE_SHAPE)
     return write_tflm_project(
         int8_model("mobilenetv2"),
         out,
@@ -130,22 +130,8 @@ def test_cortex_m4_firmware_with_cmsis_nn_runs_under_qemu(project, tmp_path):
     # The cmake/ port as generated (its CPU flags, its -Os default), linked with what a board supplies (start-up
     # code, linker script, _write: tests/compile/c/), for qemu's Cortex-M4F board.
     build = tmp_path / "build"
-    configure = [
-        "cmake",
-        "-S",
-        str(project.path / "cmake"),
-        "-B",
-        str(build),
-        f"-DCMAKE_TOOLCHAIN_FILE={project.path / 'cmake' / 'arm-none-eabi.cmake'}",
-        f"-DTFLM_DIR={CORTEX_M_DIR}",
-        f"-DSTARTUP_SOURCES={BOARD_C / 'cortex_m4_board.c'}",
-        f"-DLINKER_SCRIPT={BOARD_C / 'mps2_an386.ld'}",
-        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
-    ]
-    result = subprocess.run(configure, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run(["cmake", "--build", str(build), f"-j{os.cpu_count()}"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    startup, linker_script = BOARD_C / "cortex_m4_board.c", BOARD_C / "mps2_an386.ld"
+    build_cmake_port(project, build, CORTEX_M_DIR, startup, linker_script, jobs=os.cpu_count())
     commands = [entry["command"] for entry in json.loads((build / "compile_commands.json").read_text())]
     assert any("/kernels/cmsis_nn/conv.cc" in command for command in commands)
     for flag in ("-Os", "-DCMSIS_NN", "-mcpu=cortex-m4"):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.compile.conftest import WHOLE_IMAGE_SHAPE
 from tests.compile.fake_tflm import write_fake_tflm
-from tests.compile.helpers import litert_run
+from tests.compile.helpers import litert_run, square_image
 from tfscissor.compile import write_tflm_project
 from tfscissor.compile.boards import RUNTIME_FLASH, RUNTIME_RAM
 from tfscissor.compile.tflm import quantization_table
@@ -31,8 +31,7 @@ POLICY = CropPolicy(scales=(0.5, 0.75), margin=1.25)
 def project(int8_model, whole_image_cropper, tmp_path_factory):
     out = tmp_path_factory.mktemp("two_stage") / "fw"
     # A sample image with a bright square, so that the cropper's box is whatever it makes of it.
-    image = np.full(WHOLE_IMAGE_SHAPE, 30, np.uint8)
-    image[4:14, 10:20] = 220
+    image = square_image(WHOLE_IMAGE_SHAPE)
     return write_tflm_project(
         int8_model("mobilenetv2"),
         out,

@@ -203,12 +203,12 @@ def _classifier_at(classifier, resolution):
 @dataclass(frozen=True, eq=False)
 class CropFinetuneResult:
     """A classifier fine-tuned on crops at ``resolution``, and crop-then-classify on val with the cropper's
-    boxes (``val_boxes``) before (the original weights at that size) and after."""
+    boxes (``val_boxes``) after and, when compared, before (the original weights at that size; None if not)."""
 
     model: object
     resolution: int
     val_boxes: np.ndarray
-    before: dict
+    before: dict | None
     after: dict
 
 
@@ -229,10 +229,11 @@ def finetune_on_crops(
     strategy=None,
     names=None,
     distill=True,
+    compare=True,
 ):
     """Fine-tune ``classifier`` at ``resolution`` (default: its own side) on the crops ``cropper`` gives
     (a share ``mix``) and on jittered ``truth`` boxes (:func:`~tfscissor.crop.pipeline.train_on_crops`), and
-    evaluate crop-then-classify on ``dataset.val`` before and after. With ``distill``, ``classifier`` as it is
+    evaluate crop-then-classify on ``dataset.val`` after and (with ``compare``) before. With ``distill``, ``classifier`` as it is
     (seeing whole images) teaches its low-resolution copy, which sees crops. ``classifier`` is not changed."""
     from tfscissor.crop.pipeline import TwoStage, train_on_crops
     from tfscissor.models.graph import with_input_size
@@ -256,15 +257,12 @@ def finetune_on_crops(
         strategy=strategy,
         teacher=classifier if distill else None,
     )
-    before = TwoStage(cropper, with_input_size(classifier, resolution), policy, names)
-    after = TwoStage(cropper, model, policy, names)
-    return CropFinetuneResult(
-        model,
-        resolution,
-        val_boxes,
-        before.evaluate(dataset.val, val_boxes, macs=False),
-        after.evaluate(dataset.val, val_boxes),
-    )
+    before = None
+    if compare:
+        moved = TwoStage(cropper, with_input_size(classifier, resolution), policy, names)
+        before = moved.evaluate(dataset.val, val_boxes, macs=False)
+    after = TwoStage(cropper, model, policy, names).evaluate(dataset.val, val_boxes)
+    return CropFinetuneResult(model, resolution, val_boxes, before, after)
 
 
 @dataclass(frozen=True, eq=False)
@@ -330,6 +328,7 @@ def run_crop(
         callbacks=callbacks,
         strategy=strategy,
         distill=distill,
+        compare=False,  # the stage reports the pipeline it made, not the copy it started from
     )
     return CropStageResult(trained, finetuned)
 

@@ -177,7 +177,6 @@ class IdxItemSource(_PoolSource):
     kind = "idx"
 
     def __init__(self, path, classes):
-
         data = read_idx_dir(path)
         num = len(data.class_names)
         pools = {

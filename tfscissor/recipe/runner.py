@@ -176,7 +176,6 @@ class Context:
         return self.run_dir / relative
 
     def dataset(self, image_size=None):
-
         size = image_size or self.recipe["image_size"]
         if size not in self._data:
             self._data[size] = load_data(self.recipe["data"], image_size=size)
@@ -184,13 +183,11 @@ class Context:
 
     @property
     def strategy(self):
-
         if self._strategy is None:
             self._strategy = strategy_for(self.recipe["distribute"]["strategy"])
         return self._strategy
 
     def load(self, relative):
-
         return load_model(self.path(relative))
 
     def latest(self, role):

@@ -97,8 +97,8 @@ SCHEMA = {
         "enabled": Key(False, (bool,)),
         "labels": Key("auto", TEXT, LABEL_SOURCES),
         "resolution": Key(None, INT, minimum=8),  # the classifier's input side on crops (default: its own)
-        # The cropper's architecture (tfscissor.models.cropper.build_cropper); unset, the default cropper is
-        # narrowed until it costs at most 5% of the classifier's MACs.
+        # The cropper's architecture (tfscissor.models.cropper.build_cropper); unset, the default cropper is made
+        # smaller until it fits tfscissor.crop.sizing's shares of the classifier at `resolution`.
         "view": Key(None, INT, minimum=8),
         "width": Key(None, FLOAT, above=0),
         "epochs": Key(CROPPER_EPOCHS, INT, minimum=1),

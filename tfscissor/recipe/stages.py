@@ -52,7 +52,6 @@ class Train(Stage):
     sections = ("model", "train", "distribute")
 
     def config(self, recipe, data_files):
-
         config = super().config(recipe, data_files)
         given = recipe["model"]["path"]
         if given is not None:  # the user's model is an input: a new file of the same name is new work
@@ -70,7 +69,6 @@ class Train(Stage):
         )
 
     def run(self, ctx):
-
         recipe = ctx.recipe
         dataset = ctx.dataset()
         model_spec, train = recipe["model"], recipe["train"]
@@ -251,7 +249,6 @@ class Crop(Stage):
         )
 
     def run(self, ctx):
-
         recipe, crop = ctx.recipe, ctx.recipe["cropper"]
         source = ctx.latest("classifier")
         dataset = ctx.dataset()
@@ -324,7 +321,6 @@ class Quantize(Stage):
         return f"full int8{both}, {method}, {quantize['samples']} calibration images -> *_int8.tflite"
 
     def run(self, ctx):
-
         recipe, quantize = ctx.recipe, ctx.recipe["quantize"]
         source = ctx.latest("classifier")
         model = ctx.load(source)
@@ -378,7 +374,6 @@ class Compile(Stage):
         return ", ".join(f"{t} -> {places[t]}" for t in recipe["compile"]["targets"]) or "no targets"
 
     def run(self, ctx):
-
         targets, board = ctx.recipe["compile"]["targets"], ctx.recipe["compile"]["board"]
         model = ctx.path(ctx.latest("int8"))
         cropper_name = ctx.latest("cropper_int8")
@@ -468,7 +463,6 @@ class Bench(Stage):
         return f"{', '.join(bench['devices'])}: {bench['runs']} runs after {bench['warmup']} warm-up, every model"
 
     def run(self, ctx):
-
         settings = ctx.recipe["bench"]
         latency = {}
         for entry in ctx.records():
@@ -502,7 +496,6 @@ class Report(Stage):
         return "summary.json, summary.md, report.md, report.html"
 
     def run(self, ctx):
-
         write_summary(ctx)
         write_report(ctx.run_dir)
         outputs = {

@@ -60,7 +60,6 @@ def _trim_layers(path):
 
 
 def _statistics(path):
-
     statistics = ChannelStatistics.load(path)
     if not statistics:
         raise DataError(f"statistics {path} hold no layers: collect them again")

@@ -94,6 +94,8 @@ def test_every_artifact_has_a_by_hand_command_the_cli_accepts(run):
     assert "--epochs 1 " in commands["cropper"] and "--epochs 1 " in commands["cropped"]
     assert "--cropper cropper_int8.tflite" in commands["compiled"] and "--target edgetpu" in commands["edgetpu"]
     assert "--cropper cropper_int8.tflite" in commands["edgetpu"]
+    # The search on crops distils from the whole-image classifier the crop stage started from.
+    assert "--cropper cropper.keras" in commands["shrunk"] and "--teacher " in commands["shrunk"]
 
 
 def test_a_two_stage_row_counts_both_models(run):

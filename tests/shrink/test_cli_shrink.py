@@ -97,3 +97,10 @@ def test_bad_or_impossible_budgets_are_one_line(trained, budget, words):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], result.output
     assert not (d / "x.keras").exists()
+
+
+def test_a_teacher_and_no_distillation_contradict_in_one_line(tmp_path):
+    args = ["--budget", "macs=0.5", "--teacher", tmp_path / "t.keras", "--no-distill", "-o", tmp_path / "s.keras"]
+    result = invoke("shrink", tmp_path / "m.keras", "--data", DATA, *args)
+    assert result.exit_code != 0
+    assert result.output.strip() == "Error: --teacher and --no-distill contradict each other: give one of them"

@@ -257,6 +257,23 @@ def test_fine_tuning_distils_from_the_untrimmed_model(trained_resnet, tiny_data)
         train_classifier(student, tiny_data, epochs=1, teacher=wrong)
 
 
+def test_a_teacher_sees_its_own_view_of_the_same_images(trained_resnet, tiny_data):
+    """A student on 24-px images learns from a 32-px teacher given the same images at its size; a teacher
+    view of other images is refused, since its outputs would teach the wrong ones."""
+    from tfscissor.shrink import resized
+
+    teacher = load_model(trained_resnet)
+    small = resized(tiny_data)(24)
+    student = build_model("resnet", small.image_shape, small.num_classes, blocks=(1, 1), widths=(8, 16))
+    history = train_classifier(student, small, epochs=1, batch_size=32, teacher=teacher, teacher_data=tiny_data)
+    assert history["loss"] and np.isfinite(history["loss"][-1])
+    with pytest.raises(Exception, match="takes images of"):
+        train_classifier(student, small, epochs=1, teacher=teacher)  # the student's 24-px view is not the teacher's
+    shuffled = type(tiny_data)(tiny_data.spec, tiny_data.class_names, tiny_data.val, tiny_data.train)
+    with pytest.raises(Exception, match="the teacher's train split .* is not the student's"):
+        train_classifier(student, small, epochs=1, teacher=teacher, teacher_data=shuffled)
+
+
 def test_a_seed_repeats_a_trim_and_another_seed_changes_it(trained_resnet, tiny_data):
     def run(seed):
         return run_trim(

@@ -15,6 +15,7 @@ from tfscissor.cli.options import (
 from tfscissor.cli.output import cell, format_table
 from tfscissor.crop.stage import check_cropper, load_stage_model
 from tfscissor.data import load_data
+from tfscissor.errors import UsageError
 from tfscissor.io import check_not_input
 from tfscissor.models import load_model, save_model
 from tfscissor.progress import note
@@ -69,6 +70,15 @@ from tfscissor.progress import note
 @click.option("--fine-tune-epochs", type=click.IntRange(0), default=1, show_default=True)
 @click.option("--lr", type=FiniteRange(0, min_open=True), default=1e-3, show_default=True)
 @click.option(
+    "--teacher",
+    "teacher_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Distil the final fine-tunes from this classifier on the whole images (e.g. the full-resolution model "
+    "when searching on crops); default: the model itself on what it takes.",
+)
+@click.option("--no-distill", is_flag=True, help="Fine-tune on the labels alone.")
+@click.option(
     "--resume", type=click.Path(dir_okay=False), default=None, help="JSON file of measured candidates to continue from."
 )
 @seed_option("Seed of the calibration images and the fine-tunes.")
@@ -90,6 +100,8 @@ def shrink(
     top,
     fine_tune_epochs,
     lr,
+    teacher_path,
+    no_distill,
     resume,
     seed,
     output,
@@ -102,13 +114,16 @@ def shrink(
     """
     from tfscissor.shrink import parse_budget, run_shrink  # loads Keras
 
-    check_not_input(keras_output_path(output), model_path, cropper_path, resume)
+    check_not_input(keras_output_path(output), model_path, cropper_path, resume, teacher_path)
+    if teacher_path is not None and no_distill:
+        raise UsageError("--teacher and --no-distill contradict each other: give one of them")
     limits = parse_budget(budget)
     model = load_model(model_path)
     cropper = None
     if cropper_path is not None:
         cropper = load_stage_model(cropper_path, "cropper")
         check_cropper(cropper, cropper_path)
+    teacher = load_model(teacher_path) if teacher_path is not None else None
     result = run_shrink(
         model,
         load_data(data_spec, tuple(cropper.input_shape[1:3]) if cropper is not None else None),
@@ -124,6 +139,8 @@ def shrink(
         top=top,
         fine_tune_epochs=fine_tune_epochs,
         learning_rate=lr,
+        distill=not no_distill,
+        teacher=teacher,
         seed=seed,
         resume=resume,
         progress=lambda row: note(f"candidate {row['candidate']}: {_shrink_row(row)}", settings.progress),

@@ -91,14 +91,26 @@ def distillation_targets(labels, images, teacher):
 
 
 def train_classifier(
-    model, dataset, *, epochs, batch_size=64, learning_rate=1e-3, seed=0, callbacks=(), strategy=None, teacher=None
+    model,
+    dataset,
+    *,
+    epochs,
+    batch_size=64,
+    learning_rate=1e-3,
+    seed=0,
+    callbacks=(),
+    strategy=None,
+    teacher=None,
+    teacher_data=None,
 ):
     """Fit ``model`` on ``dataset.train``, validating on ``dataset.val``; return the per-epoch history.
 
     The learning rate decays from ``learning_rate`` to 0 over the run (cosine). The model is trained in
-    place (training is the one step that is meant to change a model). With a ``teacher`` (a model for the
-    same images and classes, such as the model before trimming), the loss is :func:`distillation_loss` on
-    the teacher's outputs, computed once before training. With a ``tf.distribute`` ``strategy`` (see
+    place (training is the one step that is meant to change a model). With a ``teacher`` (a model of the
+    same classes, such as the model before trimming), the loss is :func:`distillation_loss` on the
+    teacher's outputs, computed once before training, for the images of ``teacher_data``: by default
+    ``dataset`` itself; for a student that sees crops or a lower resolution, the same images, in the same
+    order, as the teacher takes them (the whole images at its resolution). With a ``tf.distribute`` ``strategy`` (see
     :func:`tfscissor.models.distribute.strategy_for`), a copy trains on its replicas and its weights are copied
     back; ``batch_size`` is the global batch, split across the replicas.
     """
@@ -106,18 +118,26 @@ def train_classifier(
 
     check_input(model, dataset.image_shape, dataset.spec)
     check_training(strategy, batch_size, train_split=len(dataset.train), val_split=len(dataset.val))
+    teacher_data = dataset if teacher_data is None else teacher_data
     if teacher is not None:
-        check_input(teacher, dataset.image_shape, "the teacher's data")
+        check_input(teacher, teacher_data.image_shape, "the teacher's data")
         if teacher.output_shape[-1] != model.output_shape[-1]:
             raise ModelError(
                 f"teacher {teacher.name} has {teacher.output_shape[-1]} outputs, the model {model.output_shape[-1]}: "
                 "distil from a model of the same classes"
             )
+        for name in ("train", "val"):
+            ours, theirs = getattr(dataset, name), getattr(teacher_data, name)
+            if len(ours) != len(theirs) or not np.array_equal(ours.labels, theirs.labels):
+                raise ModelError(
+                    f"the teacher's {name} split ({len(theirs)} images) is not the student's ({len(ours)}): "
+                    "give the teacher the same images in the same order"
+                )
     steps_per_epoch = -(-len(dataset.train) // batch_size)
     train_images = dataset.train.images.astype(np.float32)
     val_images = dataset.val.images.astype(np.float32)
-    train_targets = distillation_targets(dataset.train.labels, train_images, teacher)
-    val_targets = distillation_targets(dataset.val.labels, val_images, teacher)
+    train_targets = distillation_targets(dataset.train.labels, teacher_data.train.images.astype(np.float32), teacher)
+    val_targets = distillation_targets(dataset.val.labels, teacher_data.val.images.astype(np.float32), teacher)
     with trained_under(model, strategy) as trainee:
         keras.utils.set_random_seed(seed)
         compile_classifier(trainee, learning_rate, decay_steps=epochs * steps_per_epoch, distill=teacher is not None)

@@ -42,16 +42,17 @@ def trim(recipe, source):
     )
 
 
-def shrink(recipe, source):
+def shrink(recipe, source, teacher=None):
     shrink = recipe["shrink"]
     resolutions = f" --resolutions {','.join(map(str, shrink['resolutions']))}" if shrink["resolutions"] else ""
     cropper = " --cropper cropper.keras" if recipe["cropper"]["enabled"] else ""
+    distill = " --no-distill" if not shrink["distill"] else f" --teacher {stem(teacher)}.keras" if teacher else ""
     return (
         f"tfscissor shrink {stem(source)}.keras{cropper} --data {_data(recipe)} --budget {shlex.quote(shrink['budget'])} "
         f"--search {shrink['search']} --depths {','.join(map(str, shrink['depths']))} "
         f"--widths {','.join(f'{w:g}' for w in shrink['widths'])}{resolutions} --score {shrink['score']} "
         f"--calibration {shrink['calibration']} --top {shrink['top']} "
-        f"--fine-tune-epochs {shrink['fine_tune_epochs']} --lr {shrink['lr']:g} --seed {recipe['seed']} "
+        f"--fine-tune-epochs {shrink['fine_tune_epochs']} --lr {shrink['lr']:g}{distill} --seed {recipe['seed']} "
         "-o shrunk.keras"
     )
 

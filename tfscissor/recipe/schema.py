@@ -92,6 +92,9 @@ SCHEMA = {
         "top": Key(2, INT, minimum=1),
         "fine_tune_epochs": Key(1, INT, minimum=0),
         "lr": Key(1e-3, FLOAT, above=0),
+        # The final fine-tunes learn from the classifier before the search too (with a cropper: the whole-image
+        # classifier the crop stage started from, on whole images)
+        "distill": Key(True, BOOL),
     },
     "cropper": {
         "enabled": Key(False, (bool,)),

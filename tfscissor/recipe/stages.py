@@ -178,7 +178,8 @@ class Shrink(Stage):
         crops = " on the cropper's crops, the cropper counted in the budget," if recipe["cropper"]["enabled"] else ""
         return (
             f"compound search{crops} ({shrink['search']}, score {shrink['score']}) over depths {shrink['depths']}, widths "
-            f"{shrink['widths']}, resolutions {shrink['resolutions'] or 'the model own'} to budget {shrink['budget']} -> shrunk.keras"
+            f"{shrink['widths']}, resolutions {shrink['resolutions'] or 'the model own'} to budget {shrink['budget']}"
+            f"{', distilled from the classifier before it' if shrink['distill'] else ''} -> shrunk.keras"
         )
 
     def run(self, ctx):
@@ -187,6 +188,9 @@ class Shrink(Stage):
         shrink = ctx.recipe["shrink"]
         source = ctx.latest("classifier")
         cropper = ctx.load(ctx.latest("cropper")) if ctx.recipe["cropper"]["enabled"] else None
+        # With a cropper, the teacher is the whole-image classifier, seeing the whole images; without, the
+        # classifier itself.
+        teacher = ctx.info("crop")["whole_image_classifier"] if cropper is not None and shrink["distill"] else None
         result = run_shrink(
             ctx.load(source),
             ctx.dataset(),
@@ -201,6 +205,8 @@ class Shrink(Stage):
             top=shrink["top"],
             fine_tune_epochs=shrink["fine_tune_epochs"],
             learning_rate=shrink["lr"],
+            distill=shrink["distill"],
+            teacher=ctx.load(teacher) if teacher is not None else None,
             seed=ctx.recipe["seed"],
             # The search keeps its own per-candidate resume file: a killed search continues from it.
             resume=ctx.scratch(self) / "search.json",
@@ -218,7 +224,7 @@ class Shrink(Stage):
         shrunk = record(
             "shrunk", f"shrunk {result.candidate}{' crop-then-classify' if cropper is not None else ''} (float)",
             "shrunk.keras", tflite="shrunk.tflite", cropper="cropper.tflite" if cropper is not None else None,
-            metrics=metrics, command=commands.shrink(ctx.recipe, source),
+            metrics=metrics, command=commands.shrink(ctx.recipe, source, teacher),
         )  # fmt: skip
         return {
             "outputs": {"classifier": "shrunk.keras", "float": "shrunk.tflite", "shrink": "shrink.json"},
@@ -303,7 +309,8 @@ class Crop(Stage):
             "crop": "crop.json",
             "crop_examples": "crop_examples.npz",
         }
-        return {"outputs": outputs, "records": [cropper_record, cropped]}
+        # The shrink stage distils from the whole-image classifier this stage started from.
+        return {"outputs": outputs, "records": [cropper_record, cropped], "info": {"whole_image_classifier": source}}
 
 
 class Quantize(Stage):

@@ -209,6 +209,8 @@ def search(
     resume=None,
     progress=None,
     callbacks=(),
+    teacher=None,
+    teacher_data=None,
 ):
     """Search (depth, width, resolution) for the most accurate ``model`` variant within ``limits``.
 
@@ -229,7 +231,9 @@ def search(
     ``tune_images`` training images for one epoch) on ``score_samples`` validation images.
 
     ``beside``: the costs of a stage that runs with every candidate (a cropper, from :func:`measure_costs`),
-    added to each candidate's before the budget is checked (:func:`combine_costs`). ``progress`` is called
+    added to each candidate's before the budget is checked (:func:`combine_costs`). With a ``teacher``, the
+    final fine-tunes distil from its outputs on ``teacher_data`` (see
+    :func:`~tfscissor.models.training.train_classifier`; scoring stays on the labels alone). ``progress`` is called
     with each finished row. Returns a :class:`SearchResult`; raises ModelError, stating the smallest
     reachable cost on each axis, when no candidate fits.
     """
@@ -338,7 +342,14 @@ def search(
         built = build_candidate(model, candidate, order, full.train.images[calib], shrunk)
         if fine_tune_epochs:
             train_classifier(
-                built, data, epochs=fine_tune_epochs, learning_rate=learning_rate, seed=seed, callbacks=callbacks
+                built,
+                data,
+                epochs=fine_tune_epochs,
+                learning_rate=learning_rate,
+                seed=seed,
+                callbacks=callbacks,
+                teacher=teacher,
+                teacher_data=teacher_data,
             )
         else:
             recalibrate_batch_norm(built, data.train.images[calib])

@@ -1,10 +1,11 @@
 """Benchmark of compound shrinking (issue 5) on cluttered Fashion-MNIST: one dimension at a time against the
-(depth, width, resolution) search, with and without Smart Scissor's cropper, at 50% and 30% of the MACs.
+(depth, width, resolution) search, with and without Smart Scissor's cropper, at 50% and 25% of the MACs.
 
 Every row starts from the same trained baseline: the crop benchmark's 96-px ResNet-style classifier (blocks
 2,2,2, widths 16,32,64, stride-2 stem, 10 epochs; ``bench/crop_pipeline.py`` trains it and its cropper, and
 both are shared through the cache in ``bench/runs/``). Each row shrinks it to within the budget and then gets
-the same fine-tune (epochs, learning rate, batch, seed):
+the same fine-tune (epochs, learning rate, batch, seed; with ``--distill 1``, the default, distilled from the
+baseline's outputs on the whole 96-px images, as ``tfscissor shrink`` does with ``--teacher``):
 
 * width: relevance trimming (:func:`trim_model`, ``target_macs``), whole images at 96 px;
 * depth: the lowest-relevance residual blocks removed (:func:`removal_order`) until the MACs fit, at most one
@@ -88,8 +89,9 @@ SINGLE = ("width", "depth", "resolution", "crop_resolution")
 FULL = {
     **crop_pipeline.FULL,
     "selection_seeds": 2,
-    "budgets": "0.5,0.3",
+    "budgets": "0.5,0.25",
     "fine_tune_epochs": 3,
+    "distill": 1,
     "fine_tune_lr": 1e-3,
     "depths": "0,1,2",
     "widths": "1,0.75,0.5",
@@ -124,6 +126,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 epoch, one budget (~3 min)")
     parser.add_argument("--budgets", help=f"fractions of the baseline's MACs ({FULL['budgets']})")
     parser.add_argument("--fine-tune-epochs", type=int, help=f"epochs of every row ({FULL['fine_tune_epochs']})")
+    parser.add_argument("--distill", type=int, choices=(0, 1), help=f"distil from the baseline ({FULL['distill']})")
     parser.add_argument("--fine-tune-lr", type=float, help=f"fine-tune learning rate, cosine ({FULL['fine_tune_lr']})")
     parser.add_argument("--depths", help=f"search grid: blocks removed ({FULL['depths']})")
     parser.add_argument("--widths", help=f"search grid: MAC fractions width keeps ({FULL['widths']})")
@@ -149,7 +152,7 @@ def parse_args(argv=None):
     for key in ("budgets", "widths"):
         settings[key] = [float(v) for v in str(settings[key]).split(",")]
     settings["scores"] = [v.strip() for v in str(settings["scores"]).split(",")]
-    return args, settings
+    return args, crop_pipeline.resolution_lists(settings)
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -163,6 +166,13 @@ def load_selection(settings):
     specs = data_specs({**settings, "data_seed": first, "data_seeds": settings["selection_seeds"]})
     joined = load_benchmark_data(specs).val
     return Split(joined.images, joined.labels, joined.boxes), specs
+
+
+def teacher_view(dataset, selection):
+    """The fine-tunes' images as the teacher (the 96-px baseline) sees them: whole, in the same order."""
+    from tfscissor.data.dataset import Dataset
+
+    return Dataset(dataset.spec, dataset.class_names, dataset.train, selection)
 
 
 def views(dataset, selection, cropper=None):
@@ -192,7 +202,7 @@ def macs_of(model):
     return profile_model(model).macs
 
 
-def fine_tune(model, data, settings, desc):
+def fine_tune(model, data, settings, desc, teacher):
     from tfscissor.models.training import train_classifier
 
     start = time.perf_counter()
@@ -204,18 +214,19 @@ def fine_tune(model, data, settings, desc):
         learning_rate=settings["fine_tune_lr"],
         seed=settings["seed"],
         callbacks=[EpochLine(desc)],
+        **teacher,
     )
     return {"fine_tune_seconds": time.perf_counter() - start, "selection_accuracy": history["val_accuracy"][-1]}
 
 
-def finish(kind, budget, model, resolution, data_at, test_at, settings, base, beside=0, **extra):
+def finish(kind, budget, model, resolution, data_at, test_at, settings, base, beside=0, teacher=None, **extra):
     """Fine-tune ``model`` at ``resolution`` and measure it: one row."""
     from tfscissor.models.training import evaluate_classifier
 
     row = {"kind": kind, "budget": budget, "resolution": resolution, "params": _params(model), **extra}
     row["macs"] = macs_of(model) + beside
     row["share"] = row["macs"] / base["macs"]
-    row.update(fine_tune(model, data_at(resolution), settings, f"{kind} at {budget:.0%}"))
+    row.update(fine_tune(model, data_at(resolution), settings, f"{kind} at {budget:.0%}", teacher or {}))
     row["accuracy"] = evaluate_classifier(model, test_at(resolution))
     return row
 
@@ -226,7 +237,7 @@ def _params(model):
     return profile_model(model).params
 
 
-def width_row(baseline, budget, calib, data_at, test_at, settings, base):
+def width_row(baseline, budget, calib, data_at, test_at, settings, base, teacher):
     from tfscissor.trim import collect_statistics, tap_names, trim_model
 
     start = time.perf_counter()
@@ -234,10 +245,12 @@ def width_row(baseline, budget, calib, data_at, test_at, settings, base):
     model = trim_model(baseline, statistics, target_macs=budget).model
     seconds = time.perf_counter() - start
     own = settings["size"]
-    return finish("width", budget, model, own, data_at, test_at, settings, base, shrink_seconds=seconds)
+    return finish(
+        "width", budget, model, own, data_at, test_at, settings, base, teacher=teacher, shrink_seconds=seconds
+    )
 
 
-def depth_row(baseline, budget, order, data_at, test_at, settings, base):
+def depth_row(baseline, budget, order, data_at, test_at, settings, base, teacher):
     from tfscissor.shrink import remove_blocks
 
     bound = budget * base["macs"]
@@ -246,10 +259,10 @@ def depth_row(baseline, budget, order, data_at, test_at, settings, base):
         if macs_of(model) <= bound:
             break
     own = settings["size"]
-    return finish("depth", budget, model, own, data_at, test_at, settings, base, blocks=count)
+    return finish("depth", budget, model, own, data_at, test_at, settings, base, teacher=teacher, blocks=count)
 
 
-def resolution_row(kind, baseline, budget, data_at, test_at, settings, base, beside=0):
+def resolution_row(kind, baseline, budget, data_at, test_at, settings, base, teacher, beside=0):
     from tfscissor.models.graph import with_input_size
 
     bound = budget * base["macs"]
@@ -257,10 +270,10 @@ def resolution_row(kind, baseline, budget, data_at, test_at, settings, base, bes
         model = with_input_size(baseline, resolution)
         if macs_of(model) + beside <= bound:
             break
-    return finish(kind, budget, model, resolution, data_at, test_at, settings, base, beside=beside)
+    return finish(kind, budget, model, resolution, data_at, test_at, settings, base, beside=beside, teacher=teacher)
 
 
-def compound_row(kind, baseline, budget, data_at, test_at, settings, base, resolutions, beside=0, score="bn"):
+def compound_row(kind, baseline, budget, data_at, test_at, settings, base, resolutions, teacher, beside=0, score="bn"):
     from tfscissor.models.training import evaluate_classifier
     from tfscissor.shrink import parse_budget, search
 
@@ -291,6 +304,7 @@ def compound_row(kind, baseline, budget, data_at, test_at, settings, base, resol
         seed=settings["seed"],
         progress=progress,
         callbacks=[EpochLine(f"{kind} at {budget:.0%}")],
+        **teacher,
     )
     seconds = time.perf_counter() - start
     winner = next(r for r in result.rows if r["candidate"] == str(result.candidate))
@@ -338,6 +352,10 @@ def chosen(rows, kinds):
     return max(found, key=lambda r: r["selection_accuracy"]) if found else None
 
 
+# Issue 19's goals for crop + compound: points above the 10-epoch baseline at each budget.
+MARGINS = {0.25: 0.0, 0.5: 5.0}
+
+
 def goals(result):
     """Per budget: does the compound beat every single dimension, and crop + compound the baseline? Each
     search is the better of its two scores on the selection split."""
@@ -366,6 +384,8 @@ def goals(result):
             "crop_compound_kind": crop["kind"],
             "crop_compound": crop["accuracy"],
             "at_baseline": crop["accuracy"] >= base,
+            "margin": MARGINS.get(budget),
+            "meets_margin": MARGINS.get(budget) is not None and 100 * (crop["accuracy"] - base) >= MARGINS[budget],
         }
     return out
 
@@ -390,7 +410,13 @@ def markdown(result):
         f"- Cropper: {result['cropper_macs']:,} MACs ({result['cropper_macs'] / base['macs']:.1%} of the baseline), "
         "counted in the MACs of the crop rows",
         f"- Every row: shrunk from the baseline, then {plural(s['fine_tune_epochs'], 'epoch')} of fine-tuning at lr "
-        f"{s['fine_tune_lr']} (cosine), batch 64, seed {s['seed']}. The search: grid depths {s['depths']}, widths "
+        f"{s['fine_tune_lr']} (cosine), batch 64, seed {s['seed']}"
+        + (
+            ", distilled from the baseline's outputs on the whole 96-px images (half the loss, temperature 2)"
+            if s.get("distill")
+            else ", on the labels alone"
+        )
+        + f". The search: grid depths {s['depths']}, widths "
         f"{s['widths']}, resolutions {s['resolutions']} (crops: {s['crop_resolutions']}), then "
         f"{s['refine_steps']} bisection steps on the {s['refine_pairs']} best (depth, resolution) pairs; "
         f"candidates scored by {' and by '.join(SCORE_WORDS[k] for k in s['scores'])} on the selection split; "
@@ -445,6 +471,13 @@ def markdown(result):
             + ".",
             "",
         ]
+        if g.get("margin") is not None:
+            lines += [
+                f"Issue 19's goal at {float(budget):.0%}, crop + compound at least {g['margin']:g} points above the "
+                f"baseline: {'**met**' if g['meets_margin'] else '**not met**'} "
+                f"({100 * (g['crop_compound'] - base['accuracy']):+.2f} points).",
+                "",
+            ]
         if g.get("whole_compound") is not None:
             margins = ", ".join(
                 f"{100 * (g['whole_compound'] - v):+.2f} vs {KINDS[k]}" for k, v in g["whole_singles"].items()
@@ -625,6 +658,7 @@ def main(argv=None):
     order = removal_order(baseline, block_relevance(baseline, calib))
     crop_macs = cropper_record["macs"]
     own = settings["size"]
+    teacher = {"teacher": baseline, "teacher_data": teacher_view(dataset, selection)} if settings["distill"] else {}
 
     for budget in settings["budgets"]:
         for kind, (cropped, score) in SEARCHES.items():
@@ -633,13 +667,19 @@ def main(argv=None):
             data_at, test_at = (crops, crops_test) if cropped else (whole, whole_test)
             resolutions = settings["crop_resolutions" if cropped else "resolutions"]
             beside = crop_macs if cropped else 0
-            row = compound_row(kind, baseline, budget, data_at, test_at, settings, base, resolutions, beside, score)
+            row = compound_row(
+                kind, baseline, budget, data_at, test_at, settings, base, resolutions, teacher, beside, score
+            )
             done(row)
-        done(width_row(baseline, budget, calib, whole, whole_test, settings, base))
-        done(depth_row(baseline, budget, order, whole, whole_test, settings, base))
-        done(resolution_row("resolution", baseline, budget, whole, whole_test, settings, base))
-        done(resolution_row("crop_resolution", baseline, budget, crops, crops_test, settings, base, beside=crop_macs))
-    control = finish("control", 1.0, _copy(baseline), own, whole, whole_test, settings, base)
+        done(width_row(baseline, budget, calib, whole, whole_test, settings, base, teacher))
+        done(depth_row(baseline, budget, order, whole, whole_test, settings, base, teacher))
+        done(resolution_row("resolution", baseline, budget, whole, whole_test, settings, base, teacher))
+        done(
+            resolution_row(
+                "crop_resolution", baseline, budget, crops, crops_test, settings, base, teacher, beside=crop_macs
+            )
+        )
+    control = finish("control", 1.0, _copy(baseline), own, whole, whole_test, settings, base, teacher=teacher)
     done(control)
 
     result["load_end"] = os.getloadavg()[0]

@@ -140,9 +140,15 @@ def parse_args(argv=None):
     for key in FULL:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    settings["downscale"] = sorted({int(r) for r in str(settings["downscale"]).split(",")})
-    settings["crops"] = sorted({int(r) for r in str(settings["crops"]).split(",")})
-    return args, settings
+    return args, resolution_lists(settings)
+
+
+def resolution_lists(settings):
+    """``settings`` with its comma-separated resolutions (``downscale``, ``crops``) as sorted lists of ints."""
+    return {
+        **settings,
+        **{key: sorted({int(r) for r in str(settings[key]).split(",")}) for key in ("downscale", "crops")},
+    }
 
 
 # --- data ------------------------------------------------------------------------------------------------

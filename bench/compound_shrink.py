@@ -59,8 +59,8 @@ from tfscissor.io import write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import crop_pipeline  # noqa: E402
-from crop_pipeline import EpochLine, data_specs, load_benchmark_data, plural  # noqa: E402
-from results import log, machine, update_section  # noqa: E402
+from crop_pipeline import EpochLine, data_specs, load_benchmark_data  # noqa: E402
+from results import log, machine, plural, update_section  # noqa: E402
 
 RUNS = ROOT / "bench" / "runs"
 KINDS = {

@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 from tfscissor.io import write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from results import join_datasets, log, machine, update_section  # noqa: E402
+from results import join_datasets, log, machine, plural, update_section  # noqa: E402
 
 RUNS = ROOT / "bench" / "runs"
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -538,10 +538,6 @@ def goal_lines(c, val_images):
 
 
 # --- report ----------------------------------------------------------------------------------------------
-
-
-def plural(count, noun):
-    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def fmt_macs(macs):

@@ -79,3 +79,7 @@ def join_datasets(parts):
 
     name = parts[0].spec if len(parts) == 1 else f"{parts[0].spec} and {len(parts) - 1} more seeds"
     return Dataset(name, parts[0].class_names, join([p.train for p in parts]), join([p.val for p in parts]))
+
+
+def plural(count, noun):
+    return f"{count} {noun}{'s' * (count != 1)}"

@@ -4,8 +4,9 @@ l1 and random, on cluttered Fashion-MNIST.
 One ResNet-style baseline is trained once and saved under ``bench/runs/``; every run (variant x MACs target x
 seed) reloads it, trims it to the target fraction of its MACs with :func:`run_trim` at the stage's
 defaults (steps, layer limit, protected stem, batch norms re-estimated, distillation) and fine-tunes it with
-the same budget. A variant is a criterion name, ``NAME:nokd`` for the same without distillation, or
-``NAME:steps1`` for the same in one surgery instead of the stage's steps. The seed
+the same budget. A variant is a criterion name, ``NAME:nokd`` for the same without distillation,
+``NAME:steps1`` for the same in one surgery instead of the stage's steps, or ``NAME:roundsK`` for K rounds of
+trimming and fine-tuning that share the fine-tune epochs (the same total training). The seed
 picks the representative images, the fine-tune's shuffling and (for ``random``) the ranking. Also measured
 on the same machine in the same process:
 
@@ -27,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import statistics
 import sys
@@ -44,7 +46,7 @@ import numpy as np  # noqa: E402
 from tfscissor.io import write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from results import join_datasets, log, machine, update_section  # noqa: E402
+from results import join_datasets, log, machine, plural, update_section  # noqa: E402
 
 RUNS = ROOT / "bench" / "runs"
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -118,7 +120,9 @@ def parse_args(argv=None):
     parser.add_argument("--samples", type=int, help=f"representative images for the statistics ({FULL['samples']})")
     parser.add_argument("--targets", help=f"fractions of the baseline's MACs to keep ({FULL['targets']})")
     parser.add_argument("--seeds", type=int, help=f"seeds per criterion and target, 0..N-1 ({FULL['seeds']})")
-    parser.add_argument("--criteria", help=f"variants to compare, NAME, NAME:nokd or NAME:steps1 ({FULL['criteria']})")
+    parser.add_argument(
+        "--criteria", help=f"variants to compare, NAME, NAME:nokd, NAME:steps1 or NAME:roundsK ({FULL['criteria']})"
+    )
     parser.add_argument("--overhead-images", type=int, help=f"images per predict ({FULL['overhead_images']})")
     parser.add_argument("--overhead-reps", type=int, help=f"repetitions of each predict ({FULL['overhead_reps']})")
     parser.add_argument("--surgery-size", type=int, help=f"ResNet50 input side ({FULL['surgery_size']})")
@@ -128,6 +132,9 @@ def parse_args(argv=None):
         "--name",
         default="trim_criteria",
         help="name of the outputs (bench/runs/NAME.json and .md, bench/NAME.png) and of the RESULTS.md section",
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="only render the saved run of --name again (Markdown, RESULTS.md)"
     )
     parser.add_argument("--skip-extras", action="store_true", help="skip the collection overhead and ResNet50 surgery")
     args = parser.parse_args(argv)
@@ -230,8 +237,11 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
     from tfscissor.trim.stage import run_trim
 
     criterion, _, suffix = variant.partition(":")
-    if suffix not in ("", "nokd", "steps1"):
-        raise SystemExit(f"unknown variant {variant!r}: NAME, NAME:nokd or NAME:steps1")
+    rounds = int(suffix[len("rounds") :]) if re.fullmatch(r"rounds[1-9]", suffix) else 1
+    if suffix not in ("", "nokd", "steps1") and rounds == 1:
+        raise SystemExit(f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1 or NAME:roundsK")
+    if settings["fine_tune_epochs"] % rounds:
+        raise SystemExit(f"{variant}: {rounds} rounds cannot share {settings['fine_tune_epochs']} fine-tune epochs")
     one_step = {"steps": 1} if suffix == "steps1" else {}
     model = load_model(baseline_path)
     start = time.perf_counter()
@@ -239,7 +249,8 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
         model,
         dataset,
         samples=settings["samples"],
-        fine_tune_epochs=settings["fine_tune_epochs"],
+        rounds=rounds,
+        fine_tune_epochs=settings["fine_tune_epochs"] // rounds,
         learning_rate=settings["fine_tune_lr"],
         seed=seed,
         criterion=criterion,
@@ -494,7 +505,8 @@ def markdown(result):
     more = f" and the same with seed=1..{specs - 1}" if specs > 1 else ""
     lines = [
         f"## Trimming criteria (issues 3 and 15): the default (taylor) vs relevance, l1 and random, `{s['model']}` "
-        f"on cluttered `{s['source'].replace(FASHION, 'fashion-mnist')}`",
+        f"on cluttered `{s['source'].replace(FASHION, 'fashion-mnist')}`, fine-tuned "
+        f"{plural(s['fine_tune_epochs'], 'epoch')} at lr {s['fine_tune_lr']:g}",
         "",
         f"- Command: `{command}` (whole run {result['minutes']:.1f} min)",
         f"- Machine: {result['machine']}; load average {result['load_start']:.2f} at the start, "
@@ -522,7 +534,8 @@ def markdown(result):
         f"seeds {list(range(s['seeds']))} (representative images, fine-tune shuffling, and `random`'s ranking); "
         "other options at the stage's defaults (5 surgery steps, at most 75% of a layer, stem protected, batch "
         "norms re-estimated after each step, distillation from the baseline; `C:nokd` is C without "
-        "distillation, `C:steps1` C in one surgery). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
+        "distillation, `C:steps1` C in one surgery, `C:roundsK` C in K rounds of trimming and fine-tuning that share "
+        "the fine-tune epochs, its 'trimmed' accuracy after the first round's surgery). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
         "heuristic scores (per-layer normalised) rank as they are",
         "- Accuracy: on the val split, before fine-tuning (trimmed) and after; mean [min, max] over the seeds. "
         f"With {result['val_images']} val images one image is {100 / result['val_images']:.3f} points.",
@@ -646,6 +659,11 @@ def main(argv=None):
     json_path, md_path = RUNS / f"{name}.json", RUNS / f"{name}.md"
     plot_path = RUNS / f"{name}.png" if args.quick else ROOT / "bench" / f"{name}.png"
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        saved = json.loads(json_path.read_text())
+        # Runs saved before --model and --source existed used these.
+        saved["settings"] = {"model": "resnet", "source": FASHION, **saved["settings"]}
+        return report(saved, md_path, name, args.quick)
     started = time.perf_counter()
     command = " ".join(["python bench/trim_criteria.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))]).strip()
 
@@ -723,12 +741,17 @@ def main(argv=None):
     plot(result, plot_path)
     result["plot"] = os.path.relpath(plot_path, ROOT / "bench")
     save()
+    report(result, md_path, name, args.quick)
+    log(f"wrote {json_path.relative_to(ROOT)}, {plot_path.relative_to(ROOT)}")
+
+
+def report(result, md_path, name, quick):
+    """The Markdown of a run (also its section of bench/RESULTS.md unless ``quick``), printed."""
     text = markdown(result)
     write_text(md_path, text + "\n")
-    if not args.quick:
+    if not quick:
         update_section(name, text)
     print(text)
-    log(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}, {plot_path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Compile, bench, crop and shrink all build on this layer; it imports nothing of t
 
 from tfscissor.deploy.arena import configured_arena, measure_arena
 from tfscissor.deploy.boxes import BOX_FIELDS, FULL_IMAGE, box_iou, check_box_outputs, valid_boxes
-from tfscissor.deploy.crop_policy import DEFAULT_SCALES, CropPolicy, CropResult, crop_and_resize
+from tfscissor.deploy.crop_policy import DEFAULT_SCALES, CropPolicy, CropResult, crop_and_resize, crop_backend
 from tfscissor.deploy.flatbuffer import TensorInfo, TFLiteInfo, read_model
 from tfscissor.deploy.litert import TFLiteModel, dequantize, quantize_image, read_tflite
 
@@ -25,6 +25,7 @@ __all__ = [
     "check_box_outputs",
     "configured_arena",
     "crop_and_resize",
+    "crop_backend",
     "dequantize",
     "measure_arena",
     "quantize_image",

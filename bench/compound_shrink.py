@@ -12,6 +12,8 @@ baseline's outputs on the whole 96-px images, as ``tfscissor shrink`` does with 
   block per stage kept; when removing every removable block is not enough, the row says so and its MACs;
 * resolution: the largest side (in steps of 4 px) whose MACs fit, whole images resized;
 * resolution + crop: the same on the cropper's crops, its MACs counted in the budget;
+* resolution + crop at the true boxes: the same on crops at the data's true boxes, the cropper's MACs still
+  counted (a perfect cropper of the same cost): the most that better boxes could give at that resolution;
 * compound: :func:`tfscissor.shrink.search` on whole images (grid, then refinement), its winner;
 * crop + compound: the search on the cropper's crops with the cropper's MACs added to every candidate.
 
@@ -33,6 +35,7 @@ run (tiny data, 1 epoch, one budget, a small grid) that writes ``bench/runs/comp
     .venv/bin/python bench/compound_shrink.py --reuse    # about 70 minutes on 2 CPU cores, plus about 10
                                                          # to train the baseline and cropper when not cached
     .venv/bin/python bench/compound_shrink.py --report   # render the saved run again
+    .venv/bin/python bench/compound_shrink.py --reuse --only oracle_crop   # (re)measure single rows only
     .venv/bin/python bench/compound_shrink.py --quick    # about 3 minutes
 """
 
@@ -69,6 +72,7 @@ KINDS = {
     "depth": "depth (block removal)",
     "resolution": "resolution, whole image",
     "crop_resolution": "resolution + crop",
+    "oracle_crop": "resolution + crop at the true boxes (oracle)",
     "compound_bn": "compound search (bn score), whole image",
     "compound_tune": "compound search (tune score), whole image",
     "crop_compound_bn": "crop + compound search (bn score)",
@@ -140,6 +144,11 @@ def parse_args(argv=None):
         "--reuse", action="store_true", help="load the crop benchmark's cached baseline and cropper when they match"
     )
     parser.add_argument(
+        "--only",
+        help="measure only these single-dimension rows (comma-separated kinds, e.g. oracle_crop) with the saved "
+        "run's settings, replacing its rows of those kinds",
+    )
+    parser.add_argument(
         "--report", action="store_true", help="only render the saved run's JSON again (Markdown, plot, RESULTS.md)"
     )
     args = parser.parse_args(argv)
@@ -173,6 +182,30 @@ def teacher_view(dataset, selection):
     from tfscissor.data.dataset import Dataset
 
     return Dataset(dataset.spec, dataset.class_names, dataset.train, selection)
+
+
+def true_box_views(dataset, selection):
+    """``views`` with crops at the true boxes: what a perfect cropper would give the classifier."""
+    from tfscissor.data.dataset import Dataset, Split
+    from tfscissor.deploy import CropPolicy
+
+    policy = CropPolicy()
+
+    def crops_of(train, val):
+        cache = {}
+
+        def data_at(resolution):
+            if resolution not in cache:
+                splits = [
+                    Split(policy.crop(split.images, split.boxes, resolution).images, split.labels, split.boxes)
+                    for split in (train, val)
+                ]
+                cache[resolution] = Dataset(dataset.spec, dataset.class_names, *splits)
+            return cache[resolution]
+
+        return data_at
+
+    return crops_of(dataset.train, selection), _val_of(crops_of(selection, dataset.val))
 
 
 def views(dataset, selection, cropper=None):
@@ -396,7 +429,9 @@ def markdown(result):
     lines = [
         "## Compound shrinking on cluttered Fashion-MNIST: one dimension against the (depth, width, resolution) search",
         "",
-        f"- Command: `{result['command']}` (whole run {result['minutes']:.1f} min)",
+        f"- Command: `{result['command']}`"
+        + "".join(f", then `{added}`" for added in result.get("added", []))
+        + f" (whole run {result['minutes']:.1f} min)",
         f"- Machine: {result['machine']}; load average {result['load_start']:.2f} at the start, "
         f"{result.get('load_end', float('nan')):.2f} at the end",
         f"- Date: {result['date']}",
@@ -408,7 +443,8 @@ def markdown(result):
         f"{base['epochs']} epochs: {base['macs']:,} MACs, {base['params']:,} params, test accuracy "
         f"**{base['accuracy']:.4f}**",
         f"- Cropper: {result['cropper_macs']:,} MACs ({result['cropper_macs'] / base['macs']:.1%} of the baseline), "
-        "counted in the MACs of the crop rows",
+        "counted in the MACs of the crop rows (also of the oracle row, whose crops are at the true boxes: a "
+        "perfect cropper of the same cost)",
         f"- Every row: shrunk from the baseline, then {plural(s['fine_tune_epochs'], 'epoch')} of fine-tuning at lr "
         f"{s['fine_tune_lr']} (cosine), batch 64, seed {s['seed']}"
         + (
@@ -471,6 +507,16 @@ def markdown(result):
             + ".",
             "",
         ]
+        rows = {r["kind"]: r for r in result["rows"] if r.get("budget") == float(budget)}
+        if "oracle_crop" in rows and "crop_resolution" in rows:
+            learned, oracle = rows["crop_resolution"], rows["oracle_crop"]
+            lines += [
+                f"Box quality at {float(budget):.0%}: at {learned['resolution']} px the cropper's crops reach "
+                f"{learned['accuracy']:.4f}, crops at the true boxes {oracle['accuracy']:.4f} "
+                f"({100 * (oracle['accuracy'] - base['accuracy']):+.2f} points against the baseline): better boxes "
+                f"could add up to {100 * (oracle['accuracy'] - learned['accuracy']):.2f} points.",
+                "",
+            ]
         if g.get("margin") is not None:
             lines += [
                 f"Issue 19's goal at {float(budget):.0%}, crop + compound at least {g['margin']:g} points above the "
@@ -509,7 +555,8 @@ def plot(result, path):
     s, base = result["settings"], result["baseline"]
     fig, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1.2, 1]})
     shown_kinds = [k for k in KINDS if k != "control"]
-    palette = ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:purple", "tab:pink", "tab:red", "tab:brown"]
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:cyan", "tab:purple", "tab:pink", "tab:red"]
+    palette.append("tab:brown")
     colours = dict(zip(shown_kinds, palette, strict=True))
     kinds = [k for k in shown_kinds if any(r["kind"] == k for r in result["rows"])]  # the searches that ran
     step = 0.8 / len(kinds)
@@ -600,6 +647,12 @@ def main(argv=None):
         return report(json.loads(json_path.read_text()), json_path, md_path, plot_path, args.quick)
     started = time.perf_counter()
     command = " ".join(["python bench/compound_shrink.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
+    only = set(args.only.split(",")) if args.only else None
+    if only:
+        if only - set(KINDS) or only & set(SEARCHES):
+            raise SystemExit(f"--only takes single-dimension kinds: {', '.join(k for k in KINDS if k not in SEARCHES)}")
+        saved = json.loads(json_path.read_text())
+        settings = saved["settings"]  # the saved run's, so that the new rows compare with its others
 
     specs = data_specs(settings)
     log(f"data {' + '.join(specs)}")
@@ -637,6 +690,10 @@ def main(argv=None):
         "cropper_macs": cropper_record["macs"],
         "rows": [],
     }
+    if only:
+        result = saved | {"rows": [r for r in saved["rows"] if r["kind"] not in only]}
+        result["added"] = [*saved.get("added", []), command]
+        started -= 60 * saved["minutes"]
 
     def save():
         result["minutes"] = (time.perf_counter() - started) / 60
@@ -660,9 +717,14 @@ def main(argv=None):
     own = settings["size"]
     teacher = {"teacher": baseline, "teacher_data": teacher_view(dataset, selection)} if settings["distill"] else {}
 
+    oracle, oracle_test = true_box_views(dataset, selection)
+
+    def wanted(kind):
+        return only is None or kind in only
+
     for budget in settings["budgets"]:
         for kind, (cropped, score) in SEARCHES.items():
-            if score not in settings["scores"]:
+            if score not in settings["scores"] or not wanted(kind):
                 continue
             data_at, test_at = (crops, crops_test) if cropped else (whole, whole_test)
             resolutions = settings["crop_resolutions" if cropped else "resolutions"]
@@ -671,16 +733,19 @@ def main(argv=None):
                 kind, baseline, budget, data_at, test_at, settings, base, resolutions, teacher, beside, score
             )
             done(row)
-        done(width_row(baseline, budget, calib, whole, whole_test, settings, base, teacher))
-        done(depth_row(baseline, budget, order, whole, whole_test, settings, base, teacher))
-        done(resolution_row("resolution", baseline, budget, whole, whole_test, settings, base, teacher))
-        done(
-            resolution_row(
-                "crop_resolution", baseline, budget, crops, crops_test, settings, base, teacher, beside=crop_macs
-            )
-        )
-    control = finish("control", 1.0, _copy(baseline), own, whole, whole_test, settings, base, teacher=teacher)
-    done(control)
+        if wanted("width"):
+            done(width_row(baseline, budget, calib, whole, whole_test, settings, base, teacher))
+        if wanted("depth"):
+            done(depth_row(baseline, budget, order, whole, whole_test, settings, base, teacher))
+        if wanted("resolution"):
+            done(resolution_row("resolution", baseline, budget, whole, whole_test, settings, base, teacher))
+        for kind, data_at, test_at in (("crop_resolution", crops, crops_test), ("oracle_crop", oracle, oracle_test)):
+            if wanted(kind):
+                done(
+                    resolution_row(kind, baseline, budget, data_at, test_at, settings, base, teacher, beside=crop_macs)
+                )
+    if wanted("control"):
+        done(finish("control", 1.0, _copy(baseline), own, whole, whole_test, settings, base, teacher=teacher))
 
     result["load_end"] = os.getloadavg()[0]
     save()

@@ -188,9 +188,10 @@ class Shrink(Stage):
         shrink = ctx.recipe["shrink"]
         source = ctx.latest("classifier")
         cropper = ctx.load(ctx.latest("cropper")) if ctx.recipe["cropper"]["enabled"] else None
-        # With a cropper, the teacher is the whole-image classifier, seeing the whole images; without, the
-        # classifier itself.
-        teacher = ctx.info("crop")["whole_image_classifier"] if cropper is not None and shrink["distill"] else None
+        # With a cropper, the teacher is the whole-image classifier, seeing the whole images; without (or for
+        # a crop stage recorded before it named its source), the classifier itself.
+        crop_info = (ctx.info("crop") or {}) if cropper is not None and shrink["distill"] else {}
+        teacher = crop_info.get("whole_image_classifier")
         result = run_shrink(
             ctx.load(source),
             ctx.dataset(),

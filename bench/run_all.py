@@ -7,9 +7,10 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 5 min, trimming criteria 105 (four settings),
-crop 30, compound shrinking 70 (reusing the crop benchmark's models, trained minutes before), QAT 12, prune vs
-trim 15, devices 5: about 4 hours (237 minutes) in all.
+Expected time on 2 CPU cores (the scripts' own estimates): demo 5 min, trimming criteria 175 (the settings
+below), crop 30, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
+prune vs trim 15, devices 5, host crop 1: about 5 and a half hours in all (``--list`` sums them). The cropper head
+comparison (``cropper_head.py``, about 100 minutes) is run on its own and not part of the suite.
 
     .venv/bin/python bench/run_all.py                       # everything (make bench)
     .venv/bin/python bench/run_all.py --list                # the order and the expected minutes
@@ -34,8 +35,9 @@ sys.path.insert(0, str(BENCH))
 from results import HEADER, RESULTS, cpu_name, update_section  # noqa: E402
 
 # The trimming benchmark beyond its main run: before fine-tuning at 90% of the MACs (reusing the main run's
-# baseline, with the one-surgery ablation), steps against one surgery at half the MACs, and the same comparison on a MobileNetV2-style model and on two more
-# data sets the project makes, smaller.
+# baseline, with the one-surgery ablation), steps against one surgery at half the MACs, every criterion at 70%
+# and 30%, and the same comparison on a MobileNetV2-style model and on two more data sets the project makes,
+# smaller; on the digits, also the fine-tune swept (8 epochs, a lower rate) and rounds at equal training.
 TRIM_90 = ["--fine-tune-epochs", "0", "--targets", "0.9"]
 TRIM_SMALL = ["--n", "5000", "--data-seeds", "1", "--criteria", "taylor,relevance,l1,random"]
 TRIM_ELSEWHERE = [
@@ -70,26 +72,61 @@ def trim_runs():
         "--baseline",
         "bench/runs/trim_criteria_baseline.keras",
     ]
+    reuse = ["--skip-extras", "--baseline", "bench/runs/trim_criteria_baseline.keras", "--fine-tune-epochs", "2"]
+    grid = ["--targets", "0.7,0.3", *reuse]
     entries = [
         ("trim_criteria", "trim_criteria.py", [], 45),
         ("trim_criteria_90", "trim_criteria.py", main_90, 10),
         ("trim_criteria_steps", "trim_criteria.py", steps, 5),
+        (
+            "trim_criteria_grid",
+            "trim_criteria.py",
+            ["--name", "trim_criteria_grid", *grid, "--criteria", "taylor,random"],
+            20,
+        ),
+        (
+            "trim_criteria_grid_rest",
+            "trim_criteria.py",
+            ["--name", "trim_criteria_grid_rest", *grid, "--criteria", "l1,relevance,apoz"],
+            27,
+        ),
     ]
     for name, model, source in TRIM_ELSEWHERE:
         setting = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL]
         entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))
         after = ["--name", f"{name}_90", *setting, *TRIM_90, "--baseline", f"bench/runs/{name}_baseline.keras"]
         entries.append((f"{name}_90", "trim_criteria.py", after, 3))
+    digits = [
+        "--model",
+        "resnet",
+        "--source",
+        "digits",
+        "--skip-extras",
+        "--n",
+        "5000",
+        "--data-seeds",
+        "1",
+        "--baseline",
+        "bench/runs/trim_digits_baseline.keras",
+        "--targets",
+        "0.5",
+    ]
+    for name, tune, criteria, minutes in (
+        ("trim_digits_long", ["--fine-tune-epochs", "8"], "taylor,random", 9),
+        ("trim_digits_lr", ["--fine-tune-epochs", "2", "--fine-tune-lr", "5e-4"], "taylor,random", 5),
+        ("trim_digits_rounds", ["--fine-tune-epochs", "2"], "taylor:rounds2,random:rounds2,taylor,random", 10),
+    ):
+        entries.append((name, "trim_criteria.py", ["--name", name, *digits, *tune, "--criteria", criteria], minutes))
     return entries  # fmt: skip
 
 
 # (section name, script, arguments, expected minutes on 2 CPU cores). The section name is the one the script
 # passes to update_section. compound_shrink reuses the baseline and cropper crop_pipeline has just trained.
 SUITE = [
-    ("demo_pipeline", "demo_pipeline.py", [], 8),
+    ("demo_pipeline", "demo_pipeline.py", [], 5),
     *trim_runs(),
     ("crop_pipeline", "crop_pipeline.py", [], 30),
-    ("compound_shrink", "compound_shrink.py", ["--reuse"], 70),
+    ("compound_shrink", "compound_shrink.py", ["--reuse"], 80),
     ("quantize_qat", "quantize_qat.py", [], 12),
     ("prune_vs_trim", "prune_vs_trim.py", [], 15),
     ("device_latency", "device_latency.py", [], 5),

@@ -10,7 +10,7 @@ command, machine, date and minutes per script.
 Expected time on 2 CPU cores (the scripts' own estimates): demo 5 min, trimming criteria 175 (the settings
 below), crop 30, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
 prune vs trim 15, devices 5, host crop 1: about 5 and a half hours in all (``--list`` sums them). The cropper head
-comparison (``cropper_head.py``, about 100 minutes) is run on its own and not part of the suite.
+comparison (``cropper_head.py``, about 100 minutes) is run on its own: its section is carried over as it was.
 
     .venv/bin/python bench/run_all.py                       # everything (make bench)
     .venv/bin/python bench/run_all.py --list                # the order and the expected minutes
@@ -195,6 +195,11 @@ def main(argv=None):
             body = old.get(name)
             update_section(name, note + ("What follows is the previous run's section.\n\n" + body if body else ""))
 
+    if fresh:  # sections of benchmarks run on their own (the cropper head comparison) stay, as they were
+        names = {name for name, *_ in SUITE} | {"suite"}
+        for name, body in old.items():
+            if name not in names:
+                update_section(name, body)
     total = (time.perf_counter() - started) / 60
     failed = [script for _, script, _, _, _, code in record if code != 0]
     summary = f"bench/RESULTS.md {'regenerated' if fresh else 'updated'} in {total:.1f} min"

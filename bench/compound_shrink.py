@@ -177,46 +177,28 @@ def load_selection(settings):
     return Split(joined.images, joined.labels, joined.boxes), specs
 
 
-def teacher_view(dataset, selection):
-    """The fine-tunes' images as the teacher (the 96-px baseline) sees them: whole, in the same order."""
+def tuning_and_test(dataset, selection):
+    """(the search's and fine-tunes' data: train images, selection as val; the test data: the test images as
+    val), whole images at the data's size: also what the teacher (the 96-px baseline) sees, in the same order."""
     from tfscissor.data.dataset import Dataset
-
-    return Dataset(dataset.spec, dataset.class_names, dataset.train, selection)
-
-
-def true_box_views(dataset, selection):
-    """``views`` with crops at the true boxes: what a perfect cropper would give the classifier."""
-    from tfscissor.data.dataset import Dataset, Split
-    from tfscissor.deploy import CropPolicy
-
-    policy = CropPolicy()
-
-    def crops_of(train, val):
-        cache = {}
-
-        def data_at(resolution):
-            if resolution not in cache:
-                splits = [
-                    Split(policy.crop(split.images, split.boxes, resolution).images, split.labels, split.boxes)
-                    for split in (train, val)
-                ]
-                cache[resolution] = Dataset(dataset.spec, dataset.class_names, *splits)
-            return cache[resolution]
-
-        return data_at
-
-    return crops_of(dataset.train, selection), _val_of(crops_of(selection, dataset.val))
-
-
-def views(dataset, selection, cropper=None):
-    """(``data_at`` for the search and the fine-tunes: train images, selection as val; ``test_at``: the test
-    images at a resolution), on whole images or on ``cropper``'s crops."""
-    from tfscissor.crop.pipeline import cropped
-    from tfscissor.data.dataset import Dataset
-    from tfscissor.shrink import resized
 
     tuning = Dataset(dataset.spec, dataset.class_names, dataset.train, selection)
     test = Dataset(dataset.spec, dataset.class_names, selection, dataset.val)  # val: the test images
+    return tuning, test
+
+
+def views(dataset, selection, cropper=None, boxes="predicted"):
+    """(``data_at`` for the search and the fine-tunes; ``test_at``: the test images at a resolution), on whole
+    images, on ``cropper``'s crops, or with ``boxes="true"`` on crops at the true boxes (what a perfect cropper
+    would give)."""
+    from tfscissor.crop.pipeline import cropped, cropped_at
+    from tfscissor.shrink import resized
+
+    tuning, test = tuning_and_test(dataset, selection)
+    if boxes == "true":
+        return cropped_at(tuning, tuning.train.boxes, tuning.val.boxes), _val_of(
+            cropped_at(test, test.train.boxes, test.val.boxes)
+        )
     if cropper is None:
         return resized(tuning), _val_of(resized(test))
     return cropped(tuning, cropper), _val_of(cropped(test, cropper))
@@ -715,9 +697,11 @@ def main(argv=None):
     order = removal_order(baseline, block_relevance(baseline, calib))
     crop_macs = cropper_record["macs"]
     own = settings["size"]
-    teacher = {"teacher": baseline, "teacher_data": teacher_view(dataset, selection)} if settings["distill"] else {}
+    teacher = (
+        {"teacher": baseline, "teacher_data": tuning_and_test(dataset, selection)[0]} if settings["distill"] else {}
+    )
 
-    oracle, oracle_test = true_box_views(dataset, selection)
+    oracle, oracle_test = views(dataset, selection, boxes="true")
 
     def wanted(kind):
         return only is None or kind in only

@@ -216,8 +216,15 @@ def train_on_crops(
 def cropped(dataset, cropper, policy=None):
     """``data_at`` for a shrink search with a cropper: the data set as crops at each resolution, cut at the
     boxes ``cropper`` predicts for the train and val images (predicted once, crops cached per resolution)."""
-    policy = policy if policy is not None else CropPolicy()
     boxes = [predict_boxes(cropper, split.images) for split in (dataset.train, dataset.val)]
+    return cropped_at(dataset, *boxes, policy=policy)
+
+
+def cropped_at(dataset, train_boxes, val_boxes, policy=None):
+    """``data_at`` of ``dataset`` as crops at given boxes, one (N, 4) array per split (the data's own true
+    boxes, say, for what a perfect cropper would give); crops cached per resolution."""
+    policy = policy if policy is not None else CropPolicy()
+    boxes = (train_boxes, val_boxes)
     cache = {}
 
     def data_at(resolution):

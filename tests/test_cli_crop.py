@@ -208,6 +208,30 @@ def test_crop_train_prints_the_cropper_share_of_the_classifier(chain):
     assert f"saved {d / 'c.keras'}" in output
 
 
+@pytest.mark.parametrize("gain", [0.02, 0.001])
+def test_crop_train_says_when_the_box_was_still_improving(tmp_path, monkeypatch, gain):
+    import importlib
+
+    from tfscissor.crop.stage import CropperResult
+    from tfscissor.crop.training import STILL_IMPROVING
+    from tfscissor.models.cropper import build_cropper
+
+    def trained(dataset, **kwargs):  # the stage's result, with the gain under test: no training needed here
+        report = {"labels": "boxes", "macs": 1, "bytes": 1, "sized": "default", "late_iou_gain": gain}
+        report["val"] = {"boxes": 80, "degenerate": 0, "mean_iou": 0.7, "iou_above_0_5": 0.9}
+        return CropperResult(build_cropper((32, 32, 3), view=16, width=0.25, blocks=1), None, {}, report)
+
+    # The module, not the click group of the same name that tfscissor.cli exports.
+    monkeypatch.setattr(importlib.import_module("tfscissor.cli.crop"), "train_cropper_stage", trained)
+    result = invoke("crop", "train", "--data", DATA, "--epochs", "7", "-o", tmp_path / "c.keras")
+    assert result.exit_code == 0, result.output
+    hint = (
+        f"the box was still improving when training ended (val IoU {gain:+.3f} over the last 5 epochs): more "
+        "--epochs than 7 may box better"
+    )
+    assert (hint in result.output) == (gain >= STILL_IMPROVING), result.output
+
+
 @pytest.mark.slow
 def test_crop_train_with_a_fixed_architecture_says_so(chain):
     _, steps, _ = chain

@@ -81,3 +81,26 @@ def test_unknown_cropper_options_are_refused(small):
 
     with pytest.raises(UsageError, match="unknown cropper option\\(s\\) depth: use blocks, hidden, stages, view"):
         train_cropper_stage(small[0], cropper_options={"depth": 2})
+
+
+def test_late_gain_is_the_val_iou_rise_over_the_last_epochs():
+    from tfscissor.crop.training import late_gain
+
+    rising = [0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    assert late_gain(rising) == pytest.approx(0.95 - 0.5)  # five epochs back
+    assert late_gain(rising, epochs_back=1) == pytest.approx(0.95 - 0.9)
+    assert late_gain([0.4, 0.6]) == pytest.approx(0.2)  # a shorter training: back to its first epoch
+    assert late_gain([0.7]) == 0.0
+    assert late_gain([0.8, 0.81, 0.8, 0.8, 0.8, 0.8]) == 0.0  # stopped improving
+
+
+@pytest.mark.slow
+def test_the_report_says_how_much_the_box_was_still_improving(small):
+    from tfscissor.crop.stage import train_cropper_stage
+    from tfscissor.crop.training import late_gain
+
+    dataset, _ = small
+    result = train_cropper_stage(dataset, epochs=3, cropper_options={"view": 16, "width": 0.25, "blocks": 1})
+    history = result.history["val_mean_iou"]
+    assert len(history) == 3
+    assert result.report["late_iou_gain"] == late_gain(history) == pytest.approx(history[-1] - history[0])

@@ -13,6 +13,7 @@ from tfscissor.crop.training import (
     CROPPER_LEARNING_RATE,
     CROPPER_LOSS,
     box_report,
+    late_gain,
     predict_boxes,
     train_cropper,
 )
@@ -159,6 +160,7 @@ def train_cropper_stage(
     report = {
         "labels": box_set.source,
         "val": box_report(predicted, box_set.val),
+        "late_iou_gain": late_gain(history["val_mean_iou"]),
         "macs": macs,
         "bytes": size,
         "sized": "options" if options else "classifier" if served else "default",

@@ -87,6 +87,9 @@ SEARCHES = {
     "compound_tune": (False, "tune"),
 }
 SINGLE = ("width", "depth", "resolution", "crop_resolution")
+# The rows that depend on the cropper: its boxes, or its MACs in the budget (the oracle's).
+CROPPED = ("crop_resolution", "oracle_crop", *(kind for kind, (cropped, _) in SEARCHES.items() if cropped))
+CROPPER_SETTINGS = ("cropper_epochs", "cropper_lr")
 
 # Defaults, sized so that the whole benchmark runs in about 70 minutes on 2 CPU cores (see the docstring). The
 # data, baseline and cropper settings are the crop benchmark's, so its cached models are reused.
@@ -130,6 +133,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 epoch, one budget (~3 min)")
     parser.add_argument("--budgets", help=f"fractions of the baseline's MACs ({FULL['budgets']})")
     parser.add_argument("--fine-tune-epochs", type=int, help=f"epochs of every row ({FULL['fine_tune_epochs']})")
+    parser.add_argument("--cropper-epochs", type=int, help=f"the cropper's training epochs ({FULL['cropper_epochs']})")
     parser.add_argument("--distill", type=int, choices=(0, 1), help=f"distil from the baseline ({FULL['distill']})")
     parser.add_argument("--fine-tune-lr", type=float, help=f"fine-tune learning rate, cosine ({FULL['fine_tune_lr']})")
     parser.add_argument("--depths", help=f"search grid: blocks removed ({FULL['depths']})")
@@ -145,8 +149,8 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--only",
-        help="measure only these single-dimension rows (comma-separated kinds, e.g. oracle_crop) with the saved "
-        "run's settings, replacing its rows of those kinds",
+        help="measure only these rows (comma-separated kinds, e.g. oracle_crop) with the saved run's settings, "
+        "replacing its rows of those kinds; with --cropper-epochs, every row that depends on the cropper",
     )
     parser.add_argument(
         "--report", action="store_true", help="only render the saved run's JSON again (Markdown, plot, RESULTS.md)"
@@ -425,7 +429,9 @@ def markdown(result):
         f"{base['epochs']} epochs: {base['macs']:,} MACs, {base['params']:,} params, test accuracy "
         f"**{base['accuracy']:.4f}**",
         f"- Cropper: {result['cropper_macs']:,} MACs ({result['cropper_macs'] / base['macs']:.1%} of the baseline), "
-        "counted in the MACs of the crop rows (also of the oracle row, whose crops are at the true boxes: a "
+        f"trained {plural(s['cropper_epochs'], 'epoch')}"
+        + (f", val mean IoU {result['cropper_val_iou']:.3f}" if "cropper_val_iou" in result else "")
+        + "; counted in the MACs of the crop rows (also of the oracle row, whose crops are at the true boxes: a "
         "perfect cropper of the same cost)",
         f"- Every row: shrunk from the baseline, then {plural(s['fine_tune_epochs'], 'epoch')} of fine-tuning at lr "
         f"{s['fine_tune_lr']} (cosine), batch 64, seed {s['seed']}"
@@ -631,10 +637,16 @@ def main(argv=None):
     command = " ".join(["python bench/compound_shrink.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     only = set(args.only.split(",")) if args.only else None
     if only:
-        if only - set(KINDS) or only & set(SEARCHES):
-            raise SystemExit(f"--only takes single-dimension kinds: {', '.join(k for k in KINDS if k not in SEARCHES)}")
+        if only - set(KINDS):
+            raise SystemExit(f"--only takes kinds of rows: {', '.join(KINDS)}")
         saved = json.loads(json_path.read_text())
-        settings = saved["settings"]  # the saved run's, so that the new rows compare with its others
+        # The saved run's settings, so that the new rows compare with its others; a new cropper replaces every
+        # row that depends on it, or the rows would mix two croppers.
+        changed = {key: settings[key] for key in CROPPER_SETTINGS if settings[key] != saved["settings"][key]}
+        stale = {r["kind"] for r in saved["rows"] if r["kind"] in CROPPED} - only
+        if changed and stale:
+            raise SystemExit(f"a new cropper ({changed}) needs its rows measured again: add {', '.join(sorted(stale))}")
+        settings = saved["settings"] | changed
 
     specs = data_specs(settings)
     log(f"data {' + '.join(specs)}")
@@ -670,10 +682,12 @@ def main(argv=None):
         "selection_images": len(selection),
         "baseline": base,
         "cropper_macs": cropper_record["macs"],
+        "cropper_val_iou": cropper_record["val"]["mean_iou"],
         "rows": [],
     }
     if only:
-        result = saved | {"rows": [r for r in saved["rows"] if r["kind"] not in only]}
+        cropper_now = {key: result[key] for key in ("settings", "cropper_macs", "cropper_val_iou")}
+        result = saved | cropper_now | {"rows": [r for r in saved["rows"] if r["kind"] not in only]}
         result["added"] = [*saved.get("added", []), command]
         started -= 60 * saved["minutes"]
 

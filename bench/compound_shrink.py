@@ -35,7 +35,7 @@ run (tiny data, 1 epoch, one budget, a small grid) that writes ``bench/runs/comp
     .venv/bin/python bench/compound_shrink.py --reuse    # about 70 minutes on 2 CPU cores, plus about 10
                                                          # to train the baseline and cropper when not cached
     .venv/bin/python bench/compound_shrink.py --report   # render the saved run again
-    .venv/bin/python bench/compound_shrink.py --reuse --only oracle_crop   # (re)measure single rows only
+    .venv/bin/python bench/compound_shrink.py --reuse --only oracle_crop   # (re)measure some rows only
     .venv/bin/python bench/compound_shrink.py --quick    # about 3 minutes
 """
 

@@ -7,7 +7,7 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 5 min, trimming criteria 175 (the settings
+Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 175 (the settings
 below), crop 30, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
 prune vs trim 15, devices 5, host crop 1: about 5 and a half hours in all (``--list`` sums them). The cropper head
 comparison (``cropper_head.py``, about 100 minutes) is run on its own: its section is carried over as it was.
@@ -90,6 +90,13 @@ def trim_runs():
             ["--name", "trim_criteria_grid_rest", *grid, "--criteria", "l1,relevance,apoz"],
             27,
         ),
+        # apoz at 50%, the grid's one cell the main section (which predates apoz) leaves out.
+        (
+            "trim_criteria_grid_apoz",
+            "trim_criteria.py",
+            ["--name", "trim_criteria_grid_apoz", *reuse, "--targets", "0.5", "--criteria", "apoz"],
+            6,
+        ),
     ]
     for name, model, source in TRIM_ELSEWHERE:
         setting = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL]
@@ -123,7 +130,7 @@ def trim_runs():
 # (section name, script, arguments, expected minutes on 2 CPU cores). The section name is the one the script
 # passes to update_section. compound_shrink reuses the baseline and cropper crop_pipeline has just trained.
 SUITE = [
-    ("demo_pipeline", "demo_pipeline.py", [], 5),
+    ("demo_pipeline", "demo_pipeline.py", [], 6),
     *trim_runs(),
     ("crop_pipeline", "crop_pipeline.py", [], 30),
     ("compound_shrink", "compound_shrink.py", ["--reuse"], 80),

@@ -250,3 +250,19 @@ def test_a_budget_is_met_by_a_cheaper_last_channel_rather_than_overshot():
     # Where nothing else meets the budget, the lowest score goes as before.
     kept = select_channels(scores, cost=cost, target=0.72)
     assert kept["wide"].tolist() == [1]
+
+
+def test_the_budget_a_costly_last_channel_leaves_unspent_is_given_back():
+    """Two cheap channels of ``a`` go first, then ``b``'s costly one must (no channel of ``a`` alone reaches
+    0.8); that lands at 0.60, and the best channels it left removed that still fit come back: both of ``a``'s."""
+    scores = {"a": np.array([0.1, 0.2, 0.3, 9.0]), "b": np.array([0.25, 9.0])}
+
+    def cost(kept):
+        return 1.0 - 0.05 * (4 - len(kept["a"])) - 0.3 * (2 - len(kept["b"]))
+
+    kept = select_channels(scores, cost=cost, target=0.8)
+    assert kept["a"].tolist() == [0, 1, 2, 3] and kept["b"].tolist() == [1]
+    assert cost(kept) == pytest.approx(0.7)  # the closest to 0.8 that keeps b's costly channel out
+    # Of two that fit, the better-scored comes back first: with room for one of a's, it is 0.2, not 0.1.
+    kept = select_channels(scores, cost=cost, target=0.66)
+    assert kept["a"].tolist() == [1, 2, 3] and kept["b"].tolist() == [1]

@@ -173,18 +173,39 @@ def _land_near(scores, counts, cost, target, floors, round_to, min_channels):
     """The last removal of a budgeted trim: ``counts`` is one channel short of the budget. The next channel in
     score order can be a costly one (a channel of a wide, high-resolution layer frees several percent of the
     MACs at once) and overshoot it; then the lowest-scored next channel of another group that meets the budget
-    within :data:`BUDGET_TOLERANCE` goes instead, so criteria are compared at the cost they were asked for."""
+    within :data:`BUDGET_TOLERANCE` goes instead. Where none does, the costly one goes and the budget it leaves
+    unspent is given back (:func:`_give_back`), so criteria are compared at the cost they were asked for."""
     options = []
     for name, values in scores.items():
         if counts[name] <= floors[name]:
             continue
         fewer = {**counts, name: counts[name] - 1}
-        kept = _keep(scores, fewer, round_to, min_channels)
-        reached = cost(kept)
+        reached = cost(_keep(scores, fewer, round_to, min_channels))
         if reached <= target:
             next_score = np.sort(values)[len(values) - counts[name]]
-            options.append((reached < target - BUDGET_TOLERANCE, float(next_score), name, kept))
-    return min(options, key=lambda option: option[:3])[3]
+            options.append((reached < target - BUDGET_TOLERANCE, float(next_score), name, fewer))
+    short, _, _, chosen = min(options, key=lambda option: option[:3])
+    if short:
+        chosen = _give_back(scores, chosen, cost, target, round_to, min_channels)
+    return _keep(scores, chosen, round_to, min_channels)
+
+
+def _give_back(scores, counts, cost, target, round_to, min_channels):
+    """``counts`` with removed channels restored while the budget holds, the best-scored that fits first: after
+    a costly last channel, what it overshot goes to the channels the trim valued most (a greedy fill of the
+    slack, as for a knapsack). Each group gives back its best removed channel, the last it lost."""
+    counts = dict(counts)
+    while True:
+        fits = []
+        for name, values in scores.items():
+            if counts[name] >= len(values):
+                continue
+            more = {**counts, name: counts[name] + 1}
+            if cost(_keep(scores, more, round_to, min_channels)) <= target:
+                fits.append((float(np.sort(values)[::-1][counts[name]]), name))
+        if not fits:
+            return counts
+        counts[max(fits)[1]] += 1
 
 
 def trim_model(

@@ -195,17 +195,20 @@ def _give_back(scores, counts, cost, target, round_to, min_channels):
     a costly last channel, what it overshot goes to the channels the trim valued most (a greedy fill of the
     slack, as for a knapsack). Each group gives back its best removed channel, the last it lost."""
     counts = dict(counts)
-    while True:
+    candidates = [name for name, values in scores.items() if counts[name] < len(values)]
+    while candidates:
         fits = []
-        for name, values in scores.items():
-            if counts[name] >= len(values):
-                continue
+        for name in candidates:
             more = {**counts, name: counts[name] + 1}
             if cost(_keep(scores, more, round_to, min_channels)) <= target:
-                fits.append((float(np.sort(values)[::-1][counts[name]]), name))
+                fits.append((float(np.sort(scores[name])[::-1][counts[name]]), name))
         if not fits:
-            return counts
-        counts[max(fits)[1]] += 1
+            break
+        best = max(fits)[1]
+        counts[best] += 1
+        # Restoring only adds cost: a group whose channel no longer fits never will again.
+        candidates = [name for _, name in fits if counts[name] < len(scores[name])]
+    return counts
 
 
 def trim_model(

@@ -90,7 +90,7 @@ def test_late_gain_is_the_val_iou_rise_over_the_last_epochs():
     assert late_gain(rising) == pytest.approx(0.95 - 0.5)  # five epochs back
     assert late_gain(rising, epochs_back=1) == pytest.approx(0.95 - 0.9)
     assert late_gain([0.4, 0.6]) == pytest.approx(0.2)  # a shorter training: back to its first epoch
-    assert late_gain([0.7]) == 0.0
+    assert late_gain([0.7]) is None  # one epoch: nothing to compare with
     assert late_gain([0.8, 0.81, 0.8, 0.8, 0.8, 0.8]) == 0.0  # stopped improving
 
 
@@ -104,3 +104,15 @@ def test_the_report_says_how_much_the_box_was_still_improving(small):
     history = result.history["val_mean_iou"]
     assert len(history) == 3
     assert result.report["late_iou_gain"] == late_gain(history) == pytest.approx(history[-1] - history[0])
+
+
+def test_data_without_val_images_is_refused_before_training(small):
+    from tfscissor.crop.stage import train_cropper_stage
+    from tfscissor.data.dataset import Dataset, Split
+    from tfscissor.errors import DataError
+
+    dataset, _ = small
+    no_val = Split(dataset.val.images[:0], dataset.val.labels[:0], dataset.val.boxes[:0])
+    alone = Dataset(dataset.spec, dataset.class_names, dataset.train, no_val)
+    with pytest.raises(DataError, match="has no val images, on which the cropper's boxes are scored"):
+        train_cropper_stage(alone, epochs=1)

@@ -23,7 +23,13 @@ from tfscissor.crop.stage import (
     load_two_stage,
     train_cropper_stage,
 )
-from tfscissor.crop.training import CROPPER_EPOCHS, CROPPER_LEARNING_RATE, CROPPER_LOSS, STILL_IMPROVING
+from tfscissor.crop.training import (
+    CROPPER_EPOCHS,
+    CROPPER_LEARNING_RATE,
+    CROPPER_LOSS,
+    LATE_EPOCHS,
+    STILL_IMPROVING,
+)
 from tfscissor.data import load_data
 from tfscissor.errors import UsageError
 from tfscissor.io import check_not_input
@@ -180,10 +186,11 @@ def crop_train(
     for line in cropper_lines(report):
         click.echo(line)
     click.echo(f"val boxes against the labels: {_box_line(report['val'])}")
-    if report["late_iou_gain"] >= STILL_IMPROVING:
+    gain = report["late_iou_gain"]
+    if gain is not None and gain >= STILL_IMPROVING:
         click.echo(
-            f"the box was still improving when training ended (val IoU {report['late_iou_gain']:+.3f} over the "
-            f"last 5 epochs): more --epochs than {epochs} may box better"
+            f"the box was still improving when training ended (val IoU {gain:+.3f} over the last "
+            f"{min(LATE_EPOCHS, epochs - 1)} epochs): more --epochs than {epochs} may box better"
         )
     if "truth" in report:
         click.echo(f"val boxes against the true boxes: {_box_line(report['truth'])}")

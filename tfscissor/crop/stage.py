@@ -124,11 +124,18 @@ def train_cropper_stage(
     its estimated int8 bytes at most ``BYTES_SHARE`` (50%) of the classifier's
     (:func:`~tfscissor.crop.sizing.fitted_cropper`). ``cropper_options`` (view, width, blocks, stages, hidden)
     fix the architecture instead. The report says what it was sized against (``sized``: ``classifier``,
-    ``options`` or ``default``) and its costs next to the classifier's.
+    ``options`` or ``default``), its costs next to the classifier's, and how much its val IoU still rose at
+    the end (``late_iou_gain``, :func:`~tfscissor.crop.training.late_gain`; None after one epoch). A data
+    set without val images is refused: the boxes are scored on them.
     """
     from tfscissor.analysis import profile_model
     from tfscissor.crop.sizing import BYTES_SHARE, MACS_SHARE, estimated_int8_bytes, fitted_cropper
 
+    if len(dataset.val) == 0:
+        raise DataError(
+            f"{dataset.spec} has no val images, on which the cropper's boxes are scored: give each class at least "
+            "two images (the split keeps one of each on either side)"
+        )
     options = dict(cropper_options or {})
     unknown = sorted(set(options) - CROPPER_OPTIONS)
     if unknown:

@@ -7,7 +7,7 @@ import numpy as np
 from tfscissor.deploy.boxes import box_iou, valid_boxes
 from tfscissor.errors import ModelError, UsageError
 
-__all__ = ["train_cropper", "predict_boxes", "run_model", "box_report", "late_gain", "STILL_IMPROVING"]
+__all__ = ["train_cropper", "predict_boxes", "run_model", "box_report", "late_gain", "LATE_EPOCHS", "STILL_IMPROVING"]
 
 
 def _check_pairs(model, images, boxes, what):
@@ -107,13 +107,17 @@ def train_cropper(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-# A box still improving by this much of val IoU over its last epochs was stopped early: more epochs pay.
+# A box whose val IoU still rose by this much over the last LATE_EPOCHS epochs was stopped early: more pay.
 STILL_IMPROVING = 0.005
+LATE_EPOCHS = 5
 
 
-def late_gain(val_iou, epochs_back=5):
-    """How much the val IoU rose over the last ``epochs_back`` epochs of a training (its history): near 0 once
-    the box stopped improving, at or above :data:`STILL_IMPROVING` when more epochs would box better."""
+def late_gain(val_iou, epochs_back=LATE_EPOCHS):
+    """How much the val IoU rose over the last ``epochs_back`` epochs of a training (its history, or over all
+    of a shorter one): near 0 once the box stopped improving, at or above :data:`STILL_IMPROVING` when more
+    epochs would box better. None without two epochs of val IoU."""
+    if len(val_iou) < 2:
+        return None
     return float(val_iou[-1] - val_iou[max(0, len(val_iou) - 1 - epochs_back)])
 
 

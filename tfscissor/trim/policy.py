@@ -119,7 +119,8 @@ def select_channels(
     ``min_relevance``: drop every channel whose score is at or below it (0 drops exactly the dead channels
     under the relevance criterion). ``ratio``: drop that fraction of all channels, lowest scores first across
     every group. ``cost`` and ``target``: drop the lowest-scoring channels until ``cost(kept)`` (a fraction of
-    the original) is at most ``target`` (with ``allow_short``, as close as the limits allow). Each group keeps at least ``min_channels``, at most
+    the original) is at most ``target`` (with ``allow_short``, as close as the limits allow; a costly last
+    channel's overshoot is then spent again, see :func:`_land_near`). Each group keeps at least ``min_channels``, at most
     ``max_layer_ratio`` of its channels go (except under ``min_relevance``, which removes exactly what scores
     at or below it), and a multiple of ``round_to`` stays (rounding up, so fewer channels may be removed than
     asked).
@@ -143,8 +144,8 @@ def _keep(scores, counts, round_to, min_channels):
 
 def _select_for_budget(scores, cost, target, round_to, min_channels, floors, allow_short=False):
     """The fewest lowest-scoring channels to remove so that ``cost(kept) <= target``: a bisection, as the cost
-    only falls as more channels go. A target the limits cannot reach is refused, or with ``allow_short``
-    approached as far as they allow."""
+    only falls as more channels go, then the last removal landed near the target (:func:`_land_near`). A target
+    the limits cannot reach is refused, or with ``allow_short`` approached as far as they allow."""
 
     def kept_after(to_remove):
         return _keep(scores, _remove_lowest(scores, to_remove, floors), round_to, min_channels)
@@ -195,13 +196,14 @@ def _give_back(scores, counts, cost, target, round_to, min_channels):
     a costly last channel, what it overshot goes to the channels the trim valued most (a greedy fill of the
     slack, as for a knapsack). Each group gives back its best removed channel, the last it lost."""
     counts = dict(counts)
+    best_first = {name: np.sort(values)[::-1] for name, values in scores.items()}
     candidates = [name for name, values in scores.items() if counts[name] < len(values)]
     while candidates:
         fits = []
         for name in candidates:
             more = {**counts, name: counts[name] + 1}
             if cost(_keep(scores, more, round_to, min_channels)) <= target:
-                fits.append((float(np.sort(scores[name])[::-1][counts[name]]), name))
+                fits.append((float(best_first[name][counts[name]]), name))
         if not fits:
             break
         best = max(fits)[1]

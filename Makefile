@@ -28,13 +28,13 @@ test-all: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
 # Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
-# bench/runs/RESULTS.previous.md) with its plots: demo 8 min, trim 105, crop 30, shrink 70 (reusing crop's models),
-# qat 12, prune 15, devices 5, host crop 1, so about 4 hours (241 minutes) on 2 cores. Needs Debian's dataset-fashion-mnist
-# (see system-deps). `python bench/run_all.py --list` prints the order; `--only NAME,...` runs some in place.
+# bench/runs/RESULTS.previous.md) with its plots: about 5 and a half hours on 2 cores. Needs Debian's
+# dataset-fashion-mnist (see system-deps). `python bench/run_all.py --list` prints the order and each one's
+# expected minutes; `--only NAME,...` runs some in place.
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
 
-# The demo recipe, every model measured side by side: Smart Scissor end to end (about 8 minutes on 2 cores).
+# The demo recipe, every model measured side by side: Smart Scissor end to end (about 6 minutes on 2 idle cores).
 bench-demo: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
 
@@ -45,13 +45,13 @@ bench-trim: $(INSTALLED)
 	$(BIN)/python bench/run_all.py --only trim_criteria,trim_criteria_90,trim_criteria_steps,trim_mobilenetv2,trim_mobilenetv2_90,\
 	trim_glyphs,trim_glyphs_90,trim_digits,trim_digits_90
 
-# Crop-then-classify against plain down-scaling and perfect crops on cluttered Fashion-MNIST (about 30
+# Crop-then-classify against plain down-scaling and perfect crops on cluttered Fashion-MNIST (about 35
 # minutes on 2 cores; needs Debian's dataset-fashion-mnist, see system-deps).
 bench-crop: $(INSTALLED)
 	$(BIN)/python bench/crop_pipeline.py
 
 # Width, depth and resolution alone against the compound search, with and without the cropper, at 50% and 30%
-# of the MACs (about 70 minutes on 2 cores after bench-crop, whose baseline and cropper it reuses; about 10
+# of the MACs (about 80 minutes on 2 cores after bench-crop, whose baseline and cropper it reuses; about 15
 # more without them).
 bench-shrink: $(INSTALLED)
 	$(BIN)/python bench/compound_shrink.py --reuse

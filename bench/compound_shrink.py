@@ -32,7 +32,7 @@ section of ``bench/RESULTS.md``, and printed) and the plot ``bench/compound_shri
 run (tiny data, 1 epoch, one budget, a small grid) that writes ``bench/runs/compound_shrink_quick.*`` and leaves
 ``bench/RESULTS.md`` alone. Progress goes to stderr.
 
-    .venv/bin/python bench/compound_shrink.py --reuse    # about 70 minutes on 2 CPU cores, plus about 10
+    .venv/bin/python bench/compound_shrink.py --reuse    # about 80 minutes on 2 CPU cores, plus about 15
                                                          # to train the baseline and cropper when not cached
     .venv/bin/python bench/compound_shrink.py --report   # render the saved run again
     .venv/bin/python bench/compound_shrink.py --reuse --only oracle_crop   # (re)measure some rows only
@@ -91,7 +91,7 @@ SINGLE = ("width", "depth", "resolution", "crop_resolution")
 CROPPED = ("crop_resolution", "oracle_crop", *(kind for kind, (cropped, _) in SEARCHES.items() if cropped))
 CROPPER_SETTINGS = ("cropper_epochs", "cropper_lr")
 
-# Defaults, sized so that the whole benchmark runs in about 70 minutes on 2 CPU cores (see the docstring). The
+# Defaults, sized so that the whole benchmark runs in about 80 minutes on 2 CPU cores (see the docstring). The
 # data, baseline and cropper settings are the crop benchmark's, so its cached models are reused.
 FULL = {
     **crop_pipeline.FULL,
@@ -640,9 +640,18 @@ def main(argv=None):
         if only - set(KINDS):
             raise SystemExit(f"--only takes kinds of rows: {', '.join(KINDS)}")
         saved = json.loads(json_path.read_text())
-        # The saved run's settings, so that the new rows compare with its others; a new cropper replaces every
-        # row that depends on it, or the rows would mix two croppers.
-        changed = {key: settings[key] for key in CROPPER_SETTINGS if settings[key] != saved["settings"][key]}
+        unscored = sorted(k for k in only & set(SEARCHES) if SEARCHES[k][1] not in saved["settings"]["scores"])
+        if unscored:
+            raise SystemExit(
+                f"the saved run has no {', '.join(unscored)} search: its scores are {saved['settings']['scores']}"
+            )
+        # The saved run's settings, so that the new rows compare with its others; a new cropper (given on the
+        # command line) replaces every row that depends on it, or the rows would mix two croppers.
+        changed = {
+            key: settings[key]
+            for key in CROPPER_SETTINGS
+            if getattr(args, key, None) is not None and settings[key] != saved["settings"][key]
+        }
         stale = {r["kind"] for r in saved["rows"] if r["kind"] in CROPPED} - only
         if changed and stale:
             raise SystemExit(f"a new cropper ({changed}) needs its rows measured again: add {', '.join(sorted(stale))}")

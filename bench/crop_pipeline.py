@@ -28,7 +28,7 @@ The full run took 29.1 minutes on 2 AMD EPYC cores shared with a test run (load 
 baselines take about 35% of it, the cropper (then 15 epochs) under 3 minutes; at the library's 45 epochs it
 takes about 6.
 
-    .venv/bin/python bench/crop_pipeline.py              # about 30 minutes on 2 CPU cores
+    .venv/bin/python bench/crop_pipeline.py              # about 35 minutes on 2 CPU cores
     .venv/bin/python bench/crop_pipeline.py --quick      # about 2 minutes
 """
 
@@ -69,7 +69,7 @@ KINDS = {
 }
 BUDGET = 0.25  # the goals are checked at this share of the baseline's MACs, cropper included
 
-# Defaults, sized so that the whole benchmark runs in about 30 minutes on 2 CPU cores (see the docstring).
+# Defaults, sized so that the whole benchmark runs in about 35 minutes on 2 CPU cores (see the docstring).
 FULL = {
     "size": 96,
     "n": 2500,

@@ -80,7 +80,14 @@ FULL = {
     # compared, kept so that the cached rows stay comparable when the default moves.
     "epochs": 20,
 }
-QUICK = {**FULL, "data": "cluttered:n=400", "seeds": "0", "training": "giou:2,mse:3", "defaults": "sized:giou"}
+QUICK = {
+    **FULL,
+    "data": "cluttered:n=400",
+    "seeds": "0",
+    "training": "giou:2,mse:3",
+    "defaults": "sized:giou",
+    "epochs": 2,
+}
 
 
 def parse_args(argv=None):
@@ -112,8 +119,6 @@ def parse_args(argv=None):
     for key in FULL:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    if args.quick:
-        settings["epochs"] = 2
     settings["data"] = [s for s in settings["data"].split(";") if s]
     settings["seeds"] = [int(s) for s in str(settings["seeds"]).split(",")]
     settings["heads"] = [h for h in settings["heads"].split(",") if h]

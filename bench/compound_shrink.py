@@ -89,7 +89,7 @@ SEARCHES = {
 SINGLE = ("width", "depth", "resolution", "crop_resolution")
 # The rows that depend on the cropper: its boxes, or its MACs in the budget (the oracle's).
 CROPPED = ("crop_resolution", "oracle_crop", *(kind for kind, (cropped, _) in SEARCHES.items() if cropped))
-CROPPER_SETTINGS = ("cropper_epochs", "cropper_lr")
+CROPPER_SETTINGS = ("cropper_epochs",)  # what of the cropper's training the command line can change
 
 # Defaults, sized so that the whole benchmark runs in about 80 minutes on 2 CPU cores (see the docstring). The
 # data, baseline and cropper settings are the crop benchmark's, so its cached models are reused.
@@ -543,8 +543,10 @@ def plot(result, path):
     s, base = result["settings"], result["baseline"]
     fig, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1.2, 1]})
     shown_kinds = [k for k in KINDS if k != "control"]
-    palette = ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:cyan", "tab:purple", "tab:pink", "tab:red"]
-    palette.append("tab:brown")
+    palette = [
+        *("tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:cyan"),
+        *("tab:purple", "tab:pink", "tab:red", "tab:brown"),
+    ]
     colours = dict(zip(shown_kinds, palette, strict=True))
     kinds = [k for k in shown_kinds if any(r["kind"] == k for r in result["rows"])]  # the searches that ran
     step = 0.8 / len(kinds)
@@ -650,7 +652,7 @@ def main(argv=None):
         changed = {
             key: settings[key]
             for key in CROPPER_SETTINGS
-            if getattr(args, key, None) is not None and settings[key] != saved["settings"][key]
+            if getattr(args, key) is not None and settings[key] != saved["settings"][key]
         }
         stale = {r["kind"] for r in saved["rows"] if r["kind"] in CROPPED} - only
         if changed and stale:

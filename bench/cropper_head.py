@@ -263,7 +263,7 @@ def iou_table(settings, rows, variants, baseline):
                 f"({min(deltas):+.4f} to {max(deltas):+.4f}) | "
                 f"{statistics.median(r['iou_above_0_5'] for r in found):.1%} | "
                 f"{statistics.median(late_gain(h, len(h) // 2) for h in history):+.4f} | "
-                f"{statistics.median(late_gain(h, 5) for h in history):+.4f} | "
+                f"{statistics.median(late_gain(h) for h in history):+.4f} | "
                 f"{statistics.median(r['train_iou_last'] for r in found):.4f} | "
                 f"{statistics.median(r['seconds'] for r in found):.0f} |"
             )

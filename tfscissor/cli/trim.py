@@ -8,7 +8,7 @@ from tfscissor.data import load_data
 from tfscissor.io import check_not_input
 from tfscissor.models import load_model, save_model
 from tfscissor.trim.criteria import DEFAULT_CRITERION, criterion_names, get_criterion
-from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, STEPS
+from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS
 
 
 @click.command()
@@ -99,7 +99,11 @@ from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, STEPS
     help="Epochs of fine-tuning after each round.",
 )
 @click.option(
-    "--lr", type=FiniteRange(0, min_open=True), default=5e-4, show_default=True, help="Fine-tuning learning rate."
+    "--lr",
+    type=FiniteRange(0, min_open=True),
+    default=FINE_TUNE_LR,
+    show_default=True,
+    help="Fine-tuning learning rate (Adam, cosine to 0).",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Fine-tuning batch size.")
 @click.option(

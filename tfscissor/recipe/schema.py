@@ -20,7 +20,7 @@ from tfscissor.errors import UsageError
 from tfscissor.models.distribute import STRATEGIES
 from tfscissor.quantize.stage import METHODS, QAT_EPOCHS, QAT_LEARNING_RATE
 from tfscissor.trim.criteria import DEFAULT_CRITERION, criterion_names
-from tfscissor.trim.defaults import ALLOCATIONS, MAX_LAYER_RATIO, POLICIES, STEPS
+from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, POLICIES, STEPS
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ SCHEMA = {
         "exclude": Key([], LIST, items=TEXT),
         "samples": Key(512, INT, minimum=1),
         "fine_tune_epochs": Key(0, INT, minimum=0),
-        "lr": Key(5e-4, FLOAT, above=0),
+        "lr": Key(FINE_TUNE_LR, FLOAT, above=0),
     },
     "shrink": {
         "budget": Key(None, TEXT),  # e.g. "macs=0.5,arena=64KiB"; none: no shrink stage

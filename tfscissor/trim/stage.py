@@ -10,7 +10,7 @@ from tfscissor.models.distribute import check_training
 from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
 from tfscissor.progress import note, progress_bar
 from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
-from tfscissor.trim.defaults import MAX_LAYER_RATIO, STEPS
+from tfscissor.trim.defaults import FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS
 from tfscissor.trim.policy import check_limits, check_policy, check_reachable, trim_classifier
 from tfscissor.trim.sensitivity import classification_loss, group_losses
 
@@ -47,7 +47,7 @@ def run_trim(
     rounds=1,
     steps=STEPS,
     fine_tune_epochs=0,
-    learning_rate=5e-4,
+    learning_rate=FINE_TUNE_LR,
     batch_size=64,
     seed=0,
     distill=True,

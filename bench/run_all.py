@@ -7,9 +7,9 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 182 (the settings
+Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 228 (the settings
 below), crop 35, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
-prune vs trim 15, devices 5, host crop 1: about 5 and a half hours in all (``--list`` sums them). The cropper head
+prune vs trim 15, devices 5, host crop 1: about 6 and a half hours in all (``--list`` sums them). The cropper head
 comparison (``cropper_head.py``, about 100 minutes) is run on its own: its section is carried over as it was.
 
     .venv/bin/python bench/run_all.py                       # everything (make bench)
@@ -37,9 +37,16 @@ from results import HEADER, RESULTS, cpu_name, update_section  # noqa: E402
 # The trimming benchmark beyond its main run: before fine-tuning at 90% of the MACs (reusing the main run's
 # baseline, with the one-surgery ablation), steps against one surgery at half the MACs, every criterion at 70%
 # and 30%, and the same comparison on a MobileNetV2-style model and on two more data sets the project makes,
-# smaller; on the digits, also the fine-tune swept (8 epochs, a lower rate) and rounds at equal training.
+# smaller; on the digits, also the fine-tune swept (8 epochs, its learning rate) and rounds at equal training;
+# the fine-tune's learning rate swept on the main model too, and checked at 4e-3 on glyphs and MobileNetV2.
 TRIM_90 = ["--fine-tune-epochs", "0", "--targets", "0.9"]
-TRIM_SMALL = ["--n", "5000", "--data-seeds", "1", "--criteria", "taylor,relevance,l1,random"]
+TRIM_SMALL_DATA = ["--n", "5000", "--data-seeds", "1"]
+TRIM_SMALL_CRITERIA = ["--criteria", "taylor,relevance,l1,random"]
+# The fine-tune's learning rate: the default (FINE_TUNE_LR, as the unmarked rows) against a quarter to four times it.
+TRIM_LRS = (
+    "taylor,random,taylor:lr5e-4,random:lr5e-4,taylor:lr1e-3,random:lr1e-3,taylor:lr4e-3,random:lr4e-3,taylor:lr8e-3"
+)
+TRIM_LR_CHECK = "taylor,random,taylor:lr4e-3,random:lr4e-3"  # on the other data sets: the default against 4e-3
 TRIM_ELSEWHERE = [
     ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist"),
     ("trim_glyphs", "resnet", "glyphs"),
@@ -97,12 +104,23 @@ def trim_runs():
             ["--name", "trim_criteria_grid_apoz", *reuse, "--targets", "0.5", "--criteria", "apoz"],
             6,
         ),
+        (
+            "trim_lr",
+            "trim_criteria.py",
+            ["--name", "trim_lr", *reuse, "--targets", "0.5", "--criteria", TRIM_LRS],
+            27,
+        ),
     ]
     for name, model, source in TRIM_ELSEWHERE:
-        setting = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL]
+        data = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL_DATA]
+        setting = [*data, *TRIM_SMALL_CRITERIA]
         entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))
-        after = ["--name", f"{name}_90", *setting, *TRIM_90, "--baseline", f"bench/runs/{name}_baseline.keras"]
+        baseline = ["--baseline", f"bench/runs/{name}_baseline.keras"]
+        after = ["--name", f"{name}_90", *setting, *TRIM_90, *baseline]
         entries.append((f"{name}_90", "trim_criteria.py", after, 3))
+        if name != "trim_digits":  # the digits get the whole sweep below
+            rates = ["--name", f"{name}_lr", *data, *baseline, "--fine-tune-epochs", "2", "--criteria", TRIM_LR_CHECK]
+            entries.append((f"{name}_lr", "trim_criteria.py", rates, 5 if name == "trim_glyphs" else 8))
     digits = [
         "--model",
         "resnet",
@@ -120,7 +138,7 @@ def trim_runs():
     ]
     for name, tune, criteria, minutes in (
         ("trim_digits_long", ["--fine-tune-epochs", "8"], "taylor,random", 9),
-        ("trim_digits_lr", ["--fine-tune-epochs", "2", "--fine-tune-lr", "5e-4"], "taylor,random", 5),
+        ("trim_digits_lr", ["--fine-tune-epochs", "2"], TRIM_LRS, 11),
         ("trim_digits_rounds", ["--fine-tune-epochs", "2"], "taylor:rounds2,random:rounds2,taylor,random", 10),
     ):
         entries.append((name, "trim_criteria.py", ["--name", name, *digits, *tune, "--criteria", criteria], minutes))

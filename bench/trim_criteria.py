@@ -5,8 +5,9 @@ One ResNet-style baseline is trained once and saved under ``bench/runs/``; every
 seed) reloads it, trims it to the target fraction of its MACs with :func:`run_trim` at the stage's
 defaults (steps, layer limit, protected stem, batch norms re-estimated, distillation) and fine-tunes it with
 the same budget. A variant is a criterion name, ``NAME:nokd`` for the same without distillation,
-``NAME:steps1`` for the same in one surgery instead of the stage's steps, or ``NAME:roundsK`` for K rounds of
-trimming and fine-tuning that share the fine-tune epochs (the same total training). The seed
+``NAME:steps1`` for the same in one surgery instead of the stage's steps, ``NAME:roundsK`` for K rounds of
+trimming and fine-tuning that share the fine-tune epochs (the same total training), or ``NAME:lrX`` for the
+same fine-tuned at learning rate X (``taylor:lr5e-4``) instead of ``--fine-tune-lr``. The seed
 picks the representative images, the fine-tune's shuffling and (for ``random``) the ranking. Also measured
 on the same machine in the same process:
 
@@ -44,6 +45,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfscissor.io import write_text  # noqa: E402
+from tfscissor.trim.defaults import FINE_TUNE_LR  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from results import join_datasets, log, machine, plural, update_section  # noqa: E402
@@ -68,7 +70,7 @@ FULL = {
     "epochs": 12,
     "lr": 2e-3,
     "fine_tune_epochs": 2,
-    "fine_tune_lr": 2e-3,
+    "fine_tune_lr": FINE_TUNE_LR,
     "samples": 512,
     "targets": "0.5",
     "seeds": 3,
@@ -121,7 +123,8 @@ def parse_args(argv=None):
     parser.add_argument("--targets", help=f"fractions of the baseline's MACs to keep ({FULL['targets']})")
     parser.add_argument("--seeds", type=int, help=f"seeds per criterion and target, 0..N-1 ({FULL['seeds']})")
     parser.add_argument(
-        "--criteria", help=f"variants to compare, NAME, NAME:nokd, NAME:steps1 or NAME:roundsK ({FULL['criteria']})"
+        "--criteria",
+        help=f"variants to compare, NAME, NAME:nokd, NAME:steps1, NAME:roundsK or NAME:lrX ({FULL['criteria']})",
     )
     parser.add_argument("--overhead-images", type=int, help=f"images per predict ({FULL['overhead_images']})")
     parser.add_argument("--overhead-reps", type=int, help=f"repetitions of each predict ({FULL['overhead_reps']})")
@@ -238,8 +241,11 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
 
     criterion, _, suffix = variant.partition(":")
     rounds = int(suffix[len("rounds") :]) if re.fullmatch(r"rounds[1-9]", suffix) else 1
-    if suffix not in ("", "nokd", "steps1") and rounds == 1:
-        raise SystemExit(f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1 or NAME:roundsK")
+    variant_lr = _variant_lr(variant)
+    if suffix not in ("", "nokd", "steps1") and rounds == 1 and variant_lr is None:
+        raise SystemExit(f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1, NAME:roundsK or NAME:lrX")
+    if variant_lr is not None and variant_lr <= 0:
+        raise SystemExit(f"{variant}: the learning rate must be above 0")
     if settings["fine_tune_epochs"] % rounds:
         raise SystemExit(f"{variant}: {rounds} rounds cannot share {settings['fine_tune_epochs']} fine-tune epochs")
     one_step = {"steps": 1} if suffix == "steps1" else {}
@@ -251,7 +257,7 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
         samples=settings["samples"],
         rounds=rounds,
         fine_tune_epochs=settings["fine_tune_epochs"] // rounds,
-        learning_rate=settings["fine_tune_lr"],
+        learning_rate=settings["fine_tune_lr"] if variant_lr is None else variant_lr,
         seed=seed,
         criterion=criterion,
         distill=suffix != "nokd",
@@ -427,8 +433,18 @@ def measure_surgery(settings):
 # --- report -------------------------------------------------------------------------------------------------
 
 
+def _variant_lr(variant):
+    """The fine-tune learning rate a ``NAME:lrX`` variant names (X a decimal number, ``5e-4`` or ``0.002``),
+    else None."""
+    match = re.fullmatch(r"lr((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e-?[0-9]+)?)", variant.partition(":")[2])
+    return float(match.group(1)) if match else None
+
+
 def _order(variant):
-    return VARIANTS.index(variant) if variant in VARIANTS else len(VARIANTS) + CRITERIA.index(variant.partition(":")[0])
+    """Table order: the usual variants first, then the others by criterion and learning rate."""
+    if variant in VARIANTS:
+        return (VARIANTS.index(variant), 0.0)
+    return (len(VARIANTS) + CRITERIA.index(variant.partition(":")[0]), _variant_lr(variant) or 0.0)
 
 
 def summarise(runs, baseline_accuracy):
@@ -506,7 +522,8 @@ def markdown(result):
     lines = [
         f"## Trimming criteria (issues 3 and 15): the default (taylor) vs relevance, l1 and random, `{s['model']}` "
         f"on cluttered `{s['source'].replace(FASHION, 'fashion-mnist')}`, fine-tuned "
-        f"{plural(s['fine_tune_epochs'], 'epoch')} at lr {s['fine_tune_lr']:g}",
+        f"{plural(s['fine_tune_epochs'], 'epoch')} at lr {s['fine_tune_lr']:g}"
+        + (" (`C:lrX` at X)" if any(_variant_lr(v) is not None for v in s["criteria"]) else ""),
         "",
         f"- Command: `{command}` (whole run {result['minutes']:.1f} min)",
         f"- Machine: {result['machine']}; load average {result['load_start']:.2f} at the start, "
@@ -535,7 +552,8 @@ def markdown(result):
         "other options at the stage's defaults (5 surgery steps, at most 75% of a layer, stem protected, batch "
         "norms re-estimated after each step, distillation from the baseline; `C:nokd` is C without "
         "distillation, `C:steps1` C in one surgery, `C:roundsK` C in K rounds of trimming and fine-tuning that share "
-        "the fine-tune epochs, its 'trimmed' accuracy after the first round's surgery). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
+        "the fine-tune epochs, its 'trimmed' accuracy after the first round's surgery, `C:lrX` C fine-tuned at "
+        "learning rate X). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
         "heuristic scores (per-layer normalised) rank as they are",
         "- Accuracy: on the val split, before fine-tuning (trimmed) and after; mean [min, max] over the seeds. "
         f"With {result['val_images']} val images one image is {100 / result['val_images']:.3f} points.",

@@ -189,10 +189,10 @@ def test_trim_seed_repeats_a_random_trim(chain, tmp_path):
     assert tables[0] == tables[1] != tables[2]
 
 
-def test_trim_cli_and_recipe_defaults_are_the_library_defaults(tmp_path):
+def test_trim_cli_and_recipe_defaults_are_the_library_defaults():
     import inspect
 
-    from tfscissor.recipe import load_recipe
+    from tfscissor.recipe import SCHEMA
     from tfscissor.trim import run_trim
     from tfscissor.trim.criteria import DEFAULT_CRITERION
     from tfscissor.trim.defaults import FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS
@@ -201,10 +201,8 @@ def test_trim_cli_and_recipe_defaults_are_the_library_defaults(tmp_path):
     assert options["criterion"] == DEFAULT_CRITERION
     assert options["max_layer_ratio"] == MAX_LAYER_RATIO
     assert options["steps"] == STEPS
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("trim: {ratio: 0.5}\n")
     library = inspect.signature(run_trim).parameters["learning_rate"].default
-    assert options["lr"] == load_recipe(recipe)["trim"]["lr"] == library == FINE_TUNE_LR
+    assert options["lr"] == SCHEMA["trim"]["lr"].default == library == FINE_TUNE_LR
 
 
 def _group_norm_model(path):

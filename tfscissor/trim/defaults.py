@@ -17,5 +17,5 @@ STEPS = 5
 # trained at, as in learning-rate rewinding (Renda et al., 2020), which recovers more in a short fine-tune than
 # a low rate. At half the MACs, 2 epochs, 3 seeds (bench/RESULTS.md, trim_lr and trim_digits_lr): taylor on the
 # Fashion ResNet 0.7441 at 2e-3 against 0.7265 at 5e-4, on cluttered digits 0.8327 against 0.7810. 4e-3 measured
-# better still on all four benchmark models and data sets (+0.3 to +1.7), but every other benchmark runs at 2e-3.
+# better on all four model and data-set pairs (+0.3 to +1.7, within the seeds' spread); the others ran at 2e-3.
 FINE_TUNE_LR = 2e-3

@@ -137,7 +137,9 @@ def parse_args(argv=None):
         help="name of the outputs (bench/runs/NAME.json and .md, bench/NAME.png) and of the RESULTS.md section",
     )
     parser.add_argument(
-        "--report", action="store_true", help="only render the saved run of --name again (Markdown, RESULTS.md)"
+        "--report",
+        action="store_true",
+        help="only render the saved run of --name again (Markdown, RESULTS.md, the plot)",
     )
     parser.add_argument("--skip-extras", action="store_true", help="skip the collection overhead and ResNet50 surgery")
     args = parser.parse_args(argv)
@@ -631,6 +633,27 @@ def markdown(result):
     return "\n".join(lines)
 
 
+def _series(result, by_rate):
+    """(label, summary rows) to draw: a line per variant across the budgets, or with ``by_rate`` a line per
+    criterion across its ``NAME:lrX`` variants and itself (each row given its ``rate``)."""
+    criteria = result["settings"]["criteria"]
+    if not by_rate:
+        for variant in criteria:
+            rows = sorted((r for r in result["summary"] if r["criterion"] == variant), key=lambda r: r["macs"])
+            if rows:
+                yield variant, rows
+        return
+    default = result["settings"]["fine_tune_lr"]
+    for criterion in dict.fromkeys(v.partition(":")[0] for v in criteria):
+        rows = [
+            {**r, "rate": _variant_lr(r["criterion"]) or default}
+            for r in result["summary"]
+            if r["criterion"] == criterion or r["criterion"].startswith(f"{criterion}:lr")
+        ]
+        if rows:
+            yield criterion, sorted(rows, key=lambda r: r["rate"])
+
+
 def plot(result, path):
     import matplotlib
 
@@ -640,11 +663,11 @@ def plot(result, path):
 
     base = result["baseline"]["accuracy"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for criterion in result["settings"]["criteria"]:
-        rows = sorted((r for r in result["summary"] if r["criterion"] == criterion), key=lambda r: r["macs"])
-        if not rows:
-            continue
-        x = [r["macs"] for r in rows]
+    settings = result["settings"]
+    # A sweep of the fine-tune's rate at one budget reads better against the rate than against the MACs.
+    by_rate = len(settings["targets"]) == 1 and any(_variant_lr(v) is not None for v in settings["criteria"])
+    for criterion, rows in _series(result, by_rate):
+        x = [r["rate"] if by_rate else r["macs"] for r in rows]
         y = [100 * r["after_mean"] for r in rows]
         err = [
             [100 * (r["after_mean"] - r["after_min"]) for r in rows],
@@ -653,15 +676,23 @@ def plot(result, path):
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=criterion)
     ax.axhline(100 * base, color="black", linewidth=1, label=f"baseline {100 * base:.2f}")
     ax.axhline(100 * base - 1, color="black", linewidth=1, linestyle=":", label="baseline - 1 point")
-    targets = result["settings"]["targets"]
-    ax.plot([1.0], [100 * base], marker="*", markersize=12, color="black", linestyle="none")
-    ax.set_xlim(0, 1.05)
-    ax.set_xticks(sorted({0.0, *targets, 1.0}))
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("MACs kept (of the baseline's)")
+    if by_rate:
+        rates = sorted({_variant_lr(v) or settings["fine_tune_lr"] for v in settings["criteria"]})
+        ax.set_xscale("log")
+        ax.set_xticks(rates, [f"{rate:g}" for rate in rates])
+        ax.minorticks_off()
+        ax.set_xlabel(
+            f"fine-tune learning rate (Adam, cosine to 0; the unmarked rows' {settings['fine_tune_lr']:g}), "
+            f"at {settings['targets'][0]:.0%} of the MACs"
+        )
+    else:
+        ax.plot([1.0], [100 * base], marker="*", markersize=12, color="black", linestyle="none")
+        ax.set_xlim(0, 1.05)
+        ax.set_xticks(sorted({0.0, *settings["targets"], 1.0}))
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xlabel("MACs kept (of the baseline's)")
     ax.set_ylabel("val accuracy after fine-tuning (%)")
-    seeds = result["settings"]["seeds"]
-    settings = result["settings"]
+    seeds = settings["seeds"]
     where = f"{settings.get('model', 'resnet')}, cluttered {settings.get('source', FASHION).replace(FASHION, 'Fashion-MNIST')}"
     ax.set_title(f"Trimming criteria, {where} (mean, min-max over {seeds} seed{'s' * (seeds > 1)})", fontsize=10)
     ax.grid(alpha=0.3)
@@ -681,6 +712,7 @@ def main(argv=None):
         saved = json.loads(json_path.read_text())
         # Runs saved before --model and --source existed used these.
         saved["settings"] = {"model": "resnet", "source": FASHION, **saved["settings"]}
+        plot(saved, plot_path)
         return report(saved, md_path, name, args.quick)
     started = time.perf_counter()
     command = " ".join(["python bench/trim_criteria.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))]).strip()

@@ -47,10 +47,11 @@ TRIM_LRS = (
     "taylor,random,taylor:lr5e-4,random:lr5e-4,taylor:lr1e-3,random:lr1e-3,taylor:lr4e-3,random:lr4e-3,taylor:lr8e-3"
 )
 TRIM_LR_CHECK = "taylor,random,taylor:lr4e-3,random:lr4e-3"  # on the other data sets: the default against 4e-3
+# (name, model, source, minutes of the check at 4e-3; None for the digits, which get the whole sweep below)
 TRIM_ELSEWHERE = [
-    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist"),
-    ("trim_glyphs", "resnet", "glyphs"),
-    ("trim_digits", "resnet", "digits"),
+    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist", 8),
+    ("trim_glyphs", "resnet", "glyphs", 5),
+    ("trim_digits", "resnet", "digits", None),
 ]
 
 
@@ -111,16 +112,16 @@ def trim_runs():
             27,
         ),
     ]
-    for name, model, source in TRIM_ELSEWHERE:
+    for name, model, source, check_minutes in TRIM_ELSEWHERE:
         data = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL_DATA]
         setting = [*data, *TRIM_SMALL_CRITERIA]
         entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))
         baseline = ["--baseline", f"bench/runs/{name}_baseline.keras"]
         after = ["--name", f"{name}_90", *setting, *TRIM_90, *baseline]
         entries.append((f"{name}_90", "trim_criteria.py", after, 3))
-        if name != "trim_digits":  # the digits get the whole sweep below
+        if check_minutes:
             rates = ["--name", f"{name}_lr", *data, *baseline, "--fine-tune-epochs", "2", "--criteria", TRIM_LR_CHECK]
-            entries.append((f"{name}_lr", "trim_criteria.py", rates, 5 if name == "trim_glyphs" else 8))
+            entries.append((f"{name}_lr", "trim_criteria.py", rates, check_minutes))
     digits = [
         "--model",
         "resnet",

@@ -259,7 +259,7 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
         samples=settings["samples"],
         rounds=rounds,
         fine_tune_epochs=settings["fine_tune_epochs"] // rounds,
-        learning_rate=settings["fine_tune_lr"] if variant_lr is None else variant_lr,
+        learning_rate=_fine_tune_rate(variant, settings),
         seed=seed,
         criterion=criterion,
         distill=suffix != "nokd",
@@ -442,6 +442,17 @@ def _variant_lr(variant):
     return float(match.group(1)) if match else None
 
 
+def _fine_tune_rate(variant, settings):
+    """The learning rate ``variant`` fine-tunes at: the one it names, else the run's ``--fine-tune-lr``."""
+    rate = _variant_lr(variant)
+    return settings["fine_tune_lr"] if rate is None else rate
+
+
+def _sweeps_rate(settings):
+    """Whether some variant of the run names its own fine-tune rate."""
+    return any(_variant_lr(v) is not None for v in settings["criteria"])
+
+
 def _order(variant):
     """Table order: the usual variants first, then the others by criterion and learning rate."""
     if variant in VARIANTS:
@@ -525,7 +536,7 @@ def markdown(result):
         f"## Trimming criteria (issues 3 and 15): the default (taylor) vs relevance, l1 and random, `{s['model']}` "
         f"on cluttered `{s['source'].replace(FASHION, 'fashion-mnist')}`, fine-tuned "
         f"{plural(s['fine_tune_epochs'], 'epoch')} at lr {s['fine_tune_lr']:g}"
-        + (" (`C:lrX` at X)" if any(_variant_lr(v) is not None for v in s["criteria"]) else ""),
+        + (" (`C:lrX` at X)" if _sweeps_rate(s) else ""),
         "",
         f"- Command: `{command}` (whole run {result['minutes']:.1f} min)",
         f"- Machine: {result['machine']}; load average {result['load_start']:.2f} at the start, "
@@ -636,17 +647,17 @@ def markdown(result):
 def _series(result, by_rate):
     """(label, summary rows) to draw: a line per variant across the budgets, or with ``by_rate`` a line per
     criterion across its ``NAME:lrX`` variants and itself (each row given its ``rate``)."""
-    criteria = result["settings"]["criteria"]
+    settings = result["settings"]
+    criteria = settings["criteria"]
     if not by_rate:
         for variant in criteria:
             rows = sorted((r for r in result["summary"] if r["criterion"] == variant), key=lambda r: r["macs"])
             if rows:
                 yield variant, rows
         return
-    default = result["settings"]["fine_tune_lr"]
     for criterion in dict.fromkeys(v.partition(":")[0] for v in criteria):
         rows = [
-            {**r, "rate": _variant_lr(r["criterion"]) or default}
+            {**r, "rate": _fine_tune_rate(r["criterion"], settings)}
             for r in result["summary"]
             if r["criterion"] == criterion or r["criterion"].startswith(f"{criterion}:lr")
         ]
@@ -665,7 +676,7 @@ def plot(result, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     settings = result["settings"]
     # A sweep of the fine-tune's rate at one budget reads better against the rate than against the MACs.
-    by_rate = len(settings["targets"]) == 1 and any(_variant_lr(v) is not None for v in settings["criteria"])
+    by_rate = len(settings["targets"]) == 1 and _sweeps_rate(settings)
     for criterion, rows in _series(result, by_rate):
         x = [r["rate"] if by_rate else r["macs"] for r in rows]
         y = [100 * r["after_mean"] for r in rows]
@@ -677,7 +688,7 @@ def plot(result, path):
     ax.axhline(100 * base, color="black", linewidth=1, label=f"baseline {100 * base:.2f}")
     ax.axhline(100 * base - 1, color="black", linewidth=1, linestyle=":", label="baseline - 1 point")
     if by_rate:
-        rates = sorted({_variant_lr(v) or settings["fine_tune_lr"] for v in settings["criteria"]})
+        rates = sorted({_fine_tune_rate(v, settings) for v in settings["criteria"]})
         ax.set_xscale("log")
         ax.set_xticks(rates, [f"{rate:g}" for rate in rates])
         ax.minorticks_off()

@@ -38,21 +38,27 @@ from results import HEADER, RESULTS, cpu_name, update_section  # noqa: E402
 # baseline, with the one-surgery ablation), steps against one surgery at half the MACs, every criterion at 70%
 # and 30%, and the same comparison on a MobileNetV2-style model and on two more data sets the project makes,
 # smaller; on the digits, also the fine-tune swept (8 epochs, its learning rate) and rounds at equal training;
-# the fine-tune's learning rate swept on the main model too, and checked at 4e-3 on glyphs and MobileNetV2.
+# the fine-tune's learning rate swept on the main model too, and checked at 4e-3 on glyphs and MobileNetV2;
+# everywhere, the least-squares refit after surgery against none, before fine-tuning (where the stage refits by
+# default: `:norecon` rows) and after 2 epochs (where it does not: `:recon` rows).
 TRIM_90 = ["--fine-tune-epochs", "0", "--targets", "0.9"]
+TRIM_NORECON = "taylor:norecon,random:norecon"
+TRIM_RECON = "taylor,random,taylor:recon,random:recon"
 TRIM_SMALL_DATA = ["--n", "5000", "--data-seeds", "1"]
-TRIM_SMALL_CRITERIA = ["--criteria", "taylor,relevance,l1,random"]
+SMALL_CRITERIA = "taylor,relevance,l1,random"
 # The fine-tune's learning rate: the default (FINE_TUNE_LR, as the unmarked rows) against a quarter to four times it.
 TRIM_LRS = (
     "taylor,random,taylor:lr5e-4,random:lr5e-4,taylor:lr1e-3,random:lr1e-3,taylor:lr4e-3,random:lr4e-3,taylor:lr8e-3"
 )
 TRIM_LR_CHECK = "taylor,random,taylor:lr4e-3,random:lr4e-3"  # on the other data sets: the default against 4e-3
-# (name, model, source, minutes of the check at 4e-3; None for the digits, which get the whole sweep below)
+# (name, model, source, minutes of the check at 4e-3 (None for the digits, which get the whole sweep below),
+# minutes of the refit's comparison after fine-tuning)
 TRIM_ELSEWHERE = [
-    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist", 8),
-    ("trim_glyphs", "resnet", "glyphs", 5),
-    ("trim_digits", "resnet", "digits", None),
+    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist", 8, 8),
+    ("trim_glyphs", "resnet", "glyphs", 5, 6),
+    ("trim_digits", "resnet", "digits", None, 6),
 ]
+RECON_MINUTES = 12  # the refit's comparison after fine-tuning on the main model
 
 
 def trim_runs():
@@ -63,7 +69,7 @@ def trim_runs():
         "--skip-extras",
         *TRIM_90,
         "--criteria",
-        "taylor,relevance,l1,random,taylor:steps1",
+        f"taylor,relevance,l1,random,taylor:steps1,{TRIM_NORECON}",
         "--baseline",
         "bench/runs/trim_criteria_baseline.keras",
     ]
@@ -111,14 +117,22 @@ def trim_runs():
             ["--name", "trim_lr", *reuse, "--targets", "0.5", "--criteria", TRIM_LRS],
             27,
         ),
+        (
+            "trim_recon",
+            "trim_criteria.py",
+            ["--name", "trim_recon", *reuse, "--targets", "0.5", "--criteria", TRIM_RECON],
+            RECON_MINUTES,
+        ),
     ]
-    for name, model, source, check_minutes in TRIM_ELSEWHERE:
+    for name, model, source, check_minutes, recon_minutes in TRIM_ELSEWHERE:
         data = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL_DATA]
-        setting = [*data, *TRIM_SMALL_CRITERIA]
+        setting = [*data, "--criteria", SMALL_CRITERIA]
         entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))
         baseline = ["--baseline", f"bench/runs/{name}_baseline.keras"]
-        after = ["--name", f"{name}_90", *setting, *TRIM_90, *baseline]
-        entries.append((f"{name}_90", "trim_criteria.py", after, 3))
+        after = ["--name", f"{name}_90", *data, *TRIM_90, *baseline, "--criteria", f"{SMALL_CRITERIA},{TRIM_NORECON}"]
+        entries.append((f"{name}_90", "trim_criteria.py", after, 4))
+        refit = ["--name", f"{name}_recon", *data, *baseline, "--fine-tune-epochs", "2", "--criteria", TRIM_RECON]
+        entries.append((f"{name}_recon", "trim_criteria.py", refit, recon_minutes))
         if check_minutes:
             rates = ["--name", f"{name}_lr", *data, *baseline, "--fine-tune-epochs", "2", "--criteria", TRIM_LR_CHECK]
             entries.append((f"{name}_lr", "trim_criteria.py", rates, check_minutes))

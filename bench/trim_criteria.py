@@ -6,8 +6,10 @@ seed) reloads it, trims it to the target fraction of its MACs with :func:`run_tr
 defaults (steps, layer limit, protected stem, batch norms re-estimated, distillation) and fine-tunes it with
 the same budget. A variant is a criterion name, ``NAME:nokd`` for the same without distillation,
 ``NAME:steps1`` for the same in one surgery instead of the stage's steps, ``NAME:roundsK`` for K rounds of
-trimming and fine-tuning that share the fine-tune epochs (the same total training), or ``NAME:lrX`` for the
-same fine-tuned at learning rate X (``taylor:lr5e-4``) instead of ``--fine-tune-lr``. The seed
+trimming and fine-tuning that share the fine-tune epochs (the same total training), ``NAME:lrX`` for the
+same fine-tuned at learning rate X (``taylor:lr5e-4``) instead of ``--fine-tune-lr``, or ``NAME:recon`` /
+``NAME:norecon`` for the same with / without the layers that lost input channels refit by least squares
+after surgery (the stage's default refits only where no fine-tuning follows). The seed
 picks the representative images, the fine-tune's shuffling and (for ``random``) the ranking. Also measured
 on the same machine in the same process:
 
@@ -124,7 +126,10 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, help=f"seeds per criterion and target, 0..N-1 ({FULL['seeds']})")
     parser.add_argument(
         "--criteria",
-        help=f"variants to compare, NAME, NAME:nokd, NAME:steps1, NAME:roundsK or NAME:lrX ({FULL['criteria']})",
+        help=(
+            "variants to compare, NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon or NAME:norecon "
+            f"({FULL['criteria']})"
+        ),
     )
     parser.add_argument("--overhead-images", type=int, help=f"images per predict ({FULL['overhead_images']})")
     parser.add_argument("--overhead-reps", type=int, help=f"repetitions of each predict ({FULL['overhead_reps']})")
@@ -244,8 +249,11 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
     criterion, _, suffix = variant.partition(":")
     rounds = int(suffix[len("rounds") :]) if re.fullmatch(r"rounds[1-9]", suffix) else 1
     variant_lr = _variant_lr(variant)
-    if suffix not in ("", "nokd", "steps1") and rounds == 1 and variant_lr is None:
-        raise SystemExit(f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1, NAME:roundsK or NAME:lrX")
+    if suffix not in ("", "nokd", "steps1", "recon", "norecon") and rounds == 1 and variant_lr is None:
+        raise SystemExit(
+            f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon or "
+            "NAME:norecon"
+        )
     if variant_lr is not None and variant_lr <= 0:
         raise SystemExit(f"{variant}: the learning rate must be above 0")
     if settings["fine_tune_epochs"] % rounds:
@@ -263,6 +271,7 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
         seed=seed,
         criterion=criterion,
         distill=suffix != "nokd",
+        reconstruct={"recon": True, "norecon": False}.get(suffix),
         target_macs=target,
         **one_step,
     )
@@ -566,8 +575,10 @@ def markdown(result):
         "norms re-estimated after each step, distillation from the baseline; `C:nokd` is C without "
         "distillation, `C:steps1` C in one surgery, `C:roundsK` C in K rounds of trimming and fine-tuning that share "
         "the fine-tune epochs, its 'trimmed' accuracy after the first round's surgery, `C:lrX` C fine-tuned at "
-        "learning rate X). For the budget, loss-scored channels (taylor) are ranked per MAC they free; the "
-        "heuristic scores (per-layer normalised) rank as they are",
+        "learning rate X, `C:recon` / `C:norecon` C with / without the layers that lost input channels refit by "
+        "least squares after surgery, which the stage does by default only without fine-tuning). For the budget, "
+        "loss-scored channels (taylor) are ranked per MAC they free; the heuristic scores (per-layer normalised) "
+        "rank as they are",
         "- Accuracy: on the val split, before fine-tuning (trimmed) and after; mean [min, max] over the seeds. "
         f"With {result['val_images']} val images one image is {100 / result['val_images']:.3f} points.",
         "",

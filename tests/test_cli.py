@@ -121,7 +121,9 @@ def test_trim_to_a_macs_budget_in_rounds(chain, tmp_path):
     after = json.loads(invoke("info", tmp_path / "h.keras", "--json").output)
     before = json.loads(invoke("info", d / "m.keras", "--json").output)
     assert after["macs"] <= 0.6 * before["macs"]
-    assert re.search(r"^accuracy: [0-9.]+ before, [0-9.]+ after surgery$", result.output, re.M), result.output
+    # No fine-tuning: the stage refits the layers that lost input channels, and says so.
+    pattern = r"^accuracy: [0-9.]+ before, [0-9.]+ after surgery and a least-squares refit$"
+    assert re.search(pattern, result.output, re.M), result.output
 
 
 @pytest.mark.slow
@@ -162,6 +164,7 @@ def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path
         "accuracy_after": 0.1,
         "fine_tune_epochs": 0,
         "distill": False,
+        "reconstruct": True,
         "costliest_groups": [("stem_conv", 1.57), ("stage2_proj_conv", 0.87)],
     }
     canned = stage.TrimStageResult(load_model(d / "m.keras"), None, report)
@@ -184,9 +187,14 @@ def test_trim_seed_repeats_a_random_trim(chain, tmp_path):
                "-o", tmp_path / f"{name}.keras")
         for name, seed in (("a", 5), ("b", 5), ("c", 6))
     ]  # fmt: skip
-    tables = [result.output.split("accuracy:")[0] for result in runs]
     assert all(result.exit_code == 0 for result in runs)
-    assert tables[0] == tables[1] != tables[2]
+    # The models, not the printed tables: on a tiny model two seeds can trim as many channels per layer and
+    # land on the same accuracy while removing different channels.
+    from tfscissor.models import load_model
+
+    weights = [load_model(tmp_path / f"{name}.keras").get_weights() for name in "abc"]
+    assert all(np.array_equal(x, y) for x, y in zip(weights[0], weights[1], strict=True))
+    assert not all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(weights[0], weights[2], strict=True))
 
 
 def test_trim_cli_and_recipe_defaults_are_the_library_defaults():
@@ -201,8 +209,9 @@ def test_trim_cli_and_recipe_defaults_are_the_library_defaults():
     assert options["criterion"] == DEFAULT_CRITERION
     assert options["max_layer_ratio"] == MAX_LAYER_RATIO
     assert options["steps"] == STEPS
-    library = inspect.signature(run_trim).parameters["learning_rate"].default
-    assert options["lr"] == SCHEMA["trim"]["lr"].default == library == FINE_TUNE_LR
+    library = inspect.signature(run_trim).parameters
+    assert options["lr"] == SCHEMA["trim"]["lr"].default == library["learning_rate"].default == FINE_TUNE_LR
+    assert options["reconstruct"] is SCHEMA["trim"]["reconstruct"].default is library["reconstruct"].default is None
 
 
 def _group_norm_model(path):

@@ -113,3 +113,16 @@ def test_a_recipe_that_is_not_utf8_is_a_usage_error(tmp_path):
     path.write_bytes("name: caf\xe9\n".encode("latin-1"))
     with pytest.raises(UsageError, match=r"not UTF-8 text \(byte 9\): save it as UTF-8"):
         load_recipe(path)
+
+
+def test_a_recipe_trim_switch_becomes_the_by_hand_flag(tmp_path):
+    from tests.recipe.test_every_stage import _parses
+    from tfscissor.recipe import commands
+
+    off = commands.trim(_load(tmp_path, POLICY), "baseline.keras")
+    on = commands.trim(_load(tmp_path, "trim: {ratio: 0.5, reconstruct: true, distill: false}\n"), "baseline.keras")
+    never = commands.trim(_load(tmp_path, "trim: {ratio: 0.5, reconstruct: false}\n"), "baseline.keras")
+    assert "reconstruct" not in off and "--no-distill" not in off
+    assert " --reconstruct" in on and " --no-distill" in on and " --no-reconstruct" in never
+    for command in (off, on, never):
+        _parses(command)

@@ -45,6 +45,14 @@ from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, 
     help="Surgeries per round, each re-measured on the partly trimmed model.",
 )
 @click.option("--no-distill", is_flag=True, help="Fine-tune on the labels alone, not also on the untrimmed model.")
+@click.option(
+    "--reconstruct/--no-reconstruct",
+    default=None,
+    help=(
+        "After surgery, refit the layers that lost input channels to the untrimmed model's outputs by least "
+        "squares. Default: only when there is no fine-tuning."
+    ),
+)
 @seed_option("Seed of the sample, the fine-tune and random.")
 @click.option(
     "--ratio",
@@ -122,6 +130,7 @@ def trim(
     no_protect_stem,
     steps,
     no_distill,
+    reconstruct,
     seed,
     ratio,
     min_relevance,
@@ -166,6 +175,7 @@ def trim(
         protect_stem=not no_protect_stem,
         steps=steps,
         distill=not no_distill,
+        reconstruct=reconstruct,
         seed=seed,
         ratio=ratio,
         min_relevance=min_relevance,
@@ -199,7 +209,8 @@ def trim(
 
 def trim_summary(report):
     """The accuracy straight after surgery and after fine-tuning, so a user sees what each did."""
-    lines = [f"accuracy: {report['accuracy_before']:.4f} before, {report['accuracy_trimmed']:.4f} after surgery"]
+    refit = " and a least-squares refit" if report["reconstruct"] else ""
+    lines = [f"accuracy: {report['accuracy_before']:.4f} before, {report['accuracy_trimmed']:.4f} after surgery{refit}"]
     if report["fine_tune_epochs"]:
         how = " with distillation" if report["distill"] else ""
         lines[0] += f", {report['accuracy_after']:.4f} after {report['fine_tune_epochs']} epochs of fine-tuning{how}"

@@ -31,9 +31,11 @@ def trim(recipe, source):
     options = "".join(
         f" --{key.replace('_', '-')} {shlex.quote(str(value))}"
         for key, value in trim.items()
-        if key not in ("exclude", *flags) and value is not None
+        if key not in ("exclude", "reconstruct", *flags) and value is not None
     )
     options += "".join(f" {flag}" for key, flag in flags.items() if not trim[key])
+    if trim["reconstruct"] is not None:  # None leaves it to the stage: a refit only where nothing fine-tunes
+        options += " --reconstruct" if trim["reconstruct"] else " --no-reconstruct"
     options += "".join(f" --exclude {shlex.quote(layer)}" for layer in trim["exclude"])
     options += f" --batch-size {recipe['train']['batch_size']} --seed {recipe['seed']}"
     return (

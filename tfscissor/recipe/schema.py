@@ -69,6 +69,7 @@ SCHEMA = {
         "protect_stem": Key(True, BOOL),
         "steps": Key(STEPS, INT, minimum=1),
         "distill": Key(True, BOOL),
+        "reconstruct": Key(None, BOOL),  # None: only when there is no fine-tuning
         "ratio": Key(None, FLOAT, above=0, maximum=0.99),  # the share of channels removed
         "min_relevance": Key(None, FLOAT, minimum=0),
         "target_macs": Key(None, FLOAT, above=0, maximum=1),  # fractions of the model's

@@ -31,6 +31,7 @@ _API = {
     "find_groups": "tfscissor.trim.groups",
     "get_criterion": "tfscissor.trim.criteria",
     "rebuild": "tfscissor.trim.surgery",
+    "reconstruct": "tfscissor.trim.reconstruction",
     "recalibrate_batch_norm": "tfscissor.trim.policy",
     "register_criterion": "tfscissor.trim.criteria",
     "register_handler": "tfscissor.trim.handlers",

@@ -99,6 +99,10 @@ class ChannelGraph:
                 stems.append(node)
         return stems
 
+    def node(self, name):
+        """The node of layer ``name``."""
+        return self._by_name[name]
+
     def measured_at(self, source):
         """Where to measure the tensor made by layer ``source``: the activation before it, if only weightless
         layers that keep zeros zero (pooling, padding, dropout) lie between, since relevance is an activation's

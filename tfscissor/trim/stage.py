@@ -51,6 +51,7 @@ def run_trim(
     batch_size=64,
     seed=0,
     distill=True,
+    reconstruct=None,
     callbacks=(),
     progress=False,
     ratio=None,
@@ -68,8 +69,14 @@ def run_trim(
     re-estimating batch norms on the partly trimmed model (no training between them). ``max_layer_ratio``
     (see :func:`trim_model`) holds for the whole trim, counted on the original model. With ``distill``,
     fine-tuning learns from the untrimmed model's outputs as well as the labels
-    (:func:`tfscissor.models.training.distillation_loss`). ``seed`` picks the representative
-    images, the fine-tune's shuffling and any seeded criterion's ranking (``random``).
+    (:func:`tfscissor.models.training.distillation_loss`). With ``reconstruct``, each round's surgery ends
+    with a least-squares refit of the layers that lost input channels, against the round's untrimmed model
+    on the representative images (:func:`tfscissor.trim.reconstruction.reconstruct`); None (the default)
+    refits only where no fine-tuning follows. The steps then choose the channels, and the refit sets the weights
+    of the round's model from its starting model (batch-norm statistics included), replacing the steps' mean
+    replacement and re-estimated statistics.
+    ``seed`` picks the representative images, the fine-tune's shuffling and any seeded criterion's ranking
+    (``random``).
 
     Give one policy: ``ratio``, ``min_relevance``, ``target_macs`` or ``target_params`` (fractions of the
     original model). ``trim_options`` go to :func:`trim_model` (criterion, round_to, min_channels,
@@ -88,6 +95,7 @@ def run_trim(
     trim_options.setdefault("protect_stem", True)
     max_layer_ratio = trim_options.pop("max_layer_ratio", MAX_LAYER_RATIO)
     check_limits(max_layer_ratio, trim_options.get("allocation", "global"))
+    refit = not fine_tune_epochs if reconstruct is None else bool(reconstruct)
     if rounds < 1 or steps < 1:
         raise UsageError(f"rounds and steps must be >= 1, got {rounds} and {steps}")
     if policy == "min_relevance":
@@ -116,6 +124,7 @@ def run_trim(
     kept, first_statistics, result = None, None, None
     with progress_bar(total=surgeries, desc="trim", enabled=progress, unit="step") as bar:
         for index in range(1, rounds + 1):
+            start, round_kept, round_statistics = current, None, None
             for step in range(1, steps + 1):
                 # Group names are their first producer's and survive a rebuild, so what is left is read off
                 # the composed selection instead of a new graph of the trimmed model.
@@ -140,7 +149,8 @@ def run_trim(
                     **trim_options,
                 )
                 first_statistics = first_statistics or result.statistics
-                kept = _compose(kept, result)
+                round_statistics = result.statistics if step == 1 else round_statistics
+                kept, round_kept = _compose(kept, result), _compose(round_kept, result)
                 current, now = result.model, profile_model(result.model)
                 bar.update(1)
                 note(
@@ -148,6 +158,10 @@ def run_trim(
                     f"params {now.params / original.params:.1%} of the original",
                     progress,
                 )
+            if refit:
+                current = _reconstruct(start, round_kept, representative, round_statistics, trim_options)
+                now = profile_model(current)
+                note(f"round {index}/{rounds}: refit the layers that lost input channels by least squares", progress)
             accuracy_trimmed = evaluate_classifier(current, dataset.val)
             if fine_tune_epochs:
                 train_classifier(
@@ -187,6 +201,7 @@ def run_trim(
         "steps": steps,
         "rounds": history,
         "distill": bool(distill and fine_tune_epochs),
+        "reconstruct": refit,
         "seed": seed,
         "params_before": original.params,
         "params_after": history[-1]["params"],
@@ -219,6 +234,19 @@ COLLAPSE = 0.5
 def _seeded(criterion, seed):
     """``{"seed": seed}`` for criteria that take a seed (``random``), so ``--seed`` repeats them too."""
     return {"seed": seed} if "seed" in inspect.signature(get_criterion(criterion)).parameters else {}
+
+
+def _reconstruct(model, kept, images, statistics, trim_options):
+    from tfscissor.trim.reconstruction import reconstruct
+
+    return reconstruct(
+        model,
+        {name: indices for name, (indices, _, _) in kept.items()},
+        images,
+        statistics,
+        exclude=trim_options.get("exclude", ()),
+        protect_stem=trim_options["protect_stem"],
+    )
 
 
 def _group_channels(model, trim_options):

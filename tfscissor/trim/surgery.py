@@ -35,20 +35,10 @@ def rebuild(graph, plan, statistics=None):
     """
     shifts = _compensation(graph, plan, statistics) if statistics is not None else {}
     biases, moving_means = _absorb(graph, shifts)
-
-    def kept(elements):
-        return np.flatnonzero([graph.root(int(e)) not in plan.removed for e in elements])
-
-    slices = {}
-    for node in graph.nodes:
-        keep_in = [kept(elements) for elements in node.inputs]
-        keep_out = [kept(elements) for elements in node.outputs]
-        changed = any(
-            len(keep) < len(elements)
-            for keep, elements in zip(keep_in + keep_out, node.inputs + node.outputs, strict=True)
-        )
-        if changed:
-            slices[node.layer.name] = (node.handler, keep_in, keep_out)
+    slices = {
+        name: (graph.node(name).handler, keep_in, keep_out)
+        for name, (keep_in, keep_out) in kept_positions(graph, plan).items()
+    }
 
     def clone(layer):
         config = layer.get_config()
@@ -78,19 +68,40 @@ def rebuild(graph, plan, statistics=None):
     return model
 
 
+def kept_positions(graph, plan):
+    """Layer name -> (kept positions of each input, of each output) for every layer whose channels ``plan``
+    changes: the indices into the untrimmed layer's tensors that survive."""
+
+    def kept(elements):
+        return np.flatnonzero([graph.root(int(e)) not in plan.removed for e in elements])
+
+    positions = {}
+    for node in graph.nodes:
+        keep_in = [kept(elements) for elements in node.inputs]
+        keep_out = [kept(elements) for elements in node.outputs]
+        changed = any(
+            len(keep) < len(elements)
+            for keep, elements in zip(keep_in + keep_out, node.inputs + node.outputs, strict=True)
+        )
+        if changed:
+            positions[node.layer.name] = (keep_in, keep_out)
+    return positions
+
+
+def sole_batch_norm(graph, name):
+    """The channel batch norm that alone reads layer ``name``'s output, or None."""
+    readers = [node.layer for node in graph.nodes if name in node.input_sources]
+    return readers[0] if len(readers) == 1 and _is_channel_batch_norm(readers[0]) else None
+
+
 def _absorb(graph, shifts):
     """Split the shifts into those added to a layer's bias and those subtracted from the moving mean of the
     batch norm that alone reads a layer without a bias (conv -> BN keeps its shape)."""
-    readers = {}
-    for node in graph.nodes:
-        for source in node.input_sources:
-            readers.setdefault(source, []).append(node.layer)
     biases, moving_means = {}, {}
     for name, shift in shifts.items():
-        layer = graph.model.get_layer(name)
-        after = readers.get(name, [])
-        if not layer.use_bias and len(after) == 1 and _is_channel_batch_norm(after[0]):
-            moving_means[after[0].name] = shift
+        norm = sole_batch_norm(graph, name)
+        if not graph.model.get_layer(name).use_bias and norm is not None:
+            moving_means[norm.name] = shift
         else:
             biases[name] = shift
     return biases, moving_means

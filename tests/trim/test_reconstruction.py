@@ -134,3 +134,16 @@ def test_reconstruction_refits_weights_and_never_changes_what_is_removed(trained
     untrimmed = load_model(trained_plain).predict(images, verbose=0)
     distance = [np.mean((result.model.predict(images, verbose=0) - untrimmed) ** 2) for result in (plain, refit)]
     assert distance[1] < distance[0], distance
+
+
+def test_a_layer_with_more_weights_than_input_rows_keeps_the_rebuilt_ones():
+    """Ten images cannot tell forty inputs apart: a fit would reproduce those ten whatever the head does."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((20,))
+    x = keras.layers.Dense(40, name="mix")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    kept = _keep_all_but(model, "mix", [3])
+    refit = reconstruct(model, kept, np.random.default_rng(3).normal(size=(10, 20)).astype(np.float32))
+    kernel, bias = model.get_layer("head").get_weights()
+    np.testing.assert_array_equal(refit.get_layer("head").get_weights()[0], np.delete(kernel, 3, axis=0))
+    np.testing.assert_array_equal(refit.get_layer("head").get_weights()[1], bias)

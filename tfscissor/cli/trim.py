@@ -49,8 +49,8 @@ from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, 
     "--reconstruct/--no-reconstruct",
     default=None,
     help=(
-        "After surgery, refit the layers that lost input channels to the untrimmed model's outputs by least "
-        "squares. Default: only when there is no fine-tuning."
+        "After surgery, refit the layers that lost input channels, by least squares, to what they computed "
+        "before it. Default: only when there is no fine-tuning."
     ),
 )
 @seed_option("Seed of the sample, the fine-tune and random.")

@@ -7,8 +7,8 @@ consumer can still recover of it (He et al., "Channel pruning for accelerating v
 2017; Luo et al., ThiNet, 2017). Layers are refit in graph order on the trimmed model's own inputs, so each
 one also absorbs the error left by the layers before it, against the untrimmed layer's outputs before any
 activation fused into it (a softmax head is fit on its logits), on the representative images. The fit is a
-ridge regression on the Gram matrix of the layer's input (patches for a convolution), accumulated in chunks:
-memory does not grow with the number of images. Each refit runs both models up to the layer, so the cost
+ridge regression on the Gram matrix of the layer's input (patches for a convolution), accumulated in chunks
+of at most a batch: memory does not grow with the number of images. Each refit runs both models up to the layer, so the cost
 grows with the square of the depth: seconds for the benchmark models.
 """
 
@@ -24,6 +24,7 @@ from tfscissor.trim.surgery import SurgeryPlan, kept_positions, rebuild, sole_ba
 RIDGE = 1e-3
 # Rows (patches) times features per chunk: 32 MiB for each float64 array the fit holds at once.
 _CHUNK_VALUES = 4 * 2**20
+_BATCH = 64
 
 
 def reconstruct(model, kept, images, statistics=None, *, exclude=(), protect_stem=False):
@@ -61,15 +62,14 @@ def reconstruct(model, kept, images, statistics=None, *, exclude=(), protect_ste
             continue
         keep_in, keep_out = positions[layer.name]
         if len(keep_in[0]) == len(node.inputs[0]):
-            continue  # its inputs are the untrimmed ones: its sliced weights already reproduce them
+            continue  # it loses no input channel: its sliced weights already compute what they did
         copy, norm = trimmed.get_layer(layer.name), sole_batch_norm(graph, layer.name)
         folds = norm is not None and not copy.use_bias
         # The rebuild's intercept: the bias, or the shift mean replacement folded into the batch norm's
         # moving mean (BN(x + b) with moving mean m is BN(x) with moving mean m - b; m is the untrimmed
         # model's).
-        if folds:
-            channels = positions[norm.name][1][0] if norm.name in positions else slice(None)
-            untrimmed_mean = np.asarray(norm.moving_mean)[channels]
+        if folds:  # the batch norm reads the layer's channels alone: it keeps the same ones
+            untrimmed_mean = np.asarray(norm.moving_mean)[keep_out[0]]
             copy_norm = trimmed.get_layer(norm.name)
             rebuilt_bias = untrimmed_mean - np.asarray(copy_norm.moving_mean)
         else:
@@ -101,12 +101,15 @@ def _fit(layer, trimmed_input, original_input, images, keep_out, rebuilt):
     layer's input in the trimmed model (made by the model ``trimmed_input``) to what the untrimmed ``layer``
     computed from its own input (made by ``original_input``) before its activation, at output channels
     ``keep_out``: per output channel, the refit or the ``rebuilt`` (kernel, bias or None for no intercept),
-    whichever leaves the smaller squared error on ``images``."""
+    whichever leaves the smaller squared error on ``images``. With fewer input rows than weights (a wide
+    dense head, few images) the rebuilt weights stay: such a fit reproduces the images whatever the layer
+    does, and the comparison on them would always pick it."""
     intercept = rebuilt[1] is not None
     kernel = np.asarray(layer.kernel, np.float64)
     kernel = kernel.reshape(-1, kernel.shape[-1])[:, keep_out]
     offset = np.asarray(layer.bias, np.float64)[keep_out] if layer.use_bias else 0.0
     gram = cross = targets = 0.0
+    rows = 0
     for chunk in _chunks(layer, original_input, images):
         inputs = _rows(layer, trimmed_input(chunk))
         # The linear part alone: a fused activation (a softmax head, a Conv2D(activation="relu")) is applied
@@ -114,29 +117,43 @@ def _fit(layer, trimmed_input, original_input, images, keep_out, rebuilt):
         outputs = _rows(layer, original_input(chunk)) @ kernel + offset
         if intercept:
             inputs = np.concatenate([inputs, np.ones((len(inputs), 1))], axis=1)
+        rows += len(inputs)
         gram = gram + inputs.T @ inputs
         cross = cross + inputs.T @ outputs
         targets = targets + np.sum(outputs**2, axis=0)
+    previous = np.asarray(rebuilt[0], np.float64).reshape(-1, len(keep_out))
+    if intercept:
+        previous = np.concatenate([previous, np.asarray(rebuilt[1], np.float64)[None]], axis=0)
+    if rows < len(gram):
+        return _as_layer_weights(layer, previous, intercept)
+    solution = np.linalg.solve(gram + np.diag(_penalty(gram, intercept)), cross)
+
+    def squared_error(weights):  # per output channel, from the sums: sum((XW - Y)^2) = W'GW - 2W'C + Y'Y
+        return np.sum(weights * (gram @ weights), axis=0) - 2 * np.sum(weights * cross, axis=0) + targets
+
+    better = squared_error(solution) < squared_error(previous)
+    return _as_layer_weights(layer, np.where(better, solution, previous), intercept)
+
+
+def _penalty(gram, intercept):
+    """The ridge penalty on each input feature (the diagonal added to ``gram``): ``RIDGE`` times its
+    variance, nothing on the intercept."""
     energy = np.diag(gram).copy()
     if intercept:
-        # Penalise each feature by its variance, not its energy: a channel far from zero on average is not
-        # held back for its mean, which the intercept takes.
+        # Its variance, not its energy: a feature far from zero on average is not held back for its mean,
+        # which the intercept takes.
         count, sums = gram[-1, -1], gram[:-1, -1]
         energy[:-1] -= sums**2 / count
     penalty = RIDGE * np.maximum(energy, 1e-12 * max(float(energy.max()), 1.0))
     if intercept:
         penalty[-1] = 0.0  # nothing to hold back: the intercept only moves the mean
-    solution = np.linalg.solve(gram + np.diag(penalty), cross)
-    previous = np.asarray(rebuilt[0], np.float64).reshape(-1, len(keep_out))
-    if intercept:
-        previous = np.concatenate([previous, np.asarray(rebuilt[1], np.float64)[None]], axis=0)
+    return penalty
 
-    def squared_error(weights):  # per output channel, from the sums: sum((XW - Y)^2) = W'GW - 2W'C + Y'Y
-        return np.einsum("ij,ik,kj->j", weights, gram, weights) - 2 * np.sum(weights * cross, axis=0) + targets
 
-    solution = np.where(squared_error(solution) < squared_error(previous), solution, previous)
-    weights, bias = (solution[:-1], solution[-1]) if intercept else (solution, np.zeros(len(keep_out)))
-    kernel_shape = (*layer.kernel.shape[:-2], -1, len(keep_out))
+def _as_layer_weights(layer, solution, intercept):
+    """(kernel in the layer's shape, bias) from a solution with a row per input feature (and the intercept)."""
+    weights, bias = (solution[:-1], solution[-1]) if intercept else (solution, np.zeros(solution.shape[1]))
+    kernel_shape = (*layer.kernel.shape[:-2], -1, solution.shape[1])
     return weights.reshape(kernel_shape).astype(np.float32), bias.astype(np.float32)
 
 
@@ -146,7 +163,8 @@ def _chunks(layer, original_input, images):
     spatial = original_input.output.shape[1:-1]
     positions = np.prod([size or image for size, image in zip(spatial, images.shape[1:-1], strict=False)])
     features = int(np.prod(layer.kernel.shape[:-1]))
-    size = max(1, _CHUNK_VALUES // max(int(positions) * features, 1))
+    # At most a batch at a time as well: the models run on each chunk, at every layer before this one.
+    size = min(_BATCH, max(1, _CHUNK_VALUES // max(int(positions) * features, 1)))
     for start in range(0, len(images), size):
         yield images[start : start + size]
 

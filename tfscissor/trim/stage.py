@@ -149,7 +149,7 @@ def run_trim(
                     **trim_options,
                 )
                 first_statistics = first_statistics or result.statistics
-                round_statistics = result.statistics if step == 1 else round_statistics
+                round_statistics = round_statistics or result.statistics
                 kept, round_kept = _compose(kept, result), _compose(round_kept, result)
                 current, now = result.model, profile_model(result.model)
                 bar.update(1)

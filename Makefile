@@ -28,7 +28,7 @@ test-all: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
 # Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
-# bench/runs/RESULTS.previous.md) with its plots: about 6 and a half hours on 2 cores. Needs Debian's
+# bench/runs/RESULTS.previous.md) with its plots: about 7 hours on 2 cores. Needs Debian's
 # dataset-fashion-mnist (see system-deps). `python bench/run_all.py --list` prints the order and each one's
 # expected minutes; `--only NAME,...` runs some in place.
 bench: $(INSTALLED)
@@ -39,7 +39,7 @@ bench-demo: $(INSTALLED)
 	$(BIN)/python bench/demo_pipeline.py
 
 # Trimming criteria at half the MACs on cluttered Fashion-MNIST (ResNet- and MobileNetV2-style), glyphs and
-# scikit-learn digits, and before fine-tuning at 90% (about 1 h 45 min on 2 cores; needs Debian's
+# scikit-learn digits, and before fine-tuning at 90% (about 1 h 50 min on 2 cores; needs Debian's
 # dataset-fashion-mnist, see system-deps).
 bench-trim: $(INSTALLED)
 	$(BIN)/python bench/run_all.py --only trim_criteria,trim_criteria_90,trim_criteria_steps,trim_mobilenetv2,trim_mobilenetv2_90,\

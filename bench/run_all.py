@@ -7,9 +7,9 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 228 (the settings
+Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 263 (the settings
 below), crop 35, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
-prune vs trim 15, devices 5, host crop 1: about 6 and a half hours in all (``--list`` sums them). The cropper head
+prune vs trim 15, devices 5, host crop 1: about 7 hours in all (``--list`` sums them). The cropper head
 comparison (``cropper_head.py``, about 100 minutes) is run on its own: its section is carried over as it was.
 
     .venv/bin/python bench/run_all.py                       # everything (make bench)

@@ -51,6 +51,10 @@ class ChannelGraph:
             )
         self.nodes = [self._propagate(node, graph) for node in nodes_in_order(graph)]
         self._by_name = {node.layer.name: node for node in self.nodes}
+        self._readers = {}
+        for node in self.nodes:
+            for source in node.input_sources:
+                self._readers.setdefault(source, []).append(node.layer)
         for tensor in graph.outputs:
             self.freeze(self._elements[id(tensor)])
 
@@ -102,6 +106,10 @@ class ChannelGraph:
     def node(self, name):
         """The node of layer ``name``."""
         return self._by_name[name]
+
+    def readers(self, name):
+        """The layers that read layer ``name``'s output, one entry per call."""
+        return self._readers.get(name, [])
 
     def measured_at(self, source):
         """Where to measure the tensor made by layer ``source``: the activation before it, if only weightless

@@ -90,7 +90,7 @@ def kept_positions(graph, plan):
 
 def sole_batch_norm(graph, name):
     """The channel batch norm that alone reads layer ``name``'s output, or None."""
-    readers = [node.layer for node in graph.nodes if name in node.input_sources]
+    readers = graph.readers(name)
     return readers[0] if len(readers) == 1 and _is_channel_batch_norm(readers[0]) else None
 
 

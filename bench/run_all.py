@@ -7,7 +7,7 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 263 (the settings
+Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 277 (the settings
 below), crop 35, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
 prune vs trim 15, devices 5, host crop 1: about 7 hours in all (``--list`` sums them). The cropper head
 comparison (``cropper_head.py``, about 100 minutes) is run on its own: its section is carried over as it was.
@@ -46,11 +46,15 @@ TRIM_NORECON = "taylor:norecon,random:norecon"
 TRIM_RECON = "taylor,random,taylor:recon,random:recon"
 TRIM_SMALL_DATA = ["--n", "5000", "--data-seeds", "1"]
 SMALL_CRITERIA = "taylor,relevance,l1,random"
-# The fine-tune's learning rate: the default (FINE_TUNE_LR, as the unmarked rows) against a quarter to four times it.
+# The sections measured at the fine-tune rate the stage used before 2026-12-07 (2e-3), kept there: the sweeps of
+# the rate around it, the refit against none after fine-tuning, and the grid of the other criteria (l1,
+# relevance, apoz at 70% and 30%). The rest run at the default (FINE_TUNE_LR).
+OLD_RATE = ["--fine-tune-lr", "0.002"]
+# The fine-tune's learning rate: 2e-3 (the unmarked rows) against a quarter to four times it.
 TRIM_LRS = (
     "taylor,random,taylor:lr5e-4,random:lr5e-4,taylor:lr1e-3,random:lr1e-3,taylor:lr4e-3,random:lr4e-3,taylor:lr8e-3"
 )
-TRIM_LR_CHECK = "taylor,random,taylor:lr4e-3,random:lr4e-3"  # on the other data sets: the default against 4e-3
+TRIM_LR_CHECK = "taylor,random,taylor:lr4e-3,random:lr4e-3"  # on the other data sets: 2e-3 against 4e-3
 # (name, model, source, minutes of the check at 4e-3 (None for the digits, which get the whole sweep below),
 # minutes of the refit's comparison after fine-tuning)
 TRIM_ELSEWHERE = [
@@ -98,29 +102,36 @@ def trim_runs():
             ["--name", "trim_criteria_grid", *grid, "--criteria", "taylor,random"],
             20,
         ),
+        # The same at the rate before it, on the same code: what the default's rate changed at those budgets.
+        (
+            "trim_criteria_grid_lr",
+            "trim_criteria.py",
+            ["--name", "trim_criteria_grid_lr", *grid, "--criteria", "taylor:lr2e-3,random:lr2e-3"],
+            14,
+        ),
         (
             "trim_criteria_grid_rest",
             "trim_criteria.py",
-            ["--name", "trim_criteria_grid_rest", *grid, "--criteria", "l1,relevance,apoz"],
+            ["--name", "trim_criteria_grid_rest", *grid, *OLD_RATE, "--criteria", "l1,relevance,apoz"],
             27,
         ),
         # apoz at 50%, the grid's one cell the main section (which predates apoz) leaves out.
         (
             "trim_criteria_grid_apoz",
             "trim_criteria.py",
-            ["--name", "trim_criteria_grid_apoz", *reuse, "--targets", "0.5", "--criteria", "apoz"],
+            ["--name", "trim_criteria_grid_apoz", *reuse, *OLD_RATE, "--targets", "0.5", "--criteria", "apoz"],
             6,
         ),
         (
             "trim_lr",
             "trim_criteria.py",
-            ["--name", "trim_lr", *reuse, "--targets", "0.5", "--criteria", TRIM_LRS],
+            ["--name", "trim_lr", *reuse, *OLD_RATE, "--targets", "0.5", "--criteria", TRIM_LRS],
             27,
         ),
         (
             "trim_recon",
             "trim_criteria.py",
-            ["--name", "trim_recon", *reuse, "--targets", "0.5", "--criteria", TRIM_RECON],
+            ["--name", "trim_recon", *reuse, *OLD_RATE, "--targets", "0.5", "--criteria", TRIM_RECON],
             RECON_MINUTES,
         ),
     ]
@@ -131,10 +142,11 @@ def trim_runs():
         baseline = ["--baseline", f"bench/runs/{name}_baseline.keras"]
         after = ["--name", f"{name}_90", *data, *TRIM_90, *baseline, "--criteria", f"{SMALL_CRITERIA},{TRIM_NORECON}"]
         entries.append((f"{name}_90", "trim_criteria.py", after, 4))
-        refit = ["--name", f"{name}_recon", *data, *baseline, "--fine-tune-epochs", "2", "--criteria", TRIM_RECON]
+        two_epochs = [*data, *baseline, "--fine-tune-epochs", "2", *OLD_RATE]
+        refit = ["--name", f"{name}_recon", *two_epochs, "--criteria", TRIM_RECON]
         entries.append((f"{name}_recon", "trim_criteria.py", refit, recon_minutes))
         if check_minutes:
-            rates = ["--name", f"{name}_lr", *data, *baseline, "--fine-tune-epochs", "2", "--criteria", TRIM_LR_CHECK]
+            rates = ["--name", f"{name}_lr", *two_epochs, "--criteria", TRIM_LR_CHECK]
             entries.append((f"{name}_lr", "trim_criteria.py", rates, check_minutes))
     digits = [
         "--model",
@@ -153,7 +165,7 @@ def trim_runs():
     ]
     for name, tune, criteria, minutes in (
         ("trim_digits_long", ["--fine-tune-epochs", "8"], "taylor,random", 9),
-        ("trim_digits_lr", ["--fine-tune-epochs", "2"], TRIM_LRS, 11),
+        ("trim_digits_lr", ["--fine-tune-epochs", "2", *OLD_RATE], TRIM_LRS, 11),
         ("trim_digits_rounds", ["--fine-tune-epochs", "2"], "taylor:rounds2,random:rounds2,taylor,random", 10),
     ):
         entries.append((name, "trim_criteria.py", ["--name", name, *digits, *tune, "--criteria", criteria], minutes))

@@ -46,10 +46,11 @@ TRIM_NORECON = "taylor:norecon,random:norecon"
 TRIM_RECON = "taylor,random,taylor:recon,random:recon"
 TRIM_SMALL_DATA = ["--n", "5000", "--data-seeds", "1"]
 SMALL_CRITERIA = "taylor,relevance,l1,random"
-# The sections measured at the fine-tune rate the stage used before 2026-12-07 (2e-3), kept there: the sweeps of
-# the rate around it, the refit against none after fine-tuning, and the grid of the other criteria (l1,
-# relevance, apoz at 70% and 30%). The rest run at the default (FINE_TUNE_LR).
-OLD_RATE = ["--fine-tune-lr", "0.002"]
+# The sections measured at the stage's previous fine-tune rate, kept there: the sweeps of the rate around it,
+# the refit against none after fine-tuning, and the other criteria's grid (l1, relevance and apoz at 70% and
+# 30%, apoz at 50%). The rest run at the default (FINE_TUNE_LR).
+PREVIOUS_LR = "2e-3"
+OLD_RATE = ["--fine-tune-lr", PREVIOUS_LR]
 # The fine-tune's learning rate: 2e-3 (the unmarked rows) against a quarter to four times it.
 TRIM_LRS = (
     "taylor,random,taylor:lr5e-4,random:lr5e-4,taylor:lr1e-3,random:lr1e-3,taylor:lr4e-3,random:lr4e-3,taylor:lr8e-3"
@@ -102,11 +103,17 @@ def trim_runs():
             ["--name", "trim_criteria_grid", *grid, "--criteria", "taylor,random"],
             20,
         ),
-        # The same at the rate before it, on the same code: what the default's rate changed at those budgets.
+        # The same at the previous rate, on the same code: what the default's rate changed at those budgets.
         (
             "trim_criteria_grid_lr",
             "trim_criteria.py",
-            ["--name", "trim_criteria_grid_lr", *grid, "--criteria", "taylor:lr2e-3,random:lr2e-3"],
+            [
+                "--name",
+                "trim_criteria_grid_lr",
+                *grid,
+                "--criteria",
+                f"taylor:lr{PREVIOUS_LR},random:lr{PREVIOUS_LR}",
+            ],
             14,
         ),
         (
@@ -142,11 +149,11 @@ def trim_runs():
         baseline = ["--baseline", f"bench/runs/{name}_baseline.keras"]
         after = ["--name", f"{name}_90", *data, *TRIM_90, *baseline, "--criteria", f"{SMALL_CRITERIA},{TRIM_NORECON}"]
         entries.append((f"{name}_90", "trim_criteria.py", after, 4))
-        two_epochs = [*data, *baseline, "--fine-tune-epochs", "2", *OLD_RATE]
-        refit = ["--name", f"{name}_recon", *two_epochs, "--criteria", TRIM_RECON]
+        two_epochs_old_rate = [*data, *baseline, "--fine-tune-epochs", "2", *OLD_RATE]
+        refit = ["--name", f"{name}_recon", *two_epochs_old_rate, "--criteria", TRIM_RECON]
         entries.append((f"{name}_recon", "trim_criteria.py", refit, recon_minutes))
         if check_minutes:
-            rates = ["--name", f"{name}_lr", *two_epochs, "--criteria", TRIM_LR_CHECK]
+            rates = ["--name", f"{name}_lr", *two_epochs_old_rate, "--criteria", TRIM_LR_CHECK]
             entries.append((f"{name}_lr", "trim_criteria.py", rates, check_minutes))
     digits = [
         "--model",

@@ -498,8 +498,8 @@ def summarise(runs, baseline_accuracy):
 
 
 # Accuracies are counts over the val split, so two means of them can differ by exactly a goal's margin and still
-# compare a hair under it in floating point (a mean of 0.73925 is stored as 0.7392500000000001).
-FLOAT_NOISE = 1e-9
+# compare a hair under it in floating point (a mean of 0.73925 is stored as 0.7392500000000001). In points.
+FLOAT_NOISE = 1e-6
 
 
 def goal_lines(rows, baseline_accuracy, default="taylor", tuned=True):
@@ -518,7 +518,7 @@ def goal_lines(rows, baseline_accuracy, default="taylor", tuned=True):
         )
     half = at.get((default, 0.5))
     if half and tuned:
-        within = half["after_mean"] >= baseline_accuracy - 0.01 - FLOAT_NOISE
+        within = 100 * (half["after_mean"] - baseline_accuracy) >= -1 - FLOAT_NOISE
         lines.append(
             f"- Goal, {default} at 50% MACs within 1 point of the baseline after fine-tuning: "
             f"**{'met' if within else 'not met'}** ({half['delta_points']:+.2f} points, mean of {half['seeds']} seeds)"
@@ -528,7 +528,7 @@ def goal_lines(rows, baseline_accuracy, default="taylor", tuned=True):
             if rival:
                 gap = 100 * (half["after_mean"] - rival["after_mean"])
                 clear = half["after_min"] > rival["after_max"]
-                ahead = gap >= 1 - 100 * FLOAT_NOISE and clear
+                ahead = gap >= 1 - FLOAT_NOISE and clear
                 lines.append(
                     f"- Goal, {default} at 50% MACs at least 1 point ahead of {other}: "
                     f"**{'met' if ahead else 'not met'}** ({gap:+.2f} points; the seed ranges "

@@ -14,8 +14,9 @@ MAX_LAYER_RATIO = 0.75
 STEPS = 5
 
 # The fine-tune's learning rate (Adam, cosine to 0 over the fine-tune): twice the rate the benchmark baselines
-# were trained at. A short fine-tune after surgery recovers more at a high rate, as learning-rate rewinding
-# found (Renda et al., 2020): at half the MACs, 2 epochs, 3 seeds (bench/RESULTS.md, the `_lr` sections), taylor
-# ended higher at 4e-3 than at 2e-3 on all four model and data-set pairs (+0.3 to +1.7 points) and random too
-# (+0.4 to +3.0), and 2e-3 above 5e-4 (Fashion ResNet 0.7441 against 0.7265, digits 0.8327 against 0.7810).
+# were trained at. A short fine-tune after surgery recovers more at a high rate, in the spirit of learning-rate
+# rewinding (Renda et al., 2020, which fine-tunes at the training rate): at half the MACs, 2 epochs, 3 seeds
+# (bench/RESULTS.md, the `_lr` sections), taylor ended higher at 4e-3 than at 2e-3 on all four model and data-set
+# pairs (+0.3 to +1.7 points) and random too (+0.4 to +3.0), and 2e-3 above 5e-4 (Fashion ResNet 0.7441 against
+# 0.7265, digits 0.8327 against 0.7810).
 FINE_TUNE_LR = 4e-3

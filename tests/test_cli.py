@@ -258,6 +258,8 @@ def test_help(command):
     assert result.exit_code == 0 and "Usage" in result.output
     if command:
         assert "Example" in result.output
+    # Option help prints a value's range and default: never an unset bound or default as "None".
+    assert "None]" not in result.output, result.output
 
 
 def test_help_does_not_import_tensorflow():

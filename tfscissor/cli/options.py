@@ -25,6 +25,10 @@ class FiniteRange(click.FloatRange):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
+    def _describe_range(self):
+        # click describes a range without bounds as "x<=None" in --help; an unbounded one has nothing to say.
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 def _check_data(ctx, param, value):
     # While the options are parsed: a mistyped spec or a missing folder is reported before anything loads.

@@ -429,13 +429,36 @@ def test_registered_custom_layer_is_trimmed_through(x, monkeypatch):
     assert_same_outputs(model, result.model, x)
 
 
-def test_shared_layer_is_refused():
+def test_shared_layer_is_refused_with_the_exclude_that_passes(x):
     inputs = keras.Input(SHAPE)
     shared = conv(4, "shared")
     y = shared(shared(conv(4, "a")(inputs)))
-    model = classifier(inputs, y)
+    model = classifier(inputs, conv(6, "b")(y))
     with pytest.raises(ModelError, match="'shared' is called more than once.*--exclude shared"):
         find_groups(model)
+
+    result = trim_classifier(model, x, ratio=0.5, exclude=["shared"])
+    # Its weights serve both calls: what it reads (a) and what it gives (its own filters) keep every channel.
+    assert set(result.kept) == {"b"}
+    assert result.model.get_layer("shared").get_weights()[0].shape == (3, 3, 4, 4)
+    assert result.model.get_layer("b").filters < 6
+    assert result.model(x).shape == (len(x), CLASSES)
+
+
+def test_sequential_model_loaded_from_a_file_is_trimmed(x, tmp_path):
+    # Loading builds a Sequential model's graph step by step, leaving each layer called several times
+    # outside the graph that runs it: none of them is shared.
+    model = keras.Sequential(
+        [keras.Input(SHAPE), conv(6, "a"), conv(5, "b"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]
+    )
+    model.save(tmp_path / "sequential.keras")
+    loaded = keras.saving.load_model(tmp_path / "sequential.keras")
+    assert len(loaded.get_layer("a")._inbound_nodes) > 1  # what made it look shared
+
+    result = trim_classifier(loaded, x, ratio=0.5)
+    assert set(result.kept) == {"a", "b"}
+    assert result.model.get_layer("b").filters < 5
+    assert result.model(x).shape == (len(x), CLASSES)
 
 
 # --- budgets, and the input model ---

@@ -8,6 +8,7 @@ Elements that reach the model's outputs or inputs, or pass through a layer that 
 pinned and never removed.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,11 @@ class ChannelGraph:
             raise ModelError(
                 f"excluded layers not in {model.name}: {', '.join(sorted(unknown))}: check the layer names"
             )
-        self.nodes = [self._propagate(node, graph) for node in nodes_in_order(graph)]
+        nodes = nodes_in_order(graph)
+        # Calls in this graph, not the layer's inbound nodes: a Sequential model loaded from a file has called
+        # each layer once per partial build, and a layer may also serve models outside this one.
+        self._calls = Counter(id(node.operation) for node in nodes)
+        self.nodes = [self._propagate(node, graph) for node in nodes]
         self._by_name = {node.layer.name: node for node in self.nodes}
         self._readers = {}
         for node in self.nodes:
@@ -132,19 +137,21 @@ class ChannelGraph:
                 self._elements[id(tensor)] = elements
             return NodeChannels(layer, Frozen(), (), tuple(outputs), ())
         handler = handler_for(layer)
-        if handler is None:
-            if layer.name not in self.exclude:
-                raise ModelError(
-                    f"layer {layer.name!r} ({type(layer).__name__}) is not understood by trimming: exclude it "
-                    f"(--exclude {layer.name}) to keep its channels, or register a handler for "
-                    f"{type(layer).__name__} with tfscissor.trim.register_handler"
-                )
-            handler = Frozen()
-        if len(layer._inbound_nodes) > 1 and not isinstance(handler, Frozen):
+        if handler is None and layer.name not in self.exclude:
+            raise ModelError(
+                f"layer {layer.name!r} ({type(layer).__name__}) is not understood by trimming: exclude it "
+                f"(--exclude {layer.name}) to keep its channels, or register a handler for "
+                f"{type(layer).__name__} with tfscissor.trim.register_handler"
+            )
+        shared = self._calls[id(layer)] > 1
+        if shared and layer.name not in self.exclude and not isinstance(handler, Frozen):
             raise ModelError(
                 f"layer {layer.name!r} is called more than once (a shared layer): its channels cannot be trimmed "
                 f"per call; exclude it (--exclude {layer.name})"
             )
+        if handler is None or shared:
+            # Its weights serve every call, so neither its inputs nor its outputs may lose channels.
+            handler = Frozen()
         inputs = [self._elements[id(tensor)] for tensor in node.input_tensors]
         outputs = handler.propagate(layer, node, inputs, self)
         if layer.name in self.exclude:

@@ -42,15 +42,31 @@ def _lowest_removed(group, scores, fraction):
     return np.sort(np.argsort(-scores, kind="stable")[:keep])
 
 
+def _levels(limit, levels):
+    """The fractions of a group to measure: ``levels`` up to its ``limit``, or the limit alone if it is below
+    them all, or none if the group may lose nothing."""
+    return [level for level in levels if level <= limit + 1e-9] or ([limit] if limit > 0 else [])
+
+
 def measure_sensitivity(groups, scores, build, images, labels=None, *, max_layer_ratio=1.0, levels=LEVELS):
     """Group name -> (fractions removed, loss increases), starting at (0, 0), for each of ``levels`` up to
-    ``max_layer_ratio``. ``build(kept)`` rebuilds the model keeping channels ``kept`` (group -> indices)."""
+    ``max_layer_ratio`` (one number, or group name -> number). ``build(kept)`` rebuilds the model keeping
+    channels ``kept`` (group -> indices)."""
     full = {group.name: np.arange(group.channels) for group in groups}
     base = classification_loss(build(full), images, labels)
-    fractions = [level for level in levels if level <= max_layer_ratio + 1e-9] or [max_layer_ratio]
+    measured = {
+        group.name: _levels(
+            max_layer_ratio.get(group.name, 1.0) if isinstance(max_layer_ratio, dict) else max_layer_ratio, levels
+        )
+        for group in groups
+    }
     curves = {group.name: ([0.0], [0.0]) for group in groups}
-    for fraction in fractions:
-        kept = {group.name: _lowest_removed(group, scores[group.name], fraction) for group in groups}
+    for fraction in sorted({fraction for fractions in measured.values() for fraction in fractions}):
+        kept = {
+            group.name: _lowest_removed(group, scores[group.name], fraction)
+            for group in groups
+            if fraction in measured[group.name]
+        }
         for name, loss in group_losses(groups, build, images, labels, kept).items():
             curves[name][0].append(fraction)
             curves[name][1].append(max(loss - base, 0.0))

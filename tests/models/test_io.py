@@ -17,6 +17,17 @@ def test_round_trip_keeps_outputs(tmp_path, images):
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary file left beside it
 
 
+def test_a_model_trained_with_tfscissors_own_loss_loads_in_plain_keras(tmp_path, images):
+    """A fine-tune distils with a loss only tfscissor defines: the saved file must not need it to load."""
+    from tfscissor.models.training import compile_classifier
+
+    model = compile_classifier(build_model("plain", (32, 32, 3), 4), distill=True)
+    save_model(model, tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")  # compile=True, Keras's default
+    assert not loaded.compiled
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     model = build_model("plain", (32, 32, 3), 4)
 
@@ -53,6 +64,25 @@ def test_truncated_file(tmp_path):
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ModelError, match="corrupt or truncated"):
         load_model(bad)
+
+
+def test_a_custom_layer_keras_cannot_find_is_named_with_the_way_round(tmp_path):
+    """A model saved where its custom layer was defined, loaded where it is not (tfscissor's commands)."""
+    import json
+
+    save_model(build_model("plain", (32, 32, 3), 4), tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    layer = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "ReLU")
+    layer.update(module="users_own_layers", class_name="Scale", registered_name="users_own>Scale")
+    members["config.json"] = json.dumps(config)
+    custom = tmp_path / "custom.keras"
+    with zipfile.ZipFile(custom, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelError, match=r"it uses 'Scale', which Keras does not define.*register_keras_serializable"):
+        load_model(custom)
 
 
 def test_archive_with_damaged_member(tmp_path):

@@ -1,5 +1,7 @@
 """Loading and saving ``.keras`` files: safe mode on load, atomic on save."""
 
+import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -25,8 +27,25 @@ def load_model(path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged archive; all mean the same to a user.
+        custom = _unknown_object(err)
+        if custom:
+            raise ModelError(
+                f"cannot load model {path}: it uses {custom!r}, which Keras does not define, and tfscissor's commands "
+                f"run no code of yours: load it in Python where {custom} is defined (and registered with "
+                "keras.saving.register_keras_serializable) and call the library (tfscissor.trim.run_trim, ...)"
+            ) from err
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"cannot load model {path}: {first}") from err
+
+
+def _unknown_object(err):
+    """The class or function a failed load could not find (Keras says so only in the error it wraps)."""
+    while err is not None:
+        found = re.search(r"Could not locate (?:class|function) '([^']+)'", str(err))
+        if found:
+            return found.group(1)
+        err = err.__cause__ or err.__context__
+    return None
 
 
 # The JSON parts of a .keras archive describe layers, not weights: ResNet-50's config.json is about 100 KB. A
@@ -50,8 +69,13 @@ def _check_sizes(path):
 
 
 def save_model(model, path):
-    """Save ``model`` to ``path`` atomically (a reader never sees a half-written archive); refuse weights that
-    are NaN or infinite, which only a diverged training makes."""
+    """Save ``model``'s graph and weights to ``path`` atomically (a reader never sees a half-written archive);
+    refuse weights that are NaN or infinite, which only a diverged training makes.
+
+    The file leaves out how the model was last compiled, as Keras's own ``load_model(compile=False)`` does on
+    reading: a training setup of tfscissor's (the distillation or box losses) would make the file load only
+    where tfscissor is imported, and no stage or device reads it.
+    """
     import numpy as np
 
     path = Path(path)
@@ -65,3 +89,17 @@ def save_model(model, path):
             )
     with atomic_path(path) as tmp:
         model.save(tmp)
+        _drop_compile_config(tmp)
+
+
+def _drop_compile_config(path):
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        if not config.get("compile_config"):
+            return
+        config["compile_config"] = None
+        # The members are read whole: a model meant for a microcontroller or an Edge TPU is megabytes.
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in members:
+            archive.writestr(info, json.dumps(config) if info.filename == "config.json" else data)

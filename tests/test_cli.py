@@ -146,7 +146,7 @@ def test_a_budget_the_limits_cannot_reach_is_refused_naming_what_to_change(chain
 
 
 @pytest.mark.slow
-def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path, monkeypatch):
+def test_trim_warns_in_one_line_when_surgery_collapses_the_model_or_it_was_at_chance(chain, tmp_path, monkeypatch):
     """The chain's model is too weak to collapse for real (tests/trim/test_recovery.py does that): the stage's
     report of a collapse is given, and the command must say it on stderr, in one line, with the groups."""
     from tfscissor.models import load_model
@@ -165,6 +165,7 @@ def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path
         "fine_tune_epochs": 0,
         "distill": False,
         "reconstruct": True,
+        "chance": 1 / 3,
         "costliest_groups": [("stem_conv", 1.57), ("stage2_proj_conv", 0.87)],
     }
     canned = stage.TrimStageResult(load_model(d / "m.keras"), None, report)
@@ -177,6 +178,15 @@ def test_trim_warns_in_one_line_when_surgery_collapses_the_model(chain, tmp_path
         "loss), stage2_proj_conv (+0.87 loss); keep them with --exclude LAYER, or trim less (more --steps, a lower "
         "--max-layer-ratio)"
     )
+
+    # A model no better than chance on the data: the one warning says where to look, and the model is saved.
+    del report["costliest_groups"]
+    report.update(accuracy_before=0.0, accuracy_trimmed=0.0, accuracy_after=0.0)
+    result = invoke("trim", d / "m.keras", "--data", DATA, "--ratio", "0.5", "-o", tmp_path / "z.keras")
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert line.startswith("warning: the untrimmed model scores 0.0000 on the data's val split, no better than chance")
+    assert "in the same order" in line and (tmp_path / "z.keras").is_file()
 
 
 @pytest.mark.slow
@@ -553,6 +563,9 @@ def test_library_warnings_stay_off_the_terminal_unless_debug(debug):
         (["trim", "m.keras", "--data", "cluttered", "--criterion", "magic", "--ratio", "0.5", "-o", "t.keras"],
          "unknown criterion 'magic'"),
         (["trim", "missing.keras", "--data", "cluttered", "--ratio", "0.5", "-o", "t.keras"], "missing.keras not found"),
+        (["trim", "m.keras", "--data", "cluttered", "--target-macs", "1.5", "-o", "t.keras"],
+         "target_macs is the fraction of the original to keep: give a value in (0, 1]"),
+        (["trim", "m.keras", "--data", "cluttered", "--ratio", "1", "-o", "t.keras"], "ratio must be in [0, 1)"),
         (["eval", "missing.keras", "--data", "cluttered:size=32,colour=red"], "unknown option 'colour'"),
     ],
 )  # fmt: skip

@@ -13,7 +13,7 @@ from tfscissor.trim.groups import groups_of
 from tfscissor.trim.policy import recalibrate_batch_norm
 from tfscissor.trim.saliency import collect_saliency
 from tfscissor.trim.sensitivity import classification_loss, sensitivity_scores
-from tfscissor.trim.stage import run_trim
+from tfscissor.trim.stage import run_trim, stale_batch_norms
 from tfscissor.trim.surgery import SurgeryPlan, rebuild
 
 pytestmark = pytest.mark.slow
@@ -94,6 +94,22 @@ def test_a_collapse_is_reported_with_the_groups_that_cost_most(trained_resnet, t
     names, increases = zip(*report["costliest_groups"], strict=True)
     assert len(names) == 3 and list(increases) == sorted(increases, reverse=True)
     assert set(names) <= {row["layer"] for row in report["layers"]}
+
+
+def test_a_model_no_better_than_chance_is_not_reported_as_collapsed(trained_resnet, tiny_data):
+    """Labels in another order than the model's: there is no accuracy for surgery to lose, and no costliest
+    groups to name (the report's chance lets the command say what is wrong instead)."""
+    import dataclasses
+
+    classes = tiny_data.num_classes
+    shifted = dataclasses.replace(
+        tiny_data, val=dataclasses.replace(tiny_data.val, labels=(tiny_data.val.labels + 1) % classes)
+    )
+    result = run_trim(load_model(trained_resnet), shifted, ratio=0.5, samples=64, steps=1)
+    report = result.report
+    assert report["chance"] == 1 / classes
+    assert report["accuracy_before"] < report["chance"], report
+    assert "costliest_groups" not in report
 
 
 def _residual(scale):
@@ -208,6 +224,37 @@ def test_sensitivity_allocation_meets_the_budget(tiny_data):
     assert 0.58 <= macs <= 0.6, macs
     with pytest.raises(UsageError, match="unknown allocation"):
         trim_classifier(model, images, target_macs=0.6, allocation="magic")
+
+
+def test_the_stage_allocates_by_sensitivity_within_each_steps_limits(trained_resnet, tiny_data):
+    """The stage gives each step of its trim a limit per group (what the earlier steps left of the whole
+    trim's); the measured curves stop at each group's own limit."""
+    model = load_model(trained_resnet)
+    result = run_trim(model, tiny_data, target_macs=0.6, allocation="sensitivity", samples=64, steps=2)
+    assert 0.58 <= result.report["macs_after"] / result.report["macs_before"] <= 0.6
+    for layer in result.report["layers"]:
+        assert layer["after"] >= layer["before"] / 4  # the default limit: at most 75% of a group goes
+
+
+def test_batch_norms_a_short_fine_tune_leaves_stale_are_re_estimated(trained_resnet, tiny_data):
+    """Keras's default momentum (0.99) keeps most of the untrimmed model's moving statistics through a fine-tune
+    of a few steps; the stage gives those batch norms the fine-tuned model's own statistics."""
+    model = load_model(trained_resnet)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.99
+    result = run_trim(model, tiny_data, ratio=0.3, samples=64, steps=1, fine_tune_epochs=1, batch_size=64)
+    trimmed = result.model
+    assert stale_batch_norms(trimmed, len(tiny_data.train) // 64) == [layer.name for layer in norms]
+    saved = {layer.name: trimmed.get_layer(layer.name).get_weights() for layer in norms}
+    # The stage's sample: the same seed draws the same images.
+    chosen = np.random.default_rng(0).permutation(len(tiny_data.train))[:64]
+    recalibrate_batch_norm(trimmed, tiny_data.train.images[chosen])
+    for layer in norms:
+        for got, again in zip(saved[layer.name], trimmed.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_allclose(got, again, rtol=1e-5, atol=1e-6)
+    # tfscissor's builders' momentum (0.9) settles within the fine-tunes its benchmarks run.
+    assert stale_batch_norms(build_model("resnet", (16, 16, 3), 3), 44) == []
 
 
 def test_recalibration_sets_each_batch_norm_to_the_statistics_of_what_it_reads():

@@ -32,6 +32,21 @@ def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
 
 
 @pytest.mark.slow
+def test_what_the_stage_cannot_trim_is_named(trained_plain, tiny_data):
+    import keras
+
+    from tfscissor.errors import ModelError
+    from tfscissor.trim import trim_classifier
+
+    model = load_model(trained_plain)
+    with pytest.raises(UsageError, match="no representative images"):
+        trim_classifier(model, tiny_data.train.images[:0], ratio=0.5)
+    two_heads = keras.Model(model.inputs, [model.outputs[0], model.outputs[0] * 2.0])
+    with pytest.raises(ModelError, match="has 1 inputs and 2 outputs: .* image classifiers with one of each"):
+        run_trim(two_heads, tiny_data, ratio=0.5)
+
+
+@pytest.mark.slow
 def test_two_rounds_meet_the_budget_and_report_each_round(trained_plain, tiny_data):
     result = run_trim(load_model(trained_plain), tiny_data, target_macs=0.4, rounds=2, fine_tune_epochs=1, samples=64)
     report = result.report

@@ -8,7 +8,7 @@ from tfscissor.data import load_data
 from tfscissor.io import check_not_input
 from tfscissor.models import load_model, save_model
 from tfscissor.trim.criteria import DEFAULT_CRITERION, criterion_names, get_criterion
-from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS
+from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS, check_policy
 
 
 @click.command()
@@ -159,6 +159,11 @@ def trim(
     """
     # Checked before the long work (and before TensorFlow loads), not after it.
     get_criterion(criterion)
+    check_policy(
+        {"ratio": ratio, "min_relevance": min_relevance, "target_macs": target_macs, "target_params": target_params},
+        round_to,
+        min_channels,
+    )
     check_not_input(keras_output_path(output), model_path)
     if save_stats:
         check_not_input(save_stats, model_path, output)
@@ -202,6 +207,8 @@ def trim(
         click.echo(line)
     for line in trim_summary(report):
         click.echo(line)
+    if report["accuracy_before"] <= report["chance"]:
+        click.echo(chance_warning(report), err=True)
     if "costliest_groups" in report:
         click.echo(collapse_warning(report), err=True)
     click.echo(f"saved {output}")
@@ -217,9 +224,18 @@ def trim_summary(report):
     return lines
 
 
+def chance_warning(report):
+    """One line: the untrimmed model is no better than chance on the data, so the trim measured nothing."""
+    return (
+        f"warning: the untrimmed model scores {report['accuracy_before']:.4f} on the data's val split, no better "
+        f"than chance ({report['chance']:.4f}), so no criterion had anything to keep: check that the data's classes "
+        "are the model's, in the same order (folders sort by name), and that the model takes pixels in [0, 255]"
+    )
+
+
 def collapse_warning(report):
     """One line: surgery alone lost more than half the accuracy, and the groups whose trim alone cost most."""
-    groups = ", ".join(f"{name} (+{increase:.2f} loss)" for name, increase in report["costliest_groups"])
+    groups = ", ".join(f"{name} ({increase:+.2f} loss)" for name, increase in report["costliest_groups"])
     return (
         f"warning: surgery alone kept {report['accuracy_trimmed'] / report['accuracy_before']:.0%} of the accuracy "
         f"({report['accuracy_trimmed']:.4f} of {report['accuracy_before']:.4f}); costliest groups: {groups}; keep "

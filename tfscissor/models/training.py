@@ -7,7 +7,12 @@ from tfscissor.models.distribute import check_training, trained_under
 
 
 def check_input(model, image_shape, data_name="the data"):
-    """Raise ModelError unless ``model`` takes images of ``image_shape`` (H, W, C)."""
+    """Raise ModelError unless ``model`` takes images of ``image_shape`` (H, W, C) and gives one output."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(
+            f"model {model.name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs: tfscissor trains, "
+            "trims and evaluates image classifiers with one of each (the images, the class scores)"
+        )
     expected = tuple(model.input_shape[1:])
     if expected != tuple(image_shape):
         raise ModelError(

@@ -1,5 +1,7 @@
-"""The trim stage's choices and defaults, in a module that loads no Keras, so that the CLI and the recipe
-schema offer the same ones as the library without slowing every command's start."""
+"""The trim stage's choices, defaults and policy check, in a module that loads no Keras, so that the CLI and
+the recipe schema offer and check the same ones as the library without slowing every command's start."""
+
+from tfscissor.errors import UsageError
 
 POLICIES = ("ratio", "min_relevance", "target_macs", "target_params")
 ALLOCATIONS = ("global", "sensitivity")
@@ -20,3 +22,25 @@ STEPS = 5
 # pairs (+0.3 to +1.7 points) and random too (+0.4 to +3.0), and 2e-3 above 5e-4 (Fashion ResNet 0.7441 against
 # 0.7265, digits 0.8327 against 0.7810).
 FINE_TUNE_LR = 4e-3
+
+
+def check_policy(policy, round_to=1, min_channels=1):
+    """Check that ``policy`` (a dict) names exactly one of :data:`POLICIES` with a valid value."""
+    given = {name: value for name, value in policy.items() if value is not None}
+    if len(given) != 1:
+        raise UsageError(
+            "give exactly one trimming policy: ratio (fraction of channels to remove), min_relevance (a score "
+            "threshold), target_macs or target_params (fraction of the original to keep)"
+        )
+    ((name, value),) = given.items()
+    if name not in POLICIES:
+        raise UsageError(f"unknown trimming policy {name!r}: use one of {', '.join(POLICIES)}")
+    if name == "ratio" and not 0.0 <= value < 1.0:
+        raise UsageError(f"ratio must be in [0, 1), got {value}")
+    if name == "min_relevance" and value < 0:
+        raise UsageError(f"min_relevance must be >= 0, got {value}")
+    if name.startswith("target_") and not 0.0 < value <= 1.0:
+        raise UsageError(f"{name} is the fraction of the original to keep: give a value in (0, 1], got {value}")
+    if round_to < 1 or min_channels < 1:
+        raise UsageError(f"round_to and min_channels must be >= 1, got {round_to} and {min_channels}")
+    return name, value

@@ -9,7 +9,7 @@ from tfscissor.errors import UsageError
 from tfscissor.models.graph import has_nested_models, inline_nested
 from tfscissor.trim.budget import CostModel
 from tfscissor.trim.criteria import get_criterion, measures_loss
-from tfscissor.trim.defaults import ALLOCATIONS, POLICIES
+from tfscissor.trim.defaults import ALLOCATIONS, check_policy
 from tfscissor.trim.dependency import ChannelGraph
 from tfscissor.trim.groups import groups_of
 from tfscissor.trim.sensitivity import measure_sensitivity, sensitivity_scores
@@ -26,28 +26,6 @@ class TrimResult:
     channels: dict = field(default_factory=dict)  # group -> original channel count
     producers: dict = field(default_factory=dict)  # group -> the layers that make its channels
     statistics: object = None  # the ChannelStatistics that scored the channels, when collected here
-
-
-def check_policy(policy, round_to=1, min_channels=1):
-    """Check that ``policy`` (a dict) names exactly one of :data:`POLICIES` with a valid value."""
-    given = {name: value for name, value in policy.items() if value is not None}
-    if len(given) != 1:
-        raise UsageError(
-            "give exactly one trimming policy: ratio (fraction of channels to remove), min_relevance (a score "
-            "threshold), target_macs or target_params (fraction of the original to keep)"
-        )
-    ((name, value),) = given.items()
-    if name not in POLICIES:
-        raise UsageError(f"unknown trimming policy {name!r}: use one of {', '.join(POLICIES)}")
-    if name == "ratio" and not 0.0 <= value < 1.0:
-        raise UsageError(f"ratio must be in [0, 1), got {value}")
-    if name == "min_relevance" and value < 0:
-        raise UsageError(f"min_relevance must be >= 0, got {value}")
-    if name.startswith("target_") and not 0.0 < value <= 1.0:
-        raise UsageError(f"{name} is the fraction of the original to keep: give a value in (0, 1], got {value}")
-    if round_to < 1 or min_channels < 1:
-        raise UsageError(f"round_to and min_channels must be >= 1, got {round_to} and {min_channels}")
-    return name, value
 
 
 def check_limits(max_layer_ratio, allocation):
@@ -386,6 +364,8 @@ def trim_classifier(
     groups = groups_of(graph)
     taps = sorted({tap.layer for group in groups for tap in group.taps})
     images = np.asarray(representative_images, np.float32)
+    if not len(images):
+        raise UsageError("no representative images: the statistics need at least one")
     statistics = collect_statistics(model, images, taps, batch_size, strategy=strategy)
     if measures_loss(options.get("criterion", "relevance")):
         statistics = statistics.with_saliency(collect_saliency(graph, groups, statistics, images, labels, batch_size))
@@ -396,8 +376,9 @@ def trim_classifier(
     return dataclasses.replace(result, model=trimmed, statistics=statistics)
 
 
-def recalibrate_batch_norm(model, images, batch_size=64):
-    """Re-estimate every batch norm's moving mean and variance from ``images``, in place, and return the model.
+def recalibrate_batch_norm(model, images, batch_size=64, names=None):
+    """Re-estimate every batch norm's moving mean and variance from ``images`` (only those called ``names``,
+    if given), in place, and return the model.
 
     Trimming changes what each batch norm sees (fewer input channels, means folded into biases): statistics
     measured on the trimmed model itself fix the shift at once, which is much of what a first epoch of
@@ -406,7 +387,11 @@ def recalibrate_batch_norm(model, images, batch_size=64):
     """
     import keras
 
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization) and (names is None or layer.name in names)
+    ]
     dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     if not norms:
         return model

@@ -19,13 +19,19 @@ def test_round_trip_keeps_outputs(tmp_path, images):
 
 def test_a_model_trained_with_tfscissors_own_loss_loads_in_plain_keras(tmp_path, images):
     """A fine-tune distils with a loss only tfscissor defines: the saved file must not need it to load."""
+    import h5py
+
     from tfscissor.models.training import compile_classifier
 
     model = compile_classifier(build_model("plain", (32, 32, 3), 4), distill=True)
+    labels = np.zeros((len(images), 1 + 4), np.float32)  # (label, teacher outputs...) rows
+    model.fit(images, labels, epochs=1, verbose=0)  # the optimizer now has state
     save_model(model, tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")  # compile=True, Keras's default
     assert not loaded.compiled
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive, archive.open("model.weights.h5") as weights:
+        assert "optimizer" not in h5py.File(weights, "r")  # Adam's state stays behind too
 
 
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):

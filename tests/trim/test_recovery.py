@@ -237,8 +237,8 @@ def test_the_stage_allocates_by_sensitivity_within_each_steps_limits(trained_res
 
 
 def test_batch_norms_a_short_fine_tune_leaves_stale_are_re_estimated(trained_resnet, tiny_data):
-    """Keras's default momentum (0.99) keeps most of the untrimmed model's moving statistics through a fine-tune
-    of a few steps; the stage gives those batch norms the fine-tuned model's own statistics."""
+    """Keras's default momentum (0.99) keeps most of the moving statistics from before a fine-tune of a few
+    steps; the stage gives those batch norms the fine-tuned model's own statistics."""
     model = load_model(trained_resnet)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
@@ -269,6 +269,37 @@ def test_recalibration_sets_each_batch_norm_to_the_statistics_of_what_it_reads()
     batch_variances = np.mean([seen[i * 128 : (i + 1) * 128].var(axis=0) for i in range(5)], axis=0)
     np.testing.assert_allclose(np.asarray(bn.moving_variance), batch_variances, rtol=1e-3)
     assert bn.momentum == 0.99  # restored
+
+
+def test_recalibrating_named_batch_norms_leaves_the_others_as_they_were():
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.BatchNormalization(name="settled")(keras.layers.Conv2D(3, 1, name="a")(inputs))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="stale")(keras.layers.Conv2D(3, 1)(x)))
+    images = np.random.default_rng(0).normal(2.0, 3.0, (40, 4, 4, 2)).astype(np.float32)
+    settled = [np.asarray(w).copy() for w in model.get_layer("settled").get_weights()]
+    recalibrate_batch_norm(model, images, batch_size=8, names=["stale"])
+    for before, after in zip(settled, model.get_layer("settled").get_weights(), strict=True):
+        np.testing.assert_array_equal(before, np.asarray(after))
+    assert not np.allclose(np.asarray(model.get_layer("stale").moving_mean), 0.0)
+    assert model.get_layer("settled").momentum == 0.99  # restored
+
+
+def test_sensitivity_is_measured_up_to_each_groups_own_limit(monkeypatch):
+    from types import SimpleNamespace
+
+    from tfscissor.trim import sensitivity
+
+    groups = [SimpleNamespace(name=name, channels=8) for name in ("none", "little", "default")]
+    scores = {group.name: np.arange(8.0) for group in groups}
+    # The "model" a kept set builds is the kept set; its loss is the channels it lost.
+    monkeypatch.setattr(sensitivity, "classification_loss", lambda kept, *_: sum(8 - len(k) for k in kept.values()))
+    curves = sensitivity.measure_sensitivity(
+        groups, scores, lambda kept: kept, None, max_layer_ratio={"none": 0.0, "little": 0.2}
+    )
+    assert list(curves["none"][0]) == [0.0]
+    assert list(curves["little"][0]) == [0.0, 0.2]
+    assert list(curves["default"][0]) == [0.0, 0.25, 0.5, 0.75]  # not named: no limit but the levels'
+    assert list(curves["default"][1]) == [0.0, 2.0, 4.0, 6.0]
 
 
 def test_distillation_loss_is_half_labels_half_softened_teacher():

@@ -89,7 +89,12 @@ from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, 
     show_default=True,
     help="Keep at least this many channels per layer.",
 )
-@click.option("--exclude", multiple=True, metavar="LAYER", help="Layer whose output channels must stay; repeatable.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="LAYER",
+    help="Layer whose output channels must stay (a shared layer's input channels too); repeatable.",
+)
 @click.option(
     "--samples",
     type=click.IntRange(1),

@@ -1,6 +1,5 @@
 """Loading and saving ``.keras`` files: safe mode on load, atomic on save."""
 
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -72,9 +71,9 @@ def save_model(model, path):
     """Save ``model``'s graph and weights to ``path`` atomically (a reader never sees a half-written archive);
     refuse weights that are NaN or infinite, which only a diverged training makes.
 
-    The file leaves out how the model was last compiled, as Keras's own ``load_model(compile=False)`` does on
-    reading: a training setup of tfscissor's (the distillation or box losses) would make the file load only
-    where tfscissor is imported, and no stage or device reads it.
+    The file leaves out how the model was last compiled and its optimizer's state: a training setup of
+    tfscissor's (the distillation or box losses) would make the file load only where tfscissor is imported,
+    Adam's state would double its size, and no stage or device reads either.
     """
     import numpy as np
 
@@ -88,18 +87,13 @@ def save_model(model, path):
                 f"rate and train again (nothing was written to {path})"
             )
     with atomic_path(path) as tmp:
-        model.save(tmp)
-        _drop_compile_config(tmp)
+        _uncompiled(model).save(tmp)
 
 
-def _drop_compile_config(path):
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-        if not config.get("compile_config"):
-            return
-        config["compile_config"] = None
-        # The members are read whole: a model meant for a microcontroller or an Edge TPU is megabytes.
-        members = [(info, archive.read(info)) for info in archive.infolist()]
-    with zipfile.ZipFile(path, "w") as archive:
-        for info, data in members:
-            archive.writestr(info, json.dumps(config) if info.filename == "config.json" else data)
+def _uncompiled(model):
+    """``model``, or if it was compiled, a copy of its graph and weights that was not."""
+    if not getattr(model, "compiled", False):
+        return model
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy

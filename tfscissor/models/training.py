@@ -6,6 +6,11 @@ from tfscissor.errors import ModelError
 from tfscissor.models.distribute import check_training, trained_under
 
 
+def steps_in_epoch(split, batch_size):
+    """The training steps of one epoch over ``split`` (the last batch may be short)."""
+    return -(-len(split) // batch_size)
+
+
 def check_input(model, image_shape, data_name="the data"):
     """Raise ModelError unless ``model`` takes images of ``image_shape`` (H, W, C) and gives one output."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -138,7 +143,7 @@ def train_classifier(
                     f"the teacher's {name} split ({len(theirs)} images) is not the student's ({len(ours)}): "
                     "give the teacher the same images in the same order"
                 )
-    steps_per_epoch = -(-len(dataset.train) // batch_size)
+    steps_per_epoch = steps_in_epoch(dataset.train, batch_size)
     train_images = dataset.train.images.astype(np.float32)
     val_images = dataset.val.images.astype(np.float32)
     train_targets = distillation_targets(dataset.train.labels, teacher_data.train.images.astype(np.float32), teacher)

@@ -1,5 +1,6 @@
 """The trim stage's choices, defaults and policy check, in a module that loads no Keras, so that the CLI and
-the recipe schema offer and check the same ones as the library without slowing every command's start."""
+the recipe schema offer the same choices as the library, and the CLI checks a policy as the library does,
+without slowing every command's start."""
 
 from tfscissor.errors import UsageError
 

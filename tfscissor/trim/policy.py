@@ -222,7 +222,7 @@ def trim_model(
     with ``protect_stem`` the channels made by the layers that read the model's input (and everything tied to
     them) stay, as ``exclude``d layers' do. The classifier's outputs always stay. ``allocation="sensitivity"`` measures, on
     ``calibration`` (images, labels or None), each group's loss when a quarter, half and three quarters of
-    its lowest-scored channels go, and spends the budget where the measured loss grows least; ``"global"``
+    its lowest-scored channels go (those its limit allows), and spends the budget where the measured loss grows least; ``"global"``
     ranks all channels by score alone. A MACs or parameter target the limits cannot reach is refused, or with
     ``allow_short`` (a step of a longer trim) approached as far as they allow.
 
@@ -387,21 +387,21 @@ def recalibrate_batch_norm(model, images, batch_size=64, names=None):
     """
     import keras
 
-    norms = [
-        layer
-        for layer in model.layers
-        if isinstance(layer, keras.layers.BatchNormalization) and (names is None or layer.name in names)
-    ]
+    every = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in every if names is None or layer.name in names]
+    others = [layer for layer in every if layer not in norms]
     dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     if not norms:
         return model
-    saved = [(layer, layer.momentum, layer.trainable) for layer in norms]
+    saved = [(layer, layer.momentum, layer.trainable) for layer in every]
     rates = [(layer, layer.rate) for layer in dropouts]
     try:
         for layer in dropouts:
             layer.rate = 0.0
         for layer in norms:
             layer.trainable = True  # a frozen batch norm runs in inference mode even when training
+        for layer in others:
+            layer.momentum = 1.0  # the passes run in training mode: the others keep their moving statistics
         for index, start in enumerate(range(0, len(images), batch_size)):
             for layer in norms:
                 # moving = moving * momentum + batch * (1 - momentum): a running average over the batches.

@@ -7,7 +7,7 @@ import numpy as np
 
 from tfscissor.errors import UsageError
 from tfscissor.models.distribute import check_training
-from tfscissor.models.training import check_input, evaluate_classifier, train_classifier
+from tfscissor.models.training import check_input, evaluate_classifier, steps_in_epoch, train_classifier
 from tfscissor.progress import note, progress_bar
 from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
 from tfscissor.trim.defaults import FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS, check_policy
@@ -74,7 +74,8 @@ def run_trim(
     re-estimating batch norms on the partly trimmed model (no training between them). ``max_layer_ratio``
     (see :func:`trim_model`) holds for the whole trim, counted on the original model. With ``distill``,
     fine-tuning learns from the untrimmed model's outputs as well as the labels
-    (:func:`tfscissor.models.training.distillation_loss`). With ``reconstruct``, each round's surgery ends
+    (:func:`tfscissor.models.training.distillation_loss`); batch norms that the fine-tune was too short to
+    settle are re-estimated after it (:func:`stale_batch_norms`). With ``reconstruct``, each round's surgery ends
     with a least-squares refit of the layers that lost input channels, against the round's untrimmed model
     on the representative images (:func:`tfscissor.trim.reconstruction.reconstruct`); None (the default)
     refits only where no fine-tuning follows. The steps then choose the channels, and the refit sets the weights
@@ -91,6 +92,8 @@ def run_trim(
     """
     from tfscissor.analysis import profile_model
 
+    if samples < 1:
+        raise UsageError(f"samples is the number of representative images: give at least 1, got {samples}")
     policy, value = check_policy(
         {"ratio": ratio, "min_relevance": min_relevance, "target_macs": target_macs, "target_params": target_params},
         trim_options.get("round_to", 1),
@@ -169,7 +172,7 @@ def run_trim(
                 note(f"round {index}/{rounds}: refit the layers that lost input channels by least squares", progress)
             accuracy_trimmed = evaluate_classifier(current, dataset.val)
             if fine_tune_epochs:
-                train_classifier(
+                curves = train_classifier(
                     current,
                     dataset,
                     epochs=fine_tune_epochs,
@@ -180,8 +183,8 @@ def run_trim(
                     strategy=strategy,
                     teacher=model if distill else None,
                 )
-                steps_trained = fine_tune_epochs * -(-len(dataset.train) // batch_size)
-                stale = stale_batch_norms(current, steps_trained)
+                # The epochs that ran: a user's callback may stop the fine-tune early.
+                stale = stale_batch_norms(current, len(curves["loss"]) * steps_in_epoch(dataset.train, batch_size))
                 if stale:
                     recalibrate_batch_norm(current, representative, batch_size, names=stale)
                     note(f"re-estimated {len(stale)} batch norms the fine-tune was too short to move", progress)
@@ -238,20 +241,26 @@ def run_trim(
 
 
 # A batch norm's moving statistics keep momentum ** steps of what they held before a fine-tune of that many
-# steps. Above this share they still describe the untrimmed model: with Keras's default momentum (0.99), a
+# steps. Above this share they still describe the model before the fine-tune: with Keras's default momentum (0.99), a
 # fine-tune of 100 steps leaves 37% (a small model checked that way fell from 1.0 to 0.70 after its fine-tune,
 # and re-estimating gave it all back). tfscissor's own builders (momentum 0.9) settle within 44 steps.
 STALE_STATISTICS = 0.01
 
 
 def stale_batch_norms(model, steps):
-    """The names of ``model``'s batch norms whose moving statistics ``steps`` training steps have not settled."""
+    """The names of ``model``'s batch norms whose moving statistics ``steps`` training steps have not settled.
+
+    A frozen batch norm is never stale: it runs in inference mode while training too, so the fine-tune
+    learned around its statistics.
+    """
     import keras
 
     return [
         layer.name
         for layer in model.layers
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum**steps > STALE_STATISTICS
+        if isinstance(layer, keras.layers.BatchNormalization)
+        and layer.trainable
+        and layer.momentum**steps > STALE_STATISTICS
     ]
 
 

@@ -40,15 +40,18 @@ from results import HEADER, RESULTS, cpu_name, update_section  # noqa: E402
 # smaller; on the digits, also the fine-tune swept (8 epochs, its learning rate) and rounds at equal training;
 # the fine-tune's learning rate swept on the main model too, and checked at 4e-3 on glyphs and MobileNetV2;
 # everywhere, the least-squares refit after surgery against none, before fine-tuning (where the stage refits by
-# default: `:norecon` rows) and after 2 epochs (where it does not: `:recon` rows).
+# default: `:norecon` rows) and after 2 epochs (where it does not: `:recon` rows), and the sensitivity allocation.
 TRIM_90 = ["--fine-tune-epochs", "0", "--targets", "0.9"]
 TRIM_NORECON = "taylor:norecon,random:norecon"
 TRIM_RECON = "taylor,random,taylor:recon,random:recon"
 TRIM_SMALL_DATA = ["--n", "5000", "--data-seeds", "1"]
+# The default criterion with the budget allocated by measured sensitivity instead of one global ranking: set
+# beside the main sections' taylor rows (the same seeds, baseline and fine-tune).
+SENS = "taylor:sens"
 SMALL_CRITERIA = "taylor,relevance,l1,random"
-# The sections measured at the stage's previous fine-tune rate, kept there: the sweeps of the rate around it,
-# the refit against none after fine-tuning, and the other criteria's grid (l1, relevance and apoz at 70% and
-# 30%, apoz at 50%). The rest run at the default (FINE_TUNE_LR).
+# The sections measured at the stage's previous fine-tune rate, kept there: the sweeps of the rate around it
+# and the other criteria's grid (l1, relevance and apoz at 70% and 30%, apoz at 50%). The rest run at the
+# default (FINE_TUNE_LR).
 PREVIOUS_LR = "2e-3"
 OLD_RATE = ["--fine-tune-lr", PREVIOUS_LR]
 # The fine-tune's learning rate: 2e-3 (the unmarked rows) against a quarter to four times it.
@@ -138,9 +141,10 @@ def trim_runs():
         (
             "trim_recon",
             "trim_criteria.py",
-            ["--name", "trim_recon", *reuse, *OLD_RATE, "--targets", "0.5", "--criteria", TRIM_RECON],
+            ["--name", "trim_recon", *reuse, "--targets", "0.5", "--criteria", TRIM_RECON],
             RECON_MINUTES,
         ),
+        ("trim_sens", "trim_criteria.py", ["--name", "trim_sens", *reuse, "--targets", "0.5", "--criteria", SENS], 6),
     ]
     for name, model, source, check_minutes, recon_minutes in TRIM_ELSEWHERE:
         data = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL_DATA]
@@ -149,11 +153,13 @@ def trim_runs():
         baseline = ["--baseline", f"bench/runs/{name}_baseline.keras"]
         after = ["--name", f"{name}_90", *data, *TRIM_90, *baseline, "--criteria", f"{SMALL_CRITERIA},{TRIM_NORECON}"]
         entries.append((f"{name}_90", "trim_criteria.py", after, 4))
-        two_epochs_old_rate = [*data, *baseline, "--fine-tune-epochs", "2", *OLD_RATE]
-        refit = ["--name", f"{name}_recon", *two_epochs_old_rate, "--criteria", TRIM_RECON]
+        two_epochs = [*data, *baseline, "--fine-tune-epochs", "2"]
+        refit = ["--name", f"{name}_recon", *two_epochs, "--criteria", TRIM_RECON]
         entries.append((f"{name}_recon", "trim_criteria.py", refit, recon_minutes))
+        sensitivity = ["--name", f"{name}_sens", *two_epochs, "--criteria", SENS]
+        entries.append((f"{name}_sens", "trim_criteria.py", sensitivity, recon_minutes))
         if check_minutes:
-            rates = ["--name", f"{name}_lr", *two_epochs_old_rate, "--criteria", TRIM_LR_CHECK]
+            rates = ["--name", f"{name}_lr", *two_epochs, *OLD_RATE, "--criteria", TRIM_LR_CHECK]
             entries.append((f"{name}_lr", "trim_criteria.py", rates, check_minutes))
     digits = [
         "--model",

@@ -9,7 +9,8 @@ the same budget. A variant is a criterion name, ``NAME:nokd`` for the same witho
 trimming and fine-tuning that share the fine-tune epochs (the same total training), ``NAME:lrX`` for the
 same fine-tuned at learning rate X (``taylor:lr5e-4``) instead of ``--fine-tune-lr``, or ``NAME:recon`` /
 ``NAME:norecon`` for the same with / without the layers that lost input channels refit by least squares
-after surgery (the stage's default refits only where no fine-tuning follows). The seed
+after surgery (the stage's default refits only where no fine-tuning follows), or ``NAME:sens`` for the same
+with the budget allocated by measured sensitivity (``allocation="sensitivity"``). The seed
 picks the representative images, the fine-tune's shuffling and (for ``random``) the ranking. Also measured
 on the same machine in the same process:
 
@@ -127,7 +128,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--criteria",
         help=(
-            "variants to compare, NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon or NAME:norecon "
+            "variants to compare, NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon, NAME:norecon "
+            "or NAME:sens "
             f"({FULL['criteria']})"
         ),
     )
@@ -249,10 +251,10 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
     criterion, _, suffix = variant.partition(":")
     rounds = int(suffix[len("rounds") :]) if re.fullmatch(r"rounds[1-9]", suffix) else 1
     variant_lr = _variant_lr(variant)
-    if suffix not in ("", "nokd", "steps1", "recon", "norecon") and rounds == 1 and variant_lr is None:
+    if suffix not in ("", "nokd", "steps1", "recon", "norecon", "sens") and rounds == 1 and variant_lr is None:
         raise SystemExit(
-            f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon or "
-            "NAME:norecon"
+            f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon, "
+            "NAME:norecon or NAME:sens"
         )
     if variant_lr is not None and variant_lr <= 0:
         raise SystemExit(f"{variant}: the learning rate must be above 0")
@@ -272,6 +274,7 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
         criterion=criterion,
         distill=suffix != "nokd",
         reconstruct={"recon": True, "norecon": False}.get(suffix),
+        allocation="sensitivity" if suffix == "sens" else "global",
         target_macs=target,
         **one_step,
     )
@@ -584,7 +587,8 @@ def markdown(result):
         "distillation, `C:steps1` C in one surgery, `C:roundsK` C in K rounds of trimming and fine-tuning that share "
         "the fine-tune epochs, its 'trimmed' accuracy after the first round's surgery, `C:lrX` C fine-tuned at "
         "learning rate X, `C:recon` / `C:norecon` C with / without the layers that lost input channels refit by "
-        "least squares after surgery, which the stage does by default only without fine-tuning). For the budget, "
+        "least squares after surgery, which the stage does by default only without fine-tuning, `C:sens` C with "
+        "the budget spent where the loss measured on the representative images grows least). For the budget, "
         "loss-scored channels (taylor) are ranked per MAC they free; the heuristic scores (per-layer normalised) "
         "rank as they are",
         "- Accuracy: on the val split, before fine-tuning (trimmed) and after; mean [min, max] over the seeds. "

@@ -28,7 +28,7 @@ test-all: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
 # Every benchmark below, in this order, into a fresh bench/RESULTS.md (the old one goes to
-# bench/runs/RESULTS.previous.md) with its plots: about 7 hours on 2 cores. Needs Debian's
+# bench/runs/RESULTS.previous.md) with its plots: about 7.5 hours on 2 cores. Needs Debian's
 # dataset-fashion-mnist (see system-deps). `python bench/run_all.py --list` prints the order and each one's
 # expected minutes; `--only NAME,...` runs some in place.
 bench: $(INSTALLED)

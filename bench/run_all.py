@@ -7,9 +7,9 @@ regenerates its plot. A script that fails does not stop the others: its section 
 previous file under a line saying so, and the suite exits non-zero. A last section, ``suite``, records the
 command, machine, date and minutes per script.
 
-Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 277 (the settings
+Expected time on 2 CPU cores (the scripts' own estimates): demo 6 min, trimming criteria 306 (the settings
 below), crop 35, compound shrinking 80 (reusing the crop benchmark's models, trained minutes before), QAT 12,
-prune vs trim 15, devices 5, host crop 1: about 7 hours in all (``--list`` sums them). The cropper head
+prune vs trim 15, devices 5, host crop 1: about 7.5 hours in all (``--list`` sums them). The cropper head
 comparison (``cropper_head.py``, about 100 minutes) is run on its own: its section is carried over as it was.
 
     .venv/bin/python bench/run_all.py                       # everything (make bench)
@@ -60,11 +60,11 @@ TRIM_LRS = (
 )
 TRIM_LR_CHECK = "taylor,random,taylor:lr4e-3,random:lr4e-3"  # on the other data sets: 2e-3 against 4e-3
 # (name, model, source, minutes of the check at 4e-3 (None for the digits, which get the whole sweep below),
-# minutes of the refit's comparison after fine-tuning)
+# minutes of the refit's comparison after fine-tuning, minutes of the sensitivity allocation's run)
 TRIM_ELSEWHERE = [
-    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist", 8, 8),
-    ("trim_glyphs", "resnet", "glyphs", 5, 6),
-    ("trim_digits", "resnet", "digits", None, 6),
+    ("trim_mobilenetv2", "mobilenetv2", "idx:/usr/share/datasets/fashion-mnist", 8, 8, 11),
+    ("trim_glyphs", "resnet", "glyphs", 5, 6, 6),
+    ("trim_digits", "resnet", "digits", None, 6, 6),
 ]
 RECON_MINUTES = 12  # the refit's comparison after fine-tuning on the main model
 
@@ -146,7 +146,7 @@ def trim_runs():
         ),
         ("trim_sens", "trim_criteria.py", ["--name", "trim_sens", *reuse, "--targets", "0.5", "--criteria", SENS], 6),
     ]
-    for name, model, source, check_minutes, recon_minutes in TRIM_ELSEWHERE:
+    for name, model, source, check_minutes, recon_minutes, sens_minutes in TRIM_ELSEWHERE:
         data = ["--model", model, "--source", source, "--skip-extras", *TRIM_SMALL_DATA]
         setting = [*data, "--criteria", SMALL_CRITERIA]
         entries.append((name, "trim_criteria.py", ["--name", name, *setting], 12))
@@ -157,7 +157,7 @@ def trim_runs():
         refit = ["--name", f"{name}_recon", *two_epochs, "--criteria", TRIM_RECON]
         entries.append((f"{name}_recon", "trim_criteria.py", refit, recon_minutes))
         sensitivity = ["--name", f"{name}_sens", *two_epochs, "--criteria", SENS]
-        entries.append((f"{name}_sens", "trim_criteria.py", sensitivity, recon_minutes))
+        entries.append((f"{name}_sens", "trim_criteria.py", sensitivity, sens_minutes))
         if check_minutes:
             rates = ["--name", f"{name}_lr", *two_epochs, *OLD_RATE, "--criteria", TRIM_LR_CHECK]
             entries.append((f"{name}_lr", "trim_criteria.py", rates, check_minutes))

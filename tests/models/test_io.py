@@ -34,6 +34,19 @@ def test_a_model_trained_with_tfscissors_own_loss_loads_in_plain_keras(tmp_path,
         assert "optimizer" not in h5py.File(weights, "r")  # Adam's state stays behind too
 
 
+def test_a_compiled_model_with_an_unregistered_custom_layer_still_saves(tmp_path, images):
+    class Doubler(keras.layers.Layer):  # registered nowhere: its config alone cannot rebuild it
+        def call(self, inputs):
+            return inputs * 2.0
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(Doubler()(inputs))))
+    model.compile(optimizer="adam", loss="mse")
+    save_model(model, tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects={"Doubler": Doubler}, compile=False)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     model = build_model("plain", (32, 32, 3), 4)
 

@@ -29,6 +29,8 @@ def test_stage_checks_its_options_before_working(trained_plain, tiny_data):
         run_trim(load_model(trained_plain), tiny_data, ratio=0.5, rounds=0)
     with pytest.raises(UsageError, match="max_layer_ratio"):
         run_trim(load_model(trained_plain), tiny_data, ratio=0.5, max_layer_ratio=1.5)
+    with pytest.raises(UsageError, match="samples is the number of representative images: give at least 1"):
+        run_trim(load_model(trained_plain), tiny_data, ratio=0.5, samples=0)
 
 
 @pytest.mark.slow

@@ -91,9 +91,16 @@ def save_model(model, path):
 
 
 def _uncompiled(model):
-    """``model``, or if it was compiled, a copy of its graph and weights that was not."""
+    """``model``, or if it was compiled, a copy of its graph and weights that was not.
+
+    A model its config alone cannot rebuild (a custom layer registered nowhere, a Lambda, a subclassed model)
+    is saved as it is: it needs its own code to load anyway.
+    """
     if not getattr(model, "compiled", False):
         return model
-    copy = type(model).from_config(model.get_config())
-    copy.set_weights(model.get_weights())
+    try:
+        copy = type(model).from_config(model.get_config())
+        copy.set_weights(model.get_weights())
+    except (TypeError, ValueError, NotImplementedError):
+        return model
     return copy

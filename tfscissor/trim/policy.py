@@ -401,7 +401,7 @@ def recalibrate_batch_norm(model, images, batch_size=64, names=None):
         for layer in norms:
             layer.trainable = True  # a frozen batch norm runs in inference mode even when training
         for layer in others:
-            layer.momentum = 1.0  # the passes run in training mode: the others keep their moving statistics
+            layer.trainable = False  # inference mode: they keep their statistics and normalise by them
         for index, start in enumerate(range(0, len(images), batch_size)):
             for layer in norms:
                 # moving = moving * momentum + batch * (1 - momentum): a running average over the batches.

@@ -55,6 +55,9 @@ from results import join_datasets, log, machine, plural, update_section  # noqa:
 
 RUNS = ROOT / "bench" / "runs"
 FASHION = "/usr/share/datasets/fashion-mnist"
+# The variants' fixed suffixes (besides roundsK and lrX), and how --criteria and its errors name them all.
+SUFFIXES = ("nokd", "steps1", "recon", "norecon", "sens")
+VARIANT_FORMS = "NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon, NAME:norecon or NAME:sens"
 CRITERIA = ("taylor", "relevance", "apoz", "l1", "random")
 VARIANTS = ("taylor", "relevance", "l1", "random", "taylor:nokd")
 
@@ -127,11 +130,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, help=f"seeds per criterion and target, 0..N-1 ({FULL['seeds']})")
     parser.add_argument(
         "--criteria",
-        help=(
-            "variants to compare, NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon, NAME:norecon "
-            "or NAME:sens "
-            f"({FULL['criteria']})"
-        ),
+        help=(f"variants to compare, {VARIANT_FORMS} ({FULL['criteria']})"),
     )
     parser.add_argument("--overhead-images", type=int, help=f"images per predict ({FULL['overhead_images']})")
     parser.add_argument("--overhead-reps", type=int, help=f"repetitions of each predict ({FULL['overhead_reps']})")
@@ -251,11 +250,8 @@ def trim_run(baseline_path, dataset, settings, variant, target, seed):
     criterion, _, suffix = variant.partition(":")
     rounds = int(suffix[len("rounds") :]) if re.fullmatch(r"rounds[1-9]", suffix) else 1
     variant_lr = _variant_lr(variant)
-    if suffix not in ("", "nokd", "steps1", "recon", "norecon", "sens") and rounds == 1 and variant_lr is None:
-        raise SystemExit(
-            f"unknown variant {variant!r}: NAME, NAME:nokd, NAME:steps1, NAME:roundsK, NAME:lrX, NAME:recon, "
-            "NAME:norecon or NAME:sens"
-        )
+    if suffix not in ("", *SUFFIXES) and rounds == 1 and variant_lr is None:
+        raise SystemExit(f"unknown variant {variant!r}: {VARIANT_FORMS}")
     if variant_lr is not None and variant_lr <= 0:
         raise SystemExit(f"{variant}: the learning rate must be above 0")
     if settings["fine_tune_epochs"] % rounds:

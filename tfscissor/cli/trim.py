@@ -93,7 +93,7 @@ from tfscissor.trim.defaults import ALLOCATIONS, FINE_TUNE_LR, MAX_LAYER_RATIO, 
     "--exclude",
     multiple=True,
     metavar="LAYER",
-    help="Layer whose output channels must stay (and its input channels where it is shared or has no handler); repeatable.",
+    help="Layer whose output channels must stay (its inputs' too if it is shared or unknown); repeatable.",
 )
 @click.option(
     "--samples",

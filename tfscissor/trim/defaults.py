@@ -11,6 +11,13 @@ ALLOCATIONS = ("global", "sensitivity")
 # ranking can strip a layer to a channel or two, and the model collapses before fine-tuning can help.
 MAX_LAYER_RATIO = 0.75
 
+
+def layer_limit(max_layer_ratio, name):
+    """The largest fraction group ``name`` may lose under ``max_layer_ratio``: one number for every group, or a
+    mapping group -> number in which a group not named has no limit."""
+    return max_layer_ratio.get(name, 1.0) if isinstance(max_layer_ratio, dict) else max_layer_ratio
+
+
 # Surgeries per round by default: the evidence is measured again after each, on the partly trimmed model.
 # Re-measuring between smaller surgeries keeps more before any fine-tuning: on the benchmark ResNet at 90% of
 # the MACs, 0.7115 in five steps against 0.6864 in one (mean of 3 seeds, baseline 0.7455; bench/RESULTS.md).

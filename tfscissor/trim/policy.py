@@ -9,7 +9,7 @@ from tfscissor.errors import UsageError
 from tfscissor.models.graph import has_nested_models, inline_nested
 from tfscissor.trim.budget import CostModel
 from tfscissor.trim.criteria import get_criterion, measures_loss
-from tfscissor.trim.defaults import ALLOCATIONS, check_policy
+from tfscissor.trim.defaults import ALLOCATIONS, check_policy, layer_limit
 from tfscissor.trim.dependency import ChannelGraph
 from tfscissor.trim.groups import groups_of
 from tfscissor.trim.sensitivity import measure_sensitivity, sensitivity_scores
@@ -56,12 +56,8 @@ def _finalise(count, channels, round_to, min_channels):
 def _floors(scores, min_channels, max_layer_ratio):
     """The fewest channels each group keeps: ``min_channels``, and what ``max_layer_ratio`` (one number, or
     group -> number) leaves."""
-
-    def ratio(name):
-        return max_layer_ratio.get(name, 1.0) if isinstance(max_layer_ratio, dict) else max_layer_ratio
-
     return {
-        name: min(len(s), max(min_channels, int(np.ceil((1.0 - ratio(name)) * len(s) - 1e-9))))
+        name: min(len(s), max(min_channels, int(np.ceil((1.0 - layer_limit(max_layer_ratio, name)) * len(s) - 1e-9))))
         for name, s in scores.items()
     }
 
@@ -222,9 +218,9 @@ def trim_model(
     with ``protect_stem`` the channels made by the layers that read the model's input (and everything tied to
     them) stay, as ``exclude``d layers' do. The classifier's outputs always stay. ``allocation="sensitivity"`` measures, on
     ``calibration`` (images, labels or None), each group's loss when a quarter, half and three quarters of
-    its lowest-scored channels go (those its limit allows), and spends the budget where the measured loss grows least; ``"global"``
-    ranks all channels by score alone. A MACs or parameter target the limits cannot reach is refused, or with
-    ``allow_short`` (a step of a longer trim) approached as far as they allow.
+    its lowest-scored channels go (those its limit allows), and spends the budget where the measured loss
+    grows least; ``"global"`` ranks all channels by score alone. A MACs or parameter target the limits cannot
+    reach is refused, or with ``allow_short`` (a step of a longer trim) approached as far as they allow.
 
     This is the surgery alone and does what it is told: the measured defaults that users get (the
     ``taylor`` criterion, a layer limit, the stem protected, batch norms re-estimated, several steps) are

@@ -9,6 +9,7 @@ The same measurement names the groups that cost most when a trim goes wrong.
 import numpy as np
 
 from tfscissor.models.training import are_probabilities
+from tfscissor.trim.defaults import layer_limit
 
 LEVELS = (0.25, 0.5, 0.75)
 
@@ -54,12 +55,7 @@ def measure_sensitivity(groups, scores, build, images, labels=None, *, max_layer
     channels ``kept`` (group -> indices)."""
     full = {group.name: np.arange(group.channels) for group in groups}
     base = classification_loss(build(full), images, labels)
-    measured = {
-        group.name: _levels(
-            max_layer_ratio.get(group.name, 1.0) if isinstance(max_layer_ratio, dict) else max_layer_ratio, levels
-        )
-        for group in groups
-    }
+    measured = {group.name: _levels(layer_limit(max_layer_ratio, group.name), levels) for group in groups}
     curves = {group.name: ([0.0], [0.0]) for group in groups}
     for fraction in sorted({fraction for fractions in measured.values() for fraction in fractions}):
         kept = {

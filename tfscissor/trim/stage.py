@@ -11,12 +11,7 @@ from tfscissor.models.training import check_input, evaluate_classifier, steps_in
 from tfscissor.progress import note, progress_bar
 from tfscissor.trim.criteria import DEFAULT_CRITERION, get_criterion
 from tfscissor.trim.defaults import FINE_TUNE_LR, MAX_LAYER_RATIO, STEPS, check_policy
-from tfscissor.trim.policy import (
-    check_limits,
-    check_reachable,
-    recalibrate_batch_norm,
-    trim_classifier,
-)
+from tfscissor.trim.policy import check_limits, check_reachable, recalibrate_batch_norm, trim_classifier
 from tfscissor.trim.sensitivity import classification_loss, group_losses
 
 
@@ -75,8 +70,8 @@ def run_trim(
     (see :func:`trim_model`) holds for the whole trim, counted on the original model. With ``distill``,
     fine-tuning learns from the untrimmed model's outputs as well as the labels
     (:func:`tfscissor.models.training.distillation_loss`); batch norms that the fine-tune was too short to
-    settle are re-estimated after it (:func:`stale_batch_norms`). With ``reconstruct``, each round's surgery ends
-    with a least-squares refit of the layers that lost input channels, against the round's untrimmed model
+    settle are re-estimated after it (:func:`stale_batch_norms`). With ``reconstruct``, each round's surgery
+    ends with a least-squares refit of the layers that lost input channels, against the round's untrimmed model
     on the representative images (:func:`tfscissor.trim.reconstruction.reconstruct`); None (the default)
     refits only where no fine-tuning follows. The steps then choose the channels, and the refit sets the weights
     of the round's model from its starting model (batch-norm statistics included), replacing the steps' mean
@@ -241,9 +236,9 @@ def run_trim(
 
 
 # A batch norm's moving statistics keep momentum ** steps of what they held before a fine-tune of that many
-# steps. Above this share they still describe the model before the fine-tune: with Keras's default momentum (0.99), a
-# fine-tune of 100 steps leaves 37% (a small model checked that way fell from 1.0 to 0.70 after its fine-tune,
-# and re-estimating gave it all back). tfscissor's own builders (momentum 0.9) settle within 44 steps.
+# steps. Above this share they still describe the model before the fine-tune: with Keras's default momentum
+# (0.99), a fine-tune of 100 steps leaves 37% (a small model checked that way fell from 1.0 to 0.70 after its
+# fine-tune, and re-estimating gave it all back). tfscissor's own builders (momentum 0.9) settle within 44 steps.
 STALE_STATISTICS = 0.01
 
 
